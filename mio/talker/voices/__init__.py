@@ -1,0 +1,1 @@
+"""talker voices package."""

@@ -1,0 +1,1 @@
+"""thinker llm package."""
