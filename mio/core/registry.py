@@ -14,9 +14,8 @@ from mio.core.errors import BackendError
 
 _REGISTRY: dict[str, dict[str, str]] = {
     "thinker": {
-        "llama": "mio.thinker.llm.llama:LlamaCppThinker",
-        "openai": "mio.thinker.llm.openai_compat:OpenAIThinker",
-        "echo": "mio.thinker.llm.scripted:ScriptedThinker",
+        "llama": "mio.thinker.llm.llama:LlamaCppLLM",
+        "openai": "mio.thinker.llm.openai_compat:OpenAICompatLLM",
     },
     "talker": {
         "hibari": "mio.talker.voices.hibari:HibariVoice",

@@ -1,0 +1,20 @@
+# Mio: two commands on a fresh machine.
+#   make demo   installs everything the first time (Debian packages, .venv, models), then renders out/demo.mp4
+#   make test   installs if needed, then runs the test suite
+PY := .venv/bin/python
+.PHONY: setup demo test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m mio.cli demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check mio tests
+
+bench: setup
+	$(PY) -m mio.cli bench pipeline

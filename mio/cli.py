@@ -1,0 +1,242 @@
+"""The `mio` command: demo | say | chat | bench | info.
+
+    mio demo                       # scripted exchange with the default character -> out/demo.mp4
+    mio say "Hello there" -o hi.mp4
+    mio chat --record talk.mp4
+    mio bench pipeline             # latency / real-time factors -> out/bench/pipeline.json
+    mio info                       # config, backends, where things are
+
+Every command takes --config FILE and --set section.key=value overrides, e.g.
+`--set talker.backend=piper --set render.camera=upper_body`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from mio.core.errors import MioError
+
+DEMO_USER_LINES = (
+    "Hi Mio! How are you today?",
+    "What do you like to talk about?",
+)
+
+
+def _say(msg: str) -> None:
+    print(f"\033[2m[mio]\033[0m {msg}", file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace):
+    from mio.core.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "character", None):
+        overrides.append(f"character={args.character}")
+    return load_config(args.config, overrides)
+
+
+def _models(cfg, *, asr: bool = False):
+    from mio.runtime.session import Models
+
+    t0 = time.perf_counter()
+    models = Models(cfg, asr=asr, progress=_say)
+    _say(f"models ready in {time.perf_counter() - t0:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in models.load_times.items())})")
+    return models
+
+
+def _print_timings(conv, wall: float) -> dict:
+    summary = conv.session.stats.summary()
+    print("\nper-stage timings (wall time; RTF = compute time / media time):")
+    for name, st in summary["stages"].items():
+        rtf = f"  RTF {st['rtf']:.3f}" if st["rtf"] is not None else ""
+        print(f"  {name:<22} calls {st['calls']:>5}  median {st['median_ms']:>9.2f} ms{rtf}")
+    for i, t in enumerate(conv.turns, 1):
+        ttfa = f"{t.ttfa:.2f} s" if t.ttfa is not None else "-"
+        ttfv = f"{t.ttfv:.2f} s" if t.ttfv is not None else "-"
+        print(f"  turn {i}: first audio after {ttfa}, first video frame after {ttfv}")
+    print(f"  total wall time {wall:.1f} s")
+    return summary
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from mio.runtime.offline import OfflineConversation
+
+    cfg = _config(args)
+    out = Path(args.output)
+    models = _models(cfg, asr=not args.typed)
+    user_voice = None
+    if not args.typed:
+        from mio.core import registry
+        from mio.core.config import TalkerConfig
+
+        _say("loading the user's voice (piper, joe) ...")
+        user_voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
+    conv = OfflineConversation(models, on_clause=lambda c: print(f"  {models.character.name}: {c.text}"
+                                                                 f"   \033[2m[{c.emotion.label}, {c.gesture or '-'}]\033[0m"))
+    t0 = time.perf_counter()
+    await conv.start()
+    try:
+        for line in args.lines or DEMO_USER_LINES:
+            if user_voice is None:
+                print(f"you (typed): {line}")
+                await conv.say_text(line)
+            else:
+                speech = user_voice.synthesize(line)
+                print(f"you (spoken): {line}")
+                res = await conv.say_audio(speech.samples, speech.sample_rate)
+                print(f"  (heard: {res.user!r})")
+    finally:
+        _say(f"writing {out} ...")
+        await conv.close(str(out))
+        models.close()
+    wall = time.perf_counter() - t0
+    summary = _print_timings(conv, wall)
+    timings_path = out.with_suffix(".timings.json")
+    timings_path.write_text(json.dumps({"turns": [t.__dict__ for t in conv.turns], **summary}, indent=2))
+    print(f"\nwrote {out} ({conv.recorder.duration:.1f} s of video) and {timings_path}")
+    return 0 if not conv.session.errors else 1
+
+
+async def _say_cmd(args: argparse.Namespace) -> int:
+    from mio.runtime.offline import OfflineConversation
+
+    cfg = _config(args)
+    models = _models(cfg)
+    conv = OfflineConversation(models, on_clause=lambda c: print(f"{models.character.name}: {c.text}"))
+    t0 = time.perf_counter()
+    await conv.start()
+    try:
+        await conv.say_text(args.text)
+    finally:
+        await conv.close(args.output)
+        models.close()
+    if args.timings:
+        _print_timings(conv, time.perf_counter() - t0)
+    print(f"wrote {args.output}")
+    for e in conv.session.errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 0 if not conv.session.errors else 1
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from mio.runtime.offline import OfflineConversation
+
+    cfg = _config(args)
+    models = _models(cfg)
+    name = models.character.name
+    conv = OfflineConversation(models, on_clause=lambda c: print(f"{name}: {c.text}", flush=True))
+    await conv.start()
+    print(f"{name}: {models.character.greeting}\n(type a message; /quit or Ctrl-D to leave)")
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = await loop.run_in_executor(None, _read_line)
+            if line is None or line.strip() in ("/quit", "/exit"):
+                break
+            if not line.strip():
+                continue
+            try:
+                await conv.say_text(line)
+            except MioError as e:
+                print(f"error: {e}", file=sys.stderr)
+    finally:
+        await conv.close(args.record)
+        models.close()
+    if args.record:
+        print(f"wrote {args.record}")
+    return 0
+
+
+def _read_line() -> str | None:
+    try:
+        return input("you: ")
+    except EOFError:
+        return None
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    from mio.bench.pipeline import bench_pipeline
+
+    cfg = _config(args)
+    result = await bench_pipeline(cfg, turns=args.turns, progress=_say)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["summary"], indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from mio.core import registry
+    from mio.core.config import to_dict
+
+    cfg = _config(args)
+    print(json.dumps({"config": to_dict(cfg),
+                      "backends": {m: registry.names(m) for m in ("thinker", "talker", "face", "body", "render")}},
+                     indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="YAML/JSON file with config overrides")
+    common.add_argument("--set", metavar="KEY=VALUE", action="append",
+                        help="override one setting, e.g. --set talker.backend=piper (repeatable)")
+    common.add_argument("--character", help="character pack: a folder under stories/ or a path")
+
+    p = argparse.ArgumentParser(prog="mio", description="Mio: an interactive digital human that runs offline on a CPU.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", parents=[common], help="a short scripted exchange rendered to out/demo.mp4")
+    d.add_argument("-o", "--output", default="out/demo.mp4")
+    d.add_argument("--typed", action="store_true", help="type the user's lines instead of speaking them")
+    d.add_argument("--line", dest="lines", action="append", help="a user line (repeatable; replaces the script)")
+    d.set_defaults(func=_demo)
+
+    s = sub.add_parser("say", parents=[common], help="the character answers TEXT, rendered to an MP4")
+    s.add_argument("text")
+    s.add_argument("-o", "--output", default="out/say.mp4")
+    s.add_argument("--timings", action="store_true", help="print per-stage timings")
+    s.set_defaults(func=_say_cmd)
+
+    c = sub.add_parser("chat", parents=[common], help="talk with the character in the terminal")
+    c.add_argument("--record", metavar="FILE.mp4", help="record the conversation as video")
+    c.set_defaults(func=_chat)
+
+    b = sub.add_parser("bench", parents=[common], help="benchmarks that write JSON")
+    bsub = b.add_subparsers(dest="suite", required=True)
+    bp = bsub.add_parser("pipeline", parents=[common], help="TTFA, first video frame, per-stage RTF (live clock)")
+    bp.add_argument("--turns", type=int, default=6)
+    bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
+    bp.set_defaults(func=_bench)
+
+    i = sub.add_parser("info", parents=[common], help="show the resolved config and available backends")
+    i.set_defaults(func=_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except MioError as e:
+        print(f"mio: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The pipeline stages of one session: ASR -> Thinker -> Talker -> FrameClock -> Face -> Body -> Render.
+
+Each stage keeps its per-session state here and uses shared, already-loaded backends (weights
+load once per process, see `mio.runtime.session.Models`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from mio.core.clock import MediaClock, SessionClock
+from mio.core.frames import (
+    AudioChunk,
+    BodyFrame,
+    EndOfStream,
+    EndOfTurn,
+    FaceFrame,
+    Frame,
+    Interrupt,
+    PlanChunk,
+    StartOfTurn,
+    Tick,
+    UserAudio,
+    UserText,
+    VideoFrame,
+)
+from mio.core.layouts import VIDEO_FPS
+from mio.runtime.pipeline import Processor
+from mio.runtime.stats import Stats
+
+
+class ASRProcessor(Processor):
+    """Collects the user's audio of one utterance and transcribes it at the user's EndOfTurn."""
+
+    name = "asr"
+
+    def __init__(self, asr, stats: Stats) -> None:  # asr: mio.talker.asr.WhisperASR
+        super().__init__()
+        self.asr, self.stats = asr, stats
+        self._buf: list[UserAudio] = []
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if isinstance(frame, UserAudio):
+            self._buf.append(frame)
+            yield frame
+        elif isinstance(frame, EndOfTurn) and frame.role == "user" and self._buf:
+            sr = self._buf[0].sample_rate
+            audio = np.concatenate([b.samples for b in self._buf])
+            self._buf = []
+            with self.stats.time("asr", media=len(audio) / sr):
+                text = await self.run_blocking(self.asr.transcribe, audio, sr)
+            yield frame
+            if text.strip():
+                yield UserText(text=text.strip(), session_id=frame.session_id, pts=frame.pts)
+        else:
+            yield frame
+
+
+class ThinkerProcessor(Processor):
+    """UserText -> StartOfTurn, PlanChunk*, EndOfTurn. Streams clauses as the LLM writes them."""
+
+    name = "thinker"
+
+    def __init__(self, thinker, conversation, stats: Stats) -> None:
+        super().__init__()
+        self.thinker, self.conv, self.stats = thinker, conversation, stats
+        self.turn_id = 0
+        self._stop = threading.Event()
+
+    async def start(self) -> None:
+        with self.stats.time("thinker_warm"):
+            await self.run_blocking(self.thinker.warm, self.conv)
+
+    def _produce(self, text: str, loop: asyncio.AbstractEventLoop, q: asyncio.Queue) -> None:
+        try:
+            for clause in self.thinker.reply(self.conv, text):
+                if self._stop.is_set():
+                    break
+                loop.call_soon_threadsafe(q.put_nowait, clause)
+        except BaseException as e:  # noqa: BLE001 - handed to the event loop
+            loop.call_soon_threadsafe(q.put_nowait, e)
+        loop.call_soon_threadsafe(q.put_nowait, None)
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if not isinstance(frame, UserText):
+            yield frame
+            return
+        text = self.thinker.check_input(frame.text)
+        self.turn_id += 1
+        turn, sid = self.turn_id, frame.session_id
+        yield frame  # the transcript, for transports that show it
+        yield StartOfTurn(turn_id=turn, session_id=sid, pts=frame.pts)
+        self._stop.clear()
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+        t0 = time.perf_counter()
+        worker = loop.run_in_executor(None, self._produce, text, loop, q)
+        said: list[str] = []
+        try:
+            index = 0
+            while True:
+                item = await q.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if index == 0:
+                    self.stats.add("thinker_first_clause", time.perf_counter() - t0)
+                said.append(item.text)
+                yield PlanChunk(turn_id=turn, index=index, text=item.text, emotion=item.emotion,
+                                gesture=item.gesture, camera=item.camera, session_id=sid, pts=frame.pts)
+                index += 1
+            self.stats.add("thinker_turn", time.perf_counter() - t0)
+        finally:
+            self._stop.set()
+            await asyncio.shield(worker)
+            self.conv.add("user", text)
+            self.conv.add("assistant", " ".join(said))
+        yield EndOfTurn(turn_id=turn, session_id=sid, pts=frame.pts, text=" ".join(said))
+
+    async def on_interrupt(self, frame: Interrupt) -> None:
+        self._stop.set()
+        # What the user actually heard replaces the full reply in short-term memory.
+        turns = self.conv.turns
+        if frame.heard_text is not None and turns and turns[-1].role == "assistant":
+            heard = frame.heard_text.strip()
+            if heard != turns[-1].text:
+                turns[-1].text = (heard + " ...") if heard else "(interrupted before speaking)"
+
+
+class TalkerProcessor(Processor):
+    """PlanChunk -> (PlanChunk re-stamped, AudioChunk): speech per clause, placed on the session clock."""
+
+    name = "talker"
+
+    def __init__(self, voice, clock: SessionClock, stats: Stats, response_gap: float = 0.35) -> None:
+        super().__init__()
+        self.voice, self.clock, self.stats = voice, clock, stats
+        self.response_gap = response_gap
+        self.playhead = 0.0  # end of the speech already scheduled
+        self.user_end = 0.0  # end of the user's latest audio
+        self._turn: int | None = None
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if isinstance(frame, UserAudio):
+            self.user_end = max(self.user_end, frame.pts + frame.duration)
+            yield frame
+            return
+        if not isinstance(frame, PlanChunk):
+            yield frame
+            return
+        t0 = time.perf_counter()
+        speech = await self.run_blocking(self.voice.synthesize, frame.text, frame.emotion)
+        self.stats.add("talker", time.perf_counter() - t0, media=speech.duration)
+        start = max(self.playhead, self.clock.now())
+        if frame.turn_id != self._turn:  # a new reply starts after the user stopped speaking
+            self._turn = frame.turn_id
+            start = max(start, self.user_end + self.response_gap)
+            if self.clock.realtime:
+                start = max(start, self.clock.now() + 0.04)  # ready for the next video frame
+        self.playhead = start + speech.duration
+        frame.pts = start
+        yield frame
+        yield AudioChunk(samples=speech.samples, sample_rate=speech.sample_rate, turn_id=frame.turn_id,
+                         text=frame.text, words=speech.words, phones=speech.phones, emotion=frame.emotion,
+                         session_id=frame.session_id, pts=start)
+
+    async def on_interrupt(self, frame: Interrupt) -> None:
+        self.playhead = self.clock.now()
+
+
+class FrameClock(Processor):
+    """Emits a `Tick` for every video frame that is due.
+
+    Live (wall clock): a timer task ticks at `fps`, skipping frames when the stages behind it
+    fall behind (so the stream stays real time). Offline (media clock): ticks cover the media
+    that exists: every audio chunk and user audio is followed by the ticks up to its end, and a
+    finished reply by a short tail so the avatar settles.
+    """
+
+    name = "frame_clock"
+
+    def __init__(self, clock: SessionClock, stats: Stats, fps: float = VIDEO_FPS, tail: float = 0.6,
+                 max_backlog: int = 6) -> None:
+        super().__init__()
+        self.clock, self.stats, self.fps, self.tail = clock, stats, fps, tail
+        self.max_backlog = max_backlog
+        self.index = 0  # next frame to tick
+        self.horizon = 0.0
+        self.skipped = 0
+        self._timer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.clock.realtime:
+            self._timer = asyncio.create_task(self._tick_live())
+
+    async def _tick_live(self) -> None:
+        while True:
+            due = self.index / self.fps
+            delay = due - self.clock.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            backlog = len(self.next.inbox) if self.next is not None else 0
+            if backlog > self.max_backlog:
+                self.skipped += 1
+            else:
+                await self.push(Tick(index=self.index, pts=due))
+            self.index += 1
+
+    def _ticks_until(self, t: float) -> list[Tick]:
+        out = []
+        while self.index / self.fps < t - 1e-9:
+            out.append(Tick(index=self.index, pts=self.index / self.fps))
+            self.index += 1
+        if isinstance(self.clock, MediaClock):
+            self.clock.advance_to(self.index / self.fps)
+        return out
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        yield frame
+        if self.clock.realtime:
+            return
+        if isinstance(frame, AudioChunk):
+            self.horizon = max(self.horizon, frame.end)
+        elif isinstance(frame, UserAudio):
+            self.horizon = max(self.horizon, frame.pts + frame.duration)
+        elif isinstance(frame, EndOfTurn) and frame.role == "assistant":
+            self.horizon = max(self.horizon, self.clock.now()) + self.tail
+        elif isinstance(frame, EndOfStream):
+            pass
+        else:
+            return
+        for tick in self._ticks_until(self.horizon):
+            yield tick
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class FaceProcessor(Processor):
+    """Feeds both audio tracks to the face session; on each Tick emits a FaceFrame (§3)."""
+
+    name = "face"
+
+    def __init__(self, face_session, clock: SessionClock, stats: Stats) -> None:
+        super().__init__()
+        self.face, self.clock, self.stats = face_session, clock, stats
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if isinstance(frame, AudioChunk):
+            self.face.push_agent_audio(frame)
+        elif isinstance(frame, UserAudio):
+            self.face.push_user_audio(frame)
+        elif isinstance(frame, PlanChunk):
+            self.face.set_emotion(frame.emotion, frame.pts)
+        elif isinstance(frame, Tick):
+            with self.stats.time("face", media=1 / VIDEO_FPS):
+                values = self.face.frame(frame.pts)
+            yield FaceFrame(values=values, layout=self.face.layout.name, session_id=frame.session_id, pts=frame.pts)
+        yield frame
+
+    async def on_interrupt(self, frame: Interrupt) -> None:
+        self.face.interrupt(self.clock.now())
+
+
+class BodyProcessor(Processor):
+    """Sets gesture prompts from the plan at their times; on each Tick emits a BodyFrame (§4)."""
+
+    name = "body"
+
+    def __init__(self, body_session, clock: SessionClock, stats: Stats) -> None:
+        super().__init__()
+        self.body, self.clock, self.stats = body_session, clock, stats
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if isinstance(frame, PlanChunk) and frame.gesture:
+            self.body.set_prompt(frame.gesture, frame.pts)
+        elif isinstance(frame, Tick):
+            with self.stats.time("body", media=1 / VIDEO_FPS):
+                pose = self.body.frame(frame.pts)
+            yield BodyFrame(features=pose.features, joints=pose.joints, session_id=frame.session_id, pts=frame.pts)
+        yield frame
+
+    async def on_interrupt(self, frame: Interrupt) -> None:
+        self.body.set_prompt(None, self.clock.now())
+
+
+class RenderProcessor(Processor):
+    """Renders the latest face and body parameters at each Tick into a VideoFrame (§5)."""
+
+    name = "render"
+
+    def __init__(self, renderer, stats: Stats, camera=None) -> None:
+        super().__init__()
+        self.renderer, self.stats, self.camera = renderer, stats, camera
+        self._face: np.ndarray | None = None
+        self._joints: np.ndarray | None = None
+        self._lock = threading.Lock()  # one GL context may be shared by sessions
+
+    def _render(self, face: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+        with self._lock:
+            return self.renderer.render(face, joints, self.camera)
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if isinstance(frame, FaceFrame):
+            self._face = frame.values
+            yield frame
+        elif isinstance(frame, BodyFrame):
+            self._joints = frame.joints
+            yield frame
+        elif isinstance(frame, Tick):
+            if self._face is None:
+                return
+            t0 = time.perf_counter()
+            image = await self.run_blocking(self._render, self._face, self._joints)
+            self.stats.add("render", time.perf_counter() - t0, media=1 / VIDEO_FPS)
+            yield VideoFrame(image=image, index=frame.index, session_id=frame.session_id, pts=frame.pts)
+        else:
+            yield frame

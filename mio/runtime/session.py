@@ -1,0 +1,253 @@
+"""Sessions: shared weights (`Models`, loaded once per process) and per-conversation state (`Session`).
+
+Following the load -> create_context -> handle -> destroy_context life of OpenAvatarChat's
+handlers: `Models` holds every backend's weights; each `Session` makes its own conversation
+memory, face/body streaming state, clock and pipeline, so sessions never see each other's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mio.core import registry
+from mio.core.clock import MediaClock, SessionClock, WallClock
+from mio.core.config import MioConfig
+from mio.core.errors import InputError
+from mio.core.frames import (
+    AudioChunk,
+    EndOfStream,
+    EndOfTurn,
+    ErrorFrame,
+    Frame,
+    Interrupt,
+    UserAudio,
+    UserText,
+    VideoFrame,
+)
+from mio.runtime.pipeline import Pipeline
+from mio.runtime.processors import (
+    ASRProcessor,
+    BodyProcessor,
+    FaceProcessor,
+    FrameClock,
+    RenderProcessor,
+    TalkerProcessor,
+    ThinkerProcessor,
+)
+from mio.runtime.stats import Stats
+from mio.thinker.persona import Character, load_character
+from mio.thinker.thinker import Thinker
+
+MAX_USER_AUDIO_S = 60.0
+
+
+class RenderWorker:
+    """Owns the renderer on one dedicated thread: a GL context stays on the thread that made it."""
+
+    def __init__(self, factory: Callable[[], object]) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mio-render")
+        self.renderer = self._pool.submit(factory).result()
+
+    def render(self, face, joints, camera=None) -> np.ndarray:
+        return self._pool.submit(self.renderer.render, face, joints, camera).result()
+
+    @property
+    def width(self) -> int:
+        return self.renderer.width
+
+    @property
+    def height(self) -> int:
+        return self.renderer.height
+
+    def close(self) -> None:
+        self._pool.submit(self.renderer.close).result()
+        self._pool.shutdown()
+
+
+class Models:
+    """Every backend's weights, loaded once per process and shared by all sessions."""
+
+    def __init__(self, config: MioConfig, *, asr: bool = False, progress: Callable[[str], None] | None = None,
+                 character: Character | None = None) -> None:
+        self.config = config
+        self.character = character or load_character(config.character)
+        say = progress or (lambda msg: None)
+        self.load_times: dict[str, float] = {}
+
+        def timed(name: str, fn: Callable[[], object]) -> object:
+            say(f"loading {name} ...")
+            t0 = time.perf_counter()
+            obj = fn()
+            self.load_times[name] = round(time.perf_counter() - t0, 3)
+            return obj
+
+        cfg = config
+        self.thinker: Thinker = timed(f"thinker ({cfg.thinker.backend})", lambda: Thinker(cfg.thinker))
+        self.voice = timed(f"talker ({cfg.talker.backend})", lambda: registry.create("talker", cfg.talker.backend, cfg.talker))
+        self.face = timed(f"face ({cfg.face.backend})", lambda: registry.create("face", cfg.face.backend, cfg.face))
+        self.body = timed(f"body ({cfg.body.backend})", lambda: registry.create("body", cfg.body.backend, cfg.body))
+        self.renderer = timed(
+            f"renderer ({cfg.render.backend})",
+            lambda: RenderWorker(lambda: registry.create("render", cfg.render.backend, cfg.render)),
+        )
+        self.asr = None
+        if asr:
+            from mio.talker.asr import WhisperASR
+
+            self.asr = timed("asr (whisper tiny.en)", WhisperASR)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+@dataclass
+class TurnTiming:
+    t_input: float  # wall time the user's turn was complete
+    first_audio: float | None = None  # wall time of the reply's first AudioChunk
+    first_audio_pts: float | None = None
+    first_video: float | None = None  # wall time of the first VideoFrame at/after first_audio_pts
+
+
+class Session:
+    """One conversation: its own memory, streaming state, clock and pipeline over shared `Models`."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, models: Models, *, realtime: bool = False, user_id: str = "guest",
+                 on_frame: Callable[[Frame], Awaitable[None]] | None = None, seed: int | None = None) -> None:
+        self.models = models
+        self.id = f"s{next(self._ids)}-{uuid.uuid4().hex[:6]}"
+        self.user_id = user_id
+        self.clock: SessionClock = WallClock() if realtime else MediaClock()
+        self.stats = Stats()
+        self.conversation = models.thinker.new_conversation(models.character)
+        seed = models.config.seed if seed is None else seed
+        self.face = models.face.new_session(seed)
+        self.body = models.body.new_session(seed)
+        self.on_frame = on_frame
+        self.timings: list[TurnTiming] = []
+        self.errors: list[str] = []
+        self._spoken: list[AudioChunk] = []  # this turn's audio, for what-was-heard on barge-in
+        self._turn_done = asyncio.Event()
+        self._turn_done.set()
+        procs = []
+        if models.asr is not None:
+            procs.append(ASRProcessor(models.asr, self.stats))
+        procs += [
+            ThinkerProcessor(models.thinker, self.conversation, self.stats),
+            TalkerProcessor(models.voice, self.clock, self.stats),
+            FrameClock(self.clock, self.stats, fps=models.config.fps),
+            FaceProcessor(self.face, self.clock, self.stats),
+            BodyProcessor(self.body, self.clock, self.stats),
+            RenderProcessor(models.renderer, self.stats),
+        ]
+        self.pipeline = Pipeline(procs, self._output)
+
+    # -- output side --------------------------------------------------------------------
+    async def _output(self, frame: Frame) -> None:
+        now = time.perf_counter()
+        timing = self.timings[-1] if self.timings else None
+        if isinstance(frame, AudioChunk):
+            self._spoken.append(frame)
+            if timing is not None and timing.first_audio is None:
+                timing.first_audio, timing.first_audio_pts = now, frame.pts
+        elif isinstance(frame, VideoFrame):
+            if timing and timing.first_audio_pts is not None and timing.first_video is None \
+                    and frame.pts >= timing.first_audio_pts - 1e-6:
+                timing.first_video = now
+        elif isinstance(frame, EndOfTurn) and frame.role == "assistant":
+            self._turn_done.set()
+        elif isinstance(frame, ErrorFrame):
+            self.errors.append(frame.message)
+            if self.timings:
+                self._turn_done.set()
+        if self.on_frame is not None:
+            await self.on_frame(frame)
+
+    def heard_text(self, t: float) -> str:
+        """The words of this turn's speech whose start is before session time t."""
+        words: list[str] = []
+        for chunk in self._spoken:
+            if chunk.pts >= t:
+                break
+            if chunk.end <= t or not chunk.words:
+                words.append(chunk.text if chunk.end <= t else " ".join(chunk.text.split()[: max(
+                    1, int(len(chunk.text.split()) * (t - chunk.pts) / max(chunk.duration, 1e-6)))]))
+            else:
+                words += [w.label for w in chunk.words if chunk.pts + w.start < t]
+        return " ".join(words)
+
+    # -- input side ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.pipeline.start()
+
+    async def send_text(self, text: str) -> None:
+        """The user typed `text`. Barges in if the avatar is still talking."""
+        text = self.models.thinker.check_input(text)
+        if not self._turn_done.is_set() or self._speaking():
+            await self.interrupt()
+        self._begin_turn()
+        await self.pipeline.put(UserText(text=text, user_id=self.user_id, session_id=self.id, pts=self.clock.now()))
+
+    async def send_user_audio(self, samples: np.ndarray, sample_rate: int, pts: float | None = None,
+                              end_of_turn: bool = False) -> None:
+        samples = check_audio(samples, sample_rate)
+        t = self.clock.now() if pts is None else pts
+        if isinstance(self.clock, MediaClock):
+            self.clock.advance_to(t)
+        await self.pipeline.put(UserAudio(samples=samples, sample_rate=sample_rate, session_id=self.id, pts=t))
+        if end_of_turn:
+            self._begin_turn()
+            await self.pipeline.put(EndOfTurn(turn_id=0, role="user", session_id=self.id,
+                                              pts=t + len(samples) / sample_rate))
+
+    def _begin_turn(self) -> None:
+        self._spoken = []
+        self._turn_done.clear()
+        self.timings.append(TurnTiming(t_input=time.perf_counter()))
+
+    def _speaking(self) -> bool:
+        return bool(self._spoken) and self._spoken[-1].end > self.clock.now()
+
+    async def interrupt(self) -> Interrupt:
+        frame = Interrupt(session_id=self.id, pts=self.clock.now(), heard_text=self.heard_text(self.clock.now()))
+        await self.pipeline.put(frame)
+        self._turn_done.set()
+        return frame
+
+    async def wait_turn(self, timeout: float = 120.0) -> None:
+        await asyncio.wait_for(self._turn_done.wait(), timeout)
+
+    async def close(self) -> None:
+        try:
+            await self.pipeline.put(EndOfStream(session_id=self.id, pts=self.clock.now()))
+            await asyncio.wait_for(self.pipeline.wait(), 60)
+        finally:
+            await self.pipeline.stop()
+
+
+def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Validate user audio: mono float PCM at a sensible rate, finite, not empty, not huge."""
+    if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 48000:
+        raise InputError(f"audio sample rate {sample_rate!r} is not supported (8000-48000 Hz)")
+    a = np.asarray(samples)
+    if a.ndim != 1:
+        raise InputError(f"audio must be mono (1-D), got shape {a.shape}")
+    if a.size == 0:
+        raise InputError("audio is empty")
+    if a.size > MAX_USER_AUDIO_S * sample_rate:
+        raise InputError(f"audio is {a.size / sample_rate:.1f} s long; the limit is {MAX_USER_AUDIO_S:.0f} s per chunk")
+    if a.dtype.kind == "i":
+        a = a.astype(np.float32) / np.iinfo(a.dtype).max
+    a = a.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(a)):
+        raise InputError("audio contains NaN or infinite samples")
+    return np.clip(a, -1.0, 1.0)

