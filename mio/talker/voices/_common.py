@@ -1,0 +1,122 @@
+"""What every embedded voice shares: text checks, emotion prosody, resampling and timings.
+
+A backend implements `_render(text, prosody) -> (samples, rate)`; `EmbeddedVoice.synthesize`
+does the rest: validates the clause, turns the emotion into speed/pitch factors, resamples to
+`TalkerConfig.sample_rate` (24 kHz) and adds word/phone timings (pocketsphinx forced alignment,
+or an estimate when `TalkerConfig.align` is off or alignment fails).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from mio.core.config import TalkerConfig
+from mio.core.errors import BackendError, ConfigError, InputError
+from mio.core.frames import Emotion
+from mio.talker.align import Timings, align, estimate_timings
+from mio.talker.base import Speech, Voice
+from mio.talker.text import Lexicon, clean_text
+
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+
+
+@dataclass(frozen=True)
+class Prosody:
+    speed: float = 1.0  # tempo factor (>1 faster); multiplies TalkerConfig.speed
+    pitch: float = 1.0  # F0 factor (>1 higher); engines that cannot shift pitch ignore it
+
+
+# Prosody at intensity 1; intensity scales the deviation from 1 (neutral = no change). Modest on
+# purpose: the voices are trained on neutral read speech and degrade when pushed far.
+EMOTION_PROSODY: dict[str, Prosody] = {
+    "neutral": Prosody(1.0, 1.0),
+    "happy": Prosody(1.06, 1.08),
+    "excited": Prosody(1.12, 1.12),
+    "surprised": Prosody(1.06, 1.12),
+    "sad": Prosody(0.88, 0.93),
+    "angry": Prosody(1.06, 0.97),
+    "fear": Prosody(1.1, 1.06),
+    "thinking": Prosody(0.92, 0.98),
+    "curious": Prosody(1.0, 1.05),
+    "calm": Prosody(0.94, 0.98),
+    "concerned": Prosody(0.93, 0.97),
+    "disgust": Prosody(0.95, 0.96),
+}
+
+
+def emotion_prosody(emotion: Emotion | None) -> Prosody:
+    """Speed/pitch factors for an emotion (labels and synonyms as the face uses them)."""
+    if emotion is None:
+        return Prosody()
+    if not isinstance(emotion, Emotion):
+        raise InputError(f"emotion must be mio.core.frames.Emotion, got {type(emotion).__name__}")
+    intensity = float(emotion.intensity)
+    if not math.isfinite(intensity):
+        raise InputError(f"emotion intensity must be finite, got {emotion.intensity!r}")
+    intensity = min(max(intensity, 0.0), 1.0)
+    from mio.face.procedural import EMOTION_ALIASES  # one synonym table for face and voice
+
+    label = str(emotion.label).strip().lower()
+    p = EMOTION_PROSODY.get(EMOTION_ALIASES.get(label, label), EMOTION_PROSODY["neutral"])
+    return Prosody(1.0 + (p.speed - 1.0) * intensity, 1.0 + (p.pitch - 1.0) * intensity)
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Polyphase resampling (scipy.signal.resample_poly) to float32."""
+    if rate_in == rate_out:
+        return x.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate_in, rate_out)
+    return resample_poly(x, rate_out // g, rate_in // g).astype(np.float32)
+
+
+class EmbeddedVoice(Voice):
+    """Template for the embedded backends. Subclasses load their engine in __init__ and render."""
+
+    name = "embedded"
+
+    def __init__(self, config: TalkerConfig | None = None) -> None:
+        self.config = config or TalkerConfig()
+        speed = float(self.config.speed)
+        if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
+            raise ConfigError(
+                f"talker.speed must be in [{MIN_SPEED}, {MAX_SPEED}], got {self.config.speed!r}"
+            )
+        if not isinstance(self.config.sample_rate, int) or not 8000 <= self.config.sample_rate <= 96000:
+            raise ConfigError(
+                f"talker.sample_rate must be an int in [8000, 96000], got {self.config.sample_rate!r}"
+            )
+        self.sample_rate = self.config.sample_rate
+
+    @abstractmethod
+    def _render(self, text: str, prosody: Prosody) -> tuple[np.ndarray, int]:
+        """Engine audio for one clean clause: (float32 samples, their sample rate)."""
+
+    def synthesize(self, text: str, emotion: Emotion | None = None) -> Speech:
+        text = clean_text(text)
+        p = emotion_prosody(emotion)
+        prosody = Prosody(min(max(p.speed * self.config.speed, MIN_SPEED), MAX_SPEED), p.pitch)
+        samples, rate = self._render(text, prosody)
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size == 0 or not np.any(samples):
+            raise BackendError(f"the {self.name} voice produced no audio for {text[:60]!r}")
+        if not np.all(np.isfinite(samples)):
+            raise BackendError(f"the {self.name} voice produced NaN/inf samples for {text[:60]!r}")
+        out = np.clip(resample(samples, rate, self.sample_rate), -1.0, 1.0)
+        timings = self.timings(out, text)
+        return Speech(samples=out, sample_rate=self.sample_rate, words=timings.words, phones=timings.phones)
+
+    def pronounce(self, word: str) -> list[str]:
+        """ARPABET phones of one word as this voice reads it (for words CMUdict lacks).
+        Default: espeak-ng's reading, which is what Piper and espeak-ng say."""
+        return Lexicon.shared().phones(word)
+
+    def timings(self, samples: np.ndarray, text: str) -> Timings:
+        if self.config.align:
+            return align(samples, self.sample_rate, text, self.pronounce)
+        return estimate_timings(samples, self.sample_rate, text, self.pronounce)
