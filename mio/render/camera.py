@@ -53,3 +53,38 @@ class Camera:
         p[2, 3] = -2 * f * n / (f - n)
         p[3, 2] = -1
         return p
+
+
+# Named framings of the avatar (RenderConfig.camera). Each gives the vertical span to fill, in
+# metres, from landmarks of the avatar (so any body size frames the same way), and a field of view.
+CAMERA_PRESETS: tuple[str, ...] = ("portrait", "upper_body", "full_body")
+
+
+def camera_preset(
+    name: str,
+    width: int,
+    height: int,
+    *,
+    eye: np.ndarray,
+    head_top: float,
+    pelvis: float,
+    shoulder_width: float = 0.36,
+) -> Camera:
+    """A front camera framing the avatar: "portrait" (head and shoulders), "upper_body" (from the
+    hips up) or "full_body". `eye` is the midpoint of the eyes (x, y, z), `head_top` and `pelvis`
+    heights in metres (Y up, the avatar faces +Z)."""
+    eye = np.asarray(eye, np.float64)
+    if name == "portrait":
+        bottom, top, fov, half_w = eye[1] - 0.33, head_top + 0.05, 22.0, 0.5 * shoulder_width + 0.08
+    elif name == "upper_body":
+        bottom, top, fov, half_w = pelvis - 0.08, head_top + 0.08, 26.0, 0.5 * shoulder_width + 0.25
+    elif name == "full_body":
+        bottom, top, fov, half_w = -0.06, head_top + 0.08, 30.0, 0.5 * shoulder_width + 0.3
+    else:
+        raise ValueError(f"unknown camera preset {name!r}; choose one of {', '.join(CAMERA_PRESETS)}")
+    span = top - bottom
+    tan_y = np.tan(np.radians(fov) / 2)
+    tan_x = tan_y * width / height
+    dist = max(0.5 * span / tan_y, half_w / tan_x)
+    target = np.array([0.0, 0.5 * (top + bottom), eye[2]])
+    return Camera.look_at(target + np.array([0.0, 0.0, dist]), target, width, height, fov_y_deg=fov)
