@@ -22,7 +22,7 @@ class ThinkerConfig:
     url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
-    max_tokens: int = 72  # per reply; 2-3 short spoken sentences
+    max_tokens: int = 48  # per reply: one to three short spoken sentences
     temperature: float = 0.6
     n_threads: int = 2
     n_ctx: int = 2048
