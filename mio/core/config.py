@@ -23,7 +23,7 @@ class ThinkerConfig:
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
     max_tokens: int = 48  # per reply: one to three short spoken sentences
-    temperature: float = 0.6
+    temperature: float = 0.4
     n_threads: int = 2
     n_ctx: int = 2048
     seed: int = 0

@@ -39,9 +39,9 @@ class ASRProcessor(Processor):
 
     name = "asr"
 
-    def __init__(self, asr, stats: Stats) -> None:  # asr: mio.talker.asr.WhisperASR
+    def __init__(self, asr, stats: Stats, context: str | None = None) -> None:  # asr: WhisperASR
         super().__init__()
-        self.asr, self.stats = asr, stats
+        self.asr, self.stats, self.context = asr, stats, context
         self._buf: list[UserAudio] = []
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
@@ -53,7 +53,7 @@ class ASRProcessor(Processor):
             audio = np.concatenate([b.samples for b in self._buf])
             self._buf = []
             with self.stats.time("asr", media=len(audio) / sr):
-                text = await self.run_blocking(self.asr.transcribe, audio, sr)
+                text = await self.run_blocking(self.asr.transcribe, audio, sr, self.context)
             yield frame
             if text.strip():
                 yield UserText(text=text.strip(), session_id=frame.session_id, pts=frame.pts)
@@ -186,7 +186,7 @@ class FrameClock(Processor):
     name = "frame_clock"
 
     def __init__(self, clock: SessionClock, stats: Stats, fps: float = VIDEO_FPS, tail: float = 0.6,
-                 max_backlog: int = 6) -> None:
+                 max_backlog: int = 3) -> None:
         super().__init__()
         self.clock, self.stats, self.fps, self.tail = clock, stats, fps, tail
         self.max_backlog = max_backlog
@@ -205,12 +205,19 @@ class FrameClock(Processor):
             delay = due - self.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            backlog = len(self.next.inbox) if self.next is not None else 0
-            if backlog > self.max_backlog:
+            if self.backlog() > self.max_backlog:
                 self.skipped += 1
             else:
                 await self.push(Tick(index=self.index, pts=due))
             self.index += 1
+
+    def backlog(self) -> int:
+        """Frames waiting in every stage after this one (a slow renderer backs up its inbox)."""
+        n, p = 0, self.next
+        while p is not None:
+            n += len(p.inbox)
+            p = p.next
+        return n
 
     def _ticks_until(self, t: float) -> list[Tick]:
         out = []

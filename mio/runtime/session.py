@@ -140,7 +140,7 @@ class Session:
         self._turn_done.set()
         procs = []
         if models.asr is not None:
-            procs.append(ASRProcessor(models.asr, self.stats))
+            procs.append(ASRProcessor(models.asr, self.stats, context=f"A conversation with {models.character.name}."))
         procs += [
             ThinkerProcessor(models.thinker, self.conversation, self.stats),
             TalkerProcessor(models.voice, self.clock, self.stats),
@@ -173,16 +173,18 @@ class Session:
             await self.on_frame(frame)
 
     def heard_text(self, t: float) -> str:
-        """The words of this turn's speech whose start is before session time t."""
+        """The words of this turn's speech that had started playing before session time t."""
         words: list[str] = []
         for chunk in self._spoken:
             if chunk.pts >= t:
                 break
-            if chunk.end <= t or not chunk.words:
-                words.append(chunk.text if chunk.end <= t else " ".join(chunk.text.split()[: max(
-                    1, int(len(chunk.text.split()) * (t - chunk.pts) / max(chunk.duration, 1e-6)))]))
-            else:
+            if chunk.end <= t:
+                words.append(chunk.text)
+            elif chunk.words:
                 words += [w.label for w in chunk.words if chunk.pts + w.start < t]
+            else:  # no timings: assume words are evenly spread
+                split = chunk.text.split()
+                words += split[: int(len(split) * (t - chunk.pts) / chunk.duration)]
         return " ".join(words)
 
     # -- input side ---------------------------------------------------------------------

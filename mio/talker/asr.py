@@ -35,11 +35,13 @@ class WhisperASR:
         path = Path(model_dir) if model_dir else whisper_model_dir()
         self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
 
-    def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+    def transcribe(self, samples: np.ndarray, sample_rate: int, context: str | None = None) -> str:
+        """Text of the speech in `samples`. `context` (e.g. "A conversation with Mio.") primes
+        whisper with names it could not otherwise know."""
         audio = np.asarray(samples, dtype=np.float32)
         if sample_rate != self.sample_rate:
             g = np.gcd(sample_rate, self.sample_rate)
             audio = resample_poly(audio, self.sample_rate // g, sample_rate // g).astype(np.float32)
         segments, _ = self.model.transcribe(audio, language="en", beam_size=1, vad_filter=False,
-                                            condition_on_previous_text=False)
+                                            condition_on_previous_text=False, initial_prompt=context)
         return " ".join(s.text.strip() for s in segments).strip()
