@@ -118,8 +118,8 @@ def test_mouth_opens_while_speaking_and_not_in_silence(said):
 
 def test_avatar_listens_while_user_speaks(models):
     """User audio (spoken by a second voice) drives the listening face: blinks and motion."""
-    from mio.core.config import TalkerConfig
     from mio.core import registry
+    from mio.core.config import TalkerConfig
     from mio.core.frames import FaceFrame, VideoFrame
     from mio.core.layouts import ARKIT52, blendshape_index
     from mio.runtime.offline import OfflineConversation
