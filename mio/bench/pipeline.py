@@ -5,7 +5,10 @@ backends, types several user turns, and reports medians:
 - TTFA: user text in -> first audio of the reply produced;
 - TTFV: user text in -> first video frame of the reply (pts >= the reply's first audio pts);
 - per-stage RTF (compute time / media time) and per-call medians;
-- sustained frame rate and skipped frames over the whole run.
+- sustained frame rate and skipped frames over the whole run;
+- barge-in: a long reply is interrupted 0.5 s into its audio; the time until the Interrupt has
+  crossed every stage and reached the transport (which then stops playback), and how many audio
+  chunks of the interrupted reply still arrived after it (should be 0).
 Budgets from ARCHITECTURE.md §7 are written beside each figure.
 """
 
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from mio.core.config import MioConfig, to_dict
-from mio.core.frames import Frame, VideoFrame
+from mio.core.frames import AudioChunk, Frame, Interrupt, VideoFrame
 
 PROMPTS = (
     "Hello! What's your name?",
@@ -39,6 +42,7 @@ BUDGETS = {
     "body_ms_per_frame": 10.0,
     "render_ms_per_frame": 10.0,
     "sustained_fps": 25.0,
+    "barge_in_s": 0.2,
 }
 
 
@@ -52,11 +56,19 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
     say = progress or (lambda m: None)
     models = Models(config, progress=say)
     frames: list[float] = []
+    interrupts: list[float] = []  # wall time an Interrupt reached the output (the transport)
+    late_audio: list[float] = []  # interrupted-turn audio that still arrived after the Interrupt
 
     async def on_frame(frame: Frame) -> None:
         if isinstance(frame, VideoFrame):
             frames.append(time.perf_counter())
+        elif isinstance(frame, Interrupt):
+            interrupts.append(time.perf_counter())
+        elif isinstance(frame, AudioChunk) and interrupts and frame.turn_id == barge_turn[0]:
+            late_audio.append(time.perf_counter() - interrupts[-1])
 
+    barge_turn = [0]
+    barge_in_s: float | None = None
     session = Session(models, realtime=True, on_frame=on_frame)
     await session.start()
     t_start = time.perf_counter()
@@ -71,6 +83,19 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
             while session._speaking():
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
+        # Barge-in: interrupt a long reply 0.5 s after its audio starts.
+        say("barge-in turn")
+        await session.send_text("Tell me a long story about the sea, please.")
+        while session.timings[-1].first_audio is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        barge_turn[0] = next(p for p in session.pipeline.processors if p.name == "thinker").turn_id
+        t_cut = time.perf_counter()
+        await session.interrupt()
+        while not interrupts:
+            await asyncio.sleep(0.005)
+        barge_in_s = interrupts[-1] - t_cut
+        await asyncio.sleep(1.0)
     finally:
         wall = time.perf_counter() - t_start
         await session.close()
@@ -104,6 +129,8 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
         "sustained_fps": round(fps, 2),
         "frames_rendered": len(frames),
         "frames_skipped": fc.skipped,
+        "barge_in_s": round(barge_in_s, 4) if barge_in_s is not None else None,
+        "audio_after_barge_in": len(late_audio),
         "errors": session.errors,
     }
     return {
