@@ -1,0 +1,21 @@
+import json
+
+from mio.cli import main
+
+
+def test_info_shows_resolved_config_and_backends(capsys):
+    assert main(["info", "--set", "talker.backend=piper", "--set", "render.width=256"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["talker"]["backend"] == "piper" and out["config"]["render"]["width"] == 256
+    assert "hibari" in out["backends"]["talker"] and "anny" in out["backends"]["render"]
+
+
+def test_bad_options_fail_with_a_clear_message_and_no_traceback(capsys, tmp_path):
+    assert main(["say", "hi", "--set", "render.widht=3"]) == 2
+    assert "unknown config key 'render.widht'" in capsys.readouterr().err
+    assert main(["say", "hi", "--set", "talker.backend=nope"]) == 2
+    assert "choose one of" in capsys.readouterr().err
+    assert main(["say", "hi", "--character", "nobody"]) == 2
+    assert "known characters" in capsys.readouterr().err
+    assert main(["info", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err

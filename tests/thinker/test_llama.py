@@ -1,0 +1,51 @@
+"""The embedded LLM (SmolLM2-135M GGUF via llama.cpp): real text, streamed, with the persona cached."""
+
+import pytest
+
+from mio.core.config import ThinkerConfig
+from mio.core.errors import BackendError
+from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf
+from mio.thinker.persona import load_character
+from mio.thinker.thinker import Thinker
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def thinker():
+    return Thinker(ThinkerConfig())
+
+
+def test_embedded_gguf_ships_in_the_wheel():
+    path = embedded_gguf()
+    assert path.suffix == ".gguf" and path.stat().st_size > 50e6
+
+
+def test_reply_is_real_english_in_clauses(thinker):
+    conv = thinker.new_conversation(load_character("mio"))
+    clauses = list(thinker.reply(conv, "Hello! How are you today?"))
+    text = " ".join(c.text for c in clauses)
+    assert 2 <= len(text.split()) <= 80
+    assert sum(ch.isalpha() for ch in text) > 0.6 * len(text)
+    assert all(c.emotion.label and 0 <= c.emotion.intensity <= 1 for c in clauses)
+    assert not any(w in text.lower() for w in ("language model", "assistant"))
+
+
+def test_persona_prefix_stays_cached_between_turns(thinker):
+    """After the warm-up, a turn only pre-fills its new tokens (the persona is in the KV cache)."""
+    import llama_cpp
+
+    conv = thinker.new_conversation(load_character("mio"))
+    thinker.warm(conv)
+    llm = thinker.llm.llm
+    prompt_len = len(llm.tokenize(conv.character.system_prompt().encode(), add_bos=False))
+    llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+    list(thinker.reply(conv, "What do you like?"))
+    evaluated = llama_cpp.llama_perf_context(llm._ctx.ctx).n_p_eval
+    assert prompt_len > 50
+    assert 0 < evaluated < 30, f"{evaluated} prompt tokens evaluated: the persona prefix was not reused"
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendError, match="does not exist"):
+        LlamaCppLLM(ThinkerConfig(model_path=str(tmp_path / "none.gguf")))
