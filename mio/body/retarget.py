@@ -81,6 +81,8 @@ class Rig:
     parents: np.ndarray  # (B,) int, -1 for the root
     heads: np.ndarray  # (B, 3) rest joint positions, metres, Y up, facing +Z
     _levels: list[np.ndarray] = field(init=False, repr=False, compare=False)
+    # per tree level: (bones, their parents or None at the root, rest offsets from the parent (n, 3, 1))
+    _level_offsets: list[tuple] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         depth = np.zeros(len(self.names), np.int64)
@@ -88,7 +90,18 @@ class Rig:
             if p >= i:
                 raise ValueError("rig bones must be ordered parents first")
             depth[i] = 0 if p < 0 else depth[p] + 1
-        object.__setattr__(self, "_levels", [np.flatnonzero(depth == d) for d in range(depth.max() + 1)])
+        levels = [np.flatnonzero(depth == d) for d in range(depth.max() + 1)]
+        heads = np.asarray(self.heads, np.float64)
+        object.__setattr__(self, "heads", heads)
+        object.__setattr__(self, "_levels", levels)
+        offsets = []
+        for level in levels:
+            par = np.asarray(self.parents)[level]
+            if par[0] < 0:
+                offsets.append((level, None, None))
+            else:
+                offsets.append((level, par, (heads[level] - heads[par])[..., None]))
+        object.__setattr__(self, "_level_offsets", offsets)
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -141,7 +154,7 @@ def _frame(x_hint: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
     """Right-handed frame (columns x, y, z) with x along x_hint and y as close to y_hint as possible."""
     x = _normalize(x_hint)
     y = _normalize(y_hint - np.dot(y_hint, x) * x)
-    return np.stack([x, y, np.cross(x, y)], axis=1)
+    return np.stack([x, y, _cross(x, y)], axis=1)
 
 
 def reference_joints(rig: Rig) -> np.ndarray:
@@ -177,30 +190,104 @@ def _check_joints(joints: np.ndarray) -> np.ndarray:
     return joints
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Rows of v (..., 3) scaled to unit length."""
+    return v / np.maximum(np.sqrt(np.einsum("...i,...i->...", v, v)), 1e-9)[..., None]
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (..., 3) arrays (np.cross is ~10x slower on tiny inputs)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+def _skew(k: np.ndarray) -> np.ndarray:
+    """(N, 3) -> (N, 3, 3) cross-product matrices."""
+    K = np.zeros((len(k), 3, 3))
+    K[:, 0, 1], K[:, 0, 2] = -k[:, 2], k[:, 1]
+    K[:, 1, 0], K[:, 1, 2] = k[:, 2], -k[:, 0]
+    K[:, 2, 0], K[:, 2, 1] = -k[:, 1], k[:, 0]
+    return K
+
+
+def rotations_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched `rotation_between`: (N, 3), (N, 3) -> (N, 3, 3)."""
+    a, b = _unit(a), _unit(b)
+    c = np.einsum("ni,ni->n", a, b)
+    K = _skew(_cross(a, b))
+    opposite = c < -0.999999
+    R = np.eye(3) + K + K @ K / np.where(opposite, 1.0, 1.0 + c)[:, None, None]
+    for n in np.flatnonzero(opposite):  # rare: turn half way round any axis orthogonal to a
+        R[n] = rotation_between(a[n], b[n])
+    return R
+
+
+def axis_angles_to_matrices(r: np.ndarray) -> np.ndarray:
+    """Batched `axis_angle_to_matrix`: (N, 3) -> (N, 3, 3)."""
+    theta = np.sqrt(np.einsum("ni,ni->n", r, r))
+    K = _skew(r / np.maximum(theta, 1e-12)[:, None])
+    s, c = np.sin(theta)[:, None, None], (1 - np.cos(theta))[:, None, None]
+    R = np.eye(3) + s * K + c * (K @ K)
+    R[theta < 1e-9] = np.eye(3)
+    return R
+
+
 class Retargeter:
-    """Holds the reference-pose quantities of one rig so each frame only does the per-frame work."""
+    """Holds the reference-pose quantities of one rig so each frame only does the per-frame work.
+
+    Only ~20 bones are driven (root, spine, collars, neck, limbs); every other bone keeps the
+    identity local rotation, so its global rotation is that of its nearest driven ancestor. The
+    limbs are aligned in three batched stages (upper arm/leg, forearm/shin, foot)."""
 
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
         ref = reference_joints(rig)
         self.ref = ref
         self._pelvis_ref = self._pelvis_frame(ref)
-        self._chest_ref_rel = self._pelvis_ref.T @ self._chest_frame(ref)
-        self._neck_ref_dir = self._chest_frame(ref).T @ (ref[J["head"]] - ref[J["neck"]])
-        self._collar_ref = {
-            s: self._chest_frame(ref).T @ (ref[J[f"{side}_shoulder"]] - ref[J[f"{side}_collar"]])
-            for s, side in (("L", "left"), ("R", "right"))
-        }
+        chest_ref = self._chest_frame(ref)
+        self._chest_ref_rel = self._pelvis_ref.T @ chest_ref
+        self._neck_ref_dir = chest_ref.T @ (ref[J["head"]] - ref[J["neck"]])
+        self._collar_ref = np.stack(
+            [
+                chest_ref.T @ (ref[J[f"{side}_shoulder"]] - ref[J[f"{side}_collar"]])
+                for side in ("left", "right")
+            ]
+        )  # (2, 3) in the chest frame
+        self._collar_joints = np.array(
+            [[J[f"{side}_collar"], J[f"{side}_shoulder"]] for side in ("left", "right")]
+        )  # (2, 2): from, to
         self._leg_len = self._leg_length(ref)
-        self._limbs = [
-            (rig.index(b), rig.heads[rig.index(t)] - rig.heads[rig.index(b)], J[a], J[z])
-            for b, t, a, z in LIMBS
-        ]
-        self._spine = [rig.index(b) for b in SPINE_BONES]
-        self._neck = [(rig.index(b), f) for b, f in NECK_SPLIT]
-        self._clav = {s: rig.index(f"clavicle.{s}") for s in "LR"}
+        self._spine = np.array([rig.index(b) for b in SPINE_BONES])
+        self._neck = np.array([rig.index(b) for b, _ in NECK_SPLIT])
+        self._neck_f = np.array([f for _, f in NECK_SPLIT])
+        self._clav = np.array([rig.index(f"clavicle.{s}") for s in "LR"])
         self._root = rig.index("root")
+        limb_bones = [rig.index(b) for b, _, _, _ in LIMBS]
+        driven = sorted({self._root, *self._spine, *self._clav, *self._neck, *limb_bones})
+        # nearest driven ancestor of each driven bone (-1: none): its global rotation is the parent's
+        self._driven = np.array(driven)
+        self._driven_parent = np.array([self._driven_ancestor(i, set(driven)) for i in driven])
+        # Limbs in stages: a limb's driven ancestors must be final before it is aligned.
+        limb_set, stages = set(limb_bones), {}
+        for (_, t, a, z), i in zip(LIMBS, limb_bones, strict=True):
+            depth, k = 0, rig.parents[i]
+            while k >= 0:
+                depth += k in limb_set
+                k = rig.parents[k]
+            stages.setdefault(depth, []).append(
+                (i, self._driven_ancestor(i, set(driven)), rig.heads[rig.index(t)] - rig.heads[i], J[a], J[z])
+            )
+        self._stages = [
+            tuple(np.array(col) for col in zip(*stages[d], strict=True)) for d in sorted(stages)
+        ]  # each: (bones, driven parents, rest directions (n, 3), joints from, joints to)
         self._relaxed: RigPose | None = None
+
+    def _driven_ancestor(self, i: int, driven: set[int]) -> int:
+        k = int(self.rig.parents[i])
+        while k >= 0 and k not in driven:
+            k = int(self.rig.parents[k])
+        return k
 
     @staticmethod
     def _pelvis_frame(j: np.ndarray) -> np.ndarray:
@@ -228,8 +315,8 @@ class Retargeter:
     def _retarget(self, j: np.ndarray, scale_root: bool) -> RigPose:
         rig = self.rig
         n = len(rig.names)
-        G = np.tile(np.eye(3), (n, 1, 1))  # global rotations
         L = np.tile(np.eye(3), (n, 1, 1))  # local rotations
+        G = np.tile(np.eye(3), (n, 1, 1))  # global rotations (valid for driven bones only)
 
         # Root: facing and tilt of the hips, relative to the reference (rest -> identity).
         pelvis = self._pelvis_frame(j)
@@ -237,32 +324,33 @@ class Retargeter:
         # Chest relative to the pelvis, spread evenly over the spine bones.
         chest = self._chest_frame(j)
         rel = pelvis.T @ chest @ self._chest_ref_rel.T
-        part = axis_angle_to_matrix(matrix_to_axis_angle(rel) / len(self._spine))
-        for b in self._spine:
-            L[b] = part
-        # Collar bones: swing relative to the chest (shrugs).
-        for s, side in (("L", "left"), ("R", "right")):
-            cur = chest.T @ (j[J[f"{side}_shoulder"]] - j[J[f"{side}_collar"]])
-            L[self._clav[s]] = rotation_between(self._collar_ref[s], cur)
-        # Neck and head: swing of neck->head relative to the chest (nods, tilts).
-        swing = matrix_to_axis_angle(
-            rotation_between(self._neck_ref_dir, chest.T @ (j[J["head"]] - j[J["neck"]]))
+        # Collar bones swing relative to the chest (shrugs); neck and head share the swing of
+        # neck->head relative to the chest (nods, tilts).
+        seg = j[self._collar_joints[:, 1]] - j[self._collar_joints[:, 0]]
+        swings = rotations_between(
+            np.concatenate([self._collar_ref, self._neck_ref_dir[None]]),
+            np.concatenate([seg, (j[J["head"]] - j[J["neck"]])[None]]) @ chest,  # chest.T @ v, row-wise
+        )  # (3, 3, 3): clavicle L, clavicle R, neck
+        L[self._clav] = swings[:2]
+        rots = np.concatenate(
+            [
+                matrix_to_axis_angle(rel)[None] / len(self._spine),
+                matrix_to_axis_angle(swings[2])[None] * self._neck_f[:, None],
+            ]
         )
-        for b, f in self._neck:
-            L[b] = axis_angle_to_matrix(swing * f)
+        parts = axis_angles_to_matrices(rots)
+        L[self._spine] = parts[0]
+        L[self._neck] = parts[1:]
 
-        # Propagate, then align the limbs absolutely (parents before children: LIMBS is ordered).
-        limb_of = {b: (d, a, z) for b, d, a, z in self._limbs}
-        for i in range(n):
-            p = rig.parents[i]
-            Gp = np.eye(3) if p < 0 else G[p]
-            if i in limb_of:
-                d, a, z = limb_of[i]
-                target = j[z] - j[a]
-                G[i] = rotation_between(Gp @ d, target) @ Gp
-                L[i] = Gp.T @ G[i]
-            else:
-                G[i] = Gp @ L[i]
+        # Global rotations of the driven torso bones (parents first), then the limbs aligned
+        # absolutely, stage by stage.
+        for i, p in zip(self._driven, self._driven_parent, strict=True):
+            G[i] = L[i] if p < 0 else G[p] @ L[i]
+        for bones, parents, rest_dir, a, z in self._stages:
+            Gp = G[parents]
+            Gi = rotations_between(np.einsum("nij,nj->ni", Gp, rest_dir), j[z] - j[a]) @ Gp
+            G[bones] = Gi
+            L[bones] = np.transpose(Gp, (0, 2, 1)) @ Gi
 
         if scale_root:
             scale = self._leg_len / max(self._leg_length(j), 1e-6)
@@ -282,18 +370,17 @@ def skinning_matrices(rig: Rig, pose: RigPose) -> np.ndarray:
     n = len(rig.names)
     G = np.empty((n, 3, 3))
     P = np.empty((n, 3))
-    parents, heads, L = rig.parents, rig.heads.astype(np.float64), pose.rotations
-    for level in rig._levels:
-        par = parents[level]
-        if par[0] < 0:
+    L = pose.rotations
+    for level, par, offset in rig._level_offsets:  # forward kinematics, one tree level at a time
+        if par is None:
             G[level] = L[level]
-            P[level] = heads[level] + pose.translation
+            P[level] = rig.heads[level] + pose.translation
             continue
         Gp = G[par]
         G[level] = Gp @ L[level]
-        P[level] = P[par] + np.einsum("bij,bj->bi", Gp, heads[level] - heads[par])
+        P[level] = P[par] + (Gp @ offset)[..., 0]
     M = np.zeros((n, 4, 4))
     M[:, :3, :3] = G
-    M[:, :3, 3] = P - np.einsum("bij,bj->bi", G, heads)
+    M[:, :3, 3] = P - (G @ rig.heads[..., None])[..., 0]
     M[:, 3, 3] = 1
     return M

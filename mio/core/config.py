@@ -59,7 +59,8 @@ class RenderConfig:
     height: int = 512
     look: str = "default"  # avatar appearance preset
     camera: str = "portrait"  # named camera preset: portrait | upper_body | full_body
-    samples: int = 4  # MSAA samples
+    samples: int = 0  # MSAA samples (0 or 4 on llvmpipe); 4x doubles the draw time here
+    threads: int | None = None  # llvmpipe rasteriser threads; None = Mesa's default (one per core)
     cache_dir: str | None = None  # prepared avatar asset; None = ~/.cache/mio
 
 

@@ -2,9 +2,15 @@
 
 Per frame, on the CPU: the non-zero ARKit weights blend the face vertices (only the prefix of the
 vertex buffer that blendshapes move is rewritten), the body joints are retargeted onto the rig and
-forward kinematics gives one matrix per bone. On the "GPU": linear-blend skinning in the vertex
-shader (bone matrices as a uniform array), three-point lighting with soft skin shading and eyes
-with an iris drawn from eye-local coordinates, MSAA, and one RGB readback.
+forward kinematics gives one matrix per bone; body parts the camera cannot see are culled
+(mio.render.parts). On the "GPU": linear-blend skinning in the vertex shader (bone matrices as a
+uniform array), three-point lighting with soft skin shading - per vertex, except the eyes, lit per
+pixel with an iris drawn from eye-local coordinates -, the background behind, optional MSAA, and
+one RGB readback.
+
+Where the time goes on llvmpipe (2 cores, 512x512 portrait): vertex shading and triangle setup run
+on one thread and scale with the triangles drawn; the rest scales with pixels and varyings. See
+mio.bench.render (`mio bench render`) for the figures.
 
     r = AnnyRenderer(RenderConfig())
     rgb = r.render(face, joints, camera)     # face (61,) arkit52, joints (22, 3) or None
@@ -13,78 +19,48 @@ with an iris drawn from eye-local coordinates, MSAA, and one RGB readback.
 
 from __future__ import annotations
 
+import os
+import time
+import warnings
+
 import numpy as np
 
-from mio.body.retarget import Retargeter, Rig, axis_angle_to_matrix, skinning_matrices
+from mio.body.retarget import Retargeter, Rig, axis_angles_to_matrices, skinning_matrices
 from mio.core.config import RenderConfig
 from mio.core.errors import BackendError, InputError
 from mio.core.layouts import ARKIT52, blendshape_index
 from mio.render.avatar import LOOKS, MAT_EYE, AvatarAsset, load_avatar
 from mio.render.base import Renderer
 from mio.render.camera import Camera, camera_preset
+from mio.render.parts import Parts, partition
 
 HEAD_SPLIT = (("neck02", 0.4), ("head", 0.6))  # share of the face's head rotation per bone
 EYE_LOOK_RANGE = (0.45, 0.35)  # radians of gaze per unit eyeLook weight: (horizontal, vertical)
-
-_VERTEX = """
-#version 330
-uniform mat4 bones[NUM_BONES];
-uniform mat4 view_proj;
-in vec3 in_pos;
-in vec3 in_normal;
-in vec4 in_color;     // rgb + material id
-in vec2 in_eye;
-in uvec4 in_bones;
-in vec4 in_weights;
-out vec3 v_pos;
-out vec3 v_normal;
-out vec3 v_color;
-out vec2 v_eye;
-flat out int v_mat;
-void main() {
-    mat4 skin = bones[in_bones.x] * in_weights.x + bones[in_bones.y] * in_weights.y
-              + bones[in_bones.z] * in_weights.z + bones[in_bones.w] * in_weights.w;   // linear-blend skinning
-    vec4 world = skin * vec4(in_pos, 1.0);
-    v_pos = world.xyz;
-    v_normal = mat3(skin) * in_normal;
-    v_color = in_color.rgb * in_color.rgb;   // sRGB -> linear (gamma 2)
-    v_mat = int(in_color.a + 0.5);
-    v_eye = in_eye;
-    gl_Position = view_proj * world;
-}
-"""
+# Lights fixed relative to the camera (camera axes): key from upper left, fill from the right,
+# rim from behind.
+LIGHT_DIRS = np.array([(-0.55, 0.55, 0.65), (0.75, 0.1, 0.6), (0.3, 0.6, -0.75)])
+LIGHT_DIRS /= np.linalg.norm(LIGHT_DIRS, axis=1, keepdims=True)
+_FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
+PER_PIXEL_PARTS = ("eye.L", "eye.R")  # drawn with the per-pixel program (mio.render.parts names)
 
 # Three-point lighting kept cheap for llvmpipe: wrapped diffuse from key and fill, one specular
 # lobe (key), a rim term and a sky/ground ambient. Per-material (wrap, specular, shininess, ambient).
-_FRAGMENT = """
-#version 330
+# llvmpipe spends most of a frame per pixel, and interpolating a varying costs about as much as a
+# few lighting terms, so the avatar is drawn by two programs sharing this function:
+# - _VERTEX_LIT/_FRAGMENT_LIT light every surface but the eyes per vertex (the mesh is dense where it
+#   matters: ~2 mm spacing on the face) and pass one colour per pixel;
+# - _VERTEX/_FRAGMENT (the eyeballs only) light per pixel, with the iris and pupil drawn from
+#   eye-local coordinates and a sharp highlight.
+_LIGHTING = """
 uniform vec3 cam_pos;
 uniform vec3 key_dir;    // directions *towards* the lights, world space
 uniform vec3 fill_dir;
 uniform vec3 rim_dir;
-uniform vec3 iris_color; // linear
 uniform vec4 materials[NUM_MATERIALS];
-in vec3 v_pos;
-in vec3 v_normal;
-in vec3 v_color;
-in vec2 v_eye;
-flat in int v_mat;
-out vec4 f_color;
 
-void main() {
-    vec3 N = normalize(v_normal);
-    vec3 V = normalize(cam_pos - v_pos);
+vec3 shade(vec3 N, vec3 V, vec3 base, vec4 m) {   // linear colour; N, V unit vectors
     float ndv = dot(N, V);
     if (ndv < 0.0) { N = -N; ndv = -ndv; }   // inner surfaces (mouth) seen from inside
-    vec4 m = materials[v_mat];
-    vec3 base = v_color;
-    if (v_mat == MAT_EYE) {
-        float r = length(v_eye);                       // angle from the gaze axis, radians
-        float in_iris = 1.0 - smoothstep(0.40, 0.43, r);
-        vec3 iris = iris_color * (0.7 + 0.6 * smoothstep(0.12, 0.40, r)) * (1.0 - 0.6 * smoothstep(0.33, 0.42, r));
-        base = mix(base, iris, in_iris);
-        base = mix(base, vec3(0.005), 1.0 - smoothstep(0.15, 0.17, r));  // pupil
-    }
     float kd = dot(N, key_dir);
     float fd = dot(N, fill_dir);
     float dk = max((kd + m.x) / (1.0 + m.x), 0.0);
@@ -95,12 +71,112 @@ void main() {
     float rim = (1.0 - ndv) * (1.0 - ndv) * (1.0 - ndv) * max(dot(N, rim_dir) * 0.5 + 0.5, 0.0);
     vec3 ambient = mix(vec3(0.10, 0.09, 0.085), vec3(0.22, 0.23, 0.26), 0.5 + 0.5 * N.y) * m.w;
     vec3 diffuse = vec3(1.00, 0.95, 0.88) * 1.55 * dk + vec3(0.75, 0.85, 1.00) * 0.45 * df + scatter;
-    vec3 color = base * (ambient + diffuse * m.w) + vec3(1.0, 0.96, 0.9) * spec * m.w
-               + rim * 0.3 * (0.25 + base) * m.w;
+    return base * (ambient + diffuse * m.w) + vec3(1.0, 0.96, 0.9) * spec * m.w
+           + rim * 0.3 * (0.25 + base) * m.w;
+}
+
+vec4 to_srgb(vec3 color) {
     color = color / (1.0 + 0.25 * color);            // gentle highlight roll-off
-    f_color = vec4(sqrt(clamp(color, 0.0, 1.0)), 1.0);   // linear -> sRGB (gamma 2)
+    return vec4(sqrt(clamp(color, 0.0, 1.0)), 1.0);  // linear -> sRGB (gamma 2)
 }
 """
+
+_SKINNING = """
+uniform mat4 bones[NUM_BONES];
+uniform mat4 view_proj;
+in vec3 in_pos;
+in vec3 in_normal;
+in vec4 in_color;     // rgb + material id
+in uvec4 in_bones;
+in vec4 in_weights;
+
+mat4 skin_matrix() {  // linear-blend skinning
+    return bones[in_bones.x] * in_weights.x + bones[in_bones.y] * in_weights.y
+         + bones[in_bones.z] * in_weights.z + bones[in_bones.w] * in_weights.w;
+}
+"""
+
+_VERTEX_LIT = (
+    "#version 330\n"
+    + _SKINNING
+    + _LIGHTING
+    + """
+out vec3 v_color;     // lit, linear
+void main() {
+    mat4 skin = skin_matrix();
+    vec4 world = skin * vec4(in_pos, 1.0);
+    vec3 base = in_color.rgb * in_color.rgb;   // sRGB -> linear (gamma 2)
+    vec4 m = materials[int(in_color.a + 0.5)];
+    vec3 N = normalize(mat3(skin) * in_normal);
+    vec3 V = normalize(cam_pos - world.xyz);
+    float ndv = dot(N, V);
+    // A vertex of a drawn (front-facing) triangle whose normal faces away sits on a silhouette or
+    // in a fold (lip edges, nostrils, armpits): lay its normal on the silhouette. shade() would flip
+    // it, which is right per pixel but per vertex smears a wrongly lit colour over whole triangles.
+    if (ndv < 0.0) N = normalize(N - V * (ndv - 1e-3));
+    v_color = shade(N, V, base, m);
+    gl_Position = view_proj * world;
+}
+"""
+)
+
+_FRAGMENT_LIT = (
+    "#version 330\n"
+    + _LIGHTING
+    + """
+in vec3 v_color;
+out vec4 f_color;
+void main() { f_color = to_srgb(v_color); }
+"""
+)
+
+_VERTEX = (
+    "#version 330\n"
+    + _SKINNING
+    + """
+in vec2 in_eye;
+out vec3 v_pos;
+out vec3 v_normal;
+out vec3 v_color;
+out vec2 v_eye;
+flat out int v_mat;
+void main() {
+    mat4 skin = skin_matrix();
+    vec4 world = skin * vec4(in_pos, 1.0);
+    v_pos = world.xyz;
+    v_normal = mat3(skin) * in_normal;
+    v_color = in_color.rgb * in_color.rgb;   // sRGB -> linear (gamma 2)
+    v_mat = int(in_color.a + 0.5);
+    v_eye = in_eye;
+    gl_Position = view_proj * world;
+}
+"""
+)
+
+_FRAGMENT = (
+    "#version 330\n"
+    + _LIGHTING
+    + """
+uniform vec3 iris_color; // linear
+in vec3 v_pos;
+in vec3 v_normal;
+in vec3 v_color;
+in vec2 v_eye;
+flat in int v_mat;
+out vec4 f_color;
+void main() {
+    vec3 base = v_color;
+    if (v_mat == MAT_EYE) {
+        float r = length(v_eye);                       // angle from the gaze axis, radians
+        float in_iris = 1.0 - smoothstep(0.40, 0.43, r);
+        vec3 iris = iris_color * (0.7 + 0.6 * smoothstep(0.12, 0.40, r)) * (1.0 - 0.6 * smoothstep(0.33, 0.42, r));
+        base = mix(base, iris, in_iris);
+        base = mix(base, vec3(0.005), 1.0 - smoothstep(0.15, 0.17, r));  // pupil
+    }
+    f_color = to_srgb(shade(normalize(v_normal), normalize(cam_pos - v_pos), base, materials[v_mat]));
+}
+"""
+)
 
 # (wrap, specular, shininess, light scale) per material id, in mio.render.avatar's MAT_* order:
 # skin, lips, hair, brow, eye, mouth, shirt, trousers, shoes.
@@ -124,7 +200,7 @@ _BG_VERTEX = """
 in vec2 in_xy;
 out float v_y;
 out vec2 v_xy;
-void main() { v_y = in_xy.y; v_xy = in_xy; gl_Position = vec4(in_xy, 0.0, 1.0); }
+void main() { v_y = in_xy.y; v_xy = in_xy; gl_Position = vec4(in_xy, 1.0, 1.0); }  // on the far plane
 """
 _BG_FRAGMENT = """
 #version 330
@@ -141,6 +217,19 @@ void main() {
 """
 
 
+def _llvmpipe_threads() -> int | None:
+    """How many llvmpipe rasteriser threads this process runs (Linux; None elsewhere)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        names = []
+        for t in tasks:
+            with open(f"/proc/self/task/{t}/comm") as f:
+                names.append(f.read().strip())
+    except OSError:
+        return None
+    return sum(n.startswith("llvmpipe-") for n in names)
+
+
 def _shader_defines(src: str, **values: int) -> str:
     for k, v in values.items():
         src = src.replace(k, str(v))
@@ -150,8 +239,13 @@ def _shader_defines(src: str, **values: int) -> str:
 class AnnyRenderer(Renderer):
     """The anny avatar on moderngl/llvmpipe. One instance per process is enough; not thread-safe."""
 
-    def __init__(self, config: RenderConfig | None = None) -> None:
+    def __init__(self, config: RenderConfig | None = None, *, threads: int | None = None) -> None:
+        """`threads`: llvmpipe rasteriser threads (Mesa's LP_NUM_THREADS; 0 rasterises on the calling
+        thread; None keeps the environment's setting, by default one per core). Mesa reads it once per
+        process, when the first GL context is made. Defaults to `config.threads`."""
         config = config or RenderConfig()
+        if threads is None:
+            threads = config.threads
         if config.look not in LOOKS:
             raise InputError(f"unknown avatar look {config.look!r}; available: {', '.join(sorted(LOOKS))}")
         if config.width <= 0 or config.height <= 0:
@@ -162,21 +256,26 @@ class AnnyRenderer(Renderer):
         a = self.asset
         self.rig = Rig(a.bone_names, a.bone_parents, a.bone_heads.astype(np.float64))
         self._retarget = Retargeter(self.rig)
-        self._head_bones = [(self.rig.index(b), f) for b, f in HEAD_SPLIT]
-        self._eye_bones = (self.rig.index("eye.L"), self.rig.index("eye.R"))
-        self._look_idx = {
-            k: blendshape_index(k)
-            for k in (
-                "eyeLookInLeft",
-                "eyeLookOutLeft",
-                "eyeLookUpLeft",
-                "eyeLookDownLeft",
-                "eyeLookInRight",
-                "eyeLookOutRight",
-                "eyeLookUpRight",
-                "eyeLookDownRight",
-            )
-        }
+        # bones the face turns: the head split over neck02/head, then the two eyes
+        self._turned = np.array(
+            [self.rig.index(b) for b, _ in HEAD_SPLIT] + [self.rig.index("eye.L"), self.rig.index("eye.R")]
+        )
+        self._head_share = np.array([f for _, f in HEAD_SPLIT])
+        self._look_idx = np.array(
+            [
+                blendshape_index(k)
+                for k in (
+                    "eyeLookInLeft",
+                    "eyeLookOutLeft",
+                    "eyeLookUpLeft",
+                    "eyeLookDownLeft",
+                    "eyeLookInRight",
+                    "eyeLookOutRight",
+                    "eyeLookUpRight",
+                    "eyeLookDownRight",
+                )
+            ]
+        )
         self._rest_face = a.vertices[: a.n_face_vertices].copy()
         self._rest_face_n = a.normals[: a.n_face_vertices].copy()
         nf = a.n_face_vertices
@@ -189,6 +288,10 @@ class AnnyRenderer(Renderer):
             import moderngl
         except ImportError as e:
             raise BackendError(f"the renderer needs moderngl (pip install 'mio[embedded]'): {e}") from e
+        if threads is not None:
+            if threads < 0:
+                raise InputError(f"render threads must be >= 0, got {threads}")
+            os.environ["LP_NUM_THREADS"] = str(int(threads))
         try:
             self.ctx = moderngl.create_standalone_context(backend="egl")
         except Exception as e:  # noqa: BLE001 - any EGL failure means the same thing to the user
@@ -196,12 +299,27 @@ class AnnyRenderer(Renderer):
                 f"cannot create an EGL OpenGL context ({e}); install Mesa EGL: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri"
             ) from e
         self._moderngl = moderngl
+        self.gl_threads = _llvmpipe_threads()  # rasteriser threads actually running (None: unknown)
+        if threads is not None and self.gl_threads is not None and self.gl_threads != threads:
+            warnings.warn(
+                f"llvmpipe runs {self.gl_threads} threads, not the {threads} asked for: an earlier GL "
+                "context in this process fixed the number (set LP_NUM_THREADS before it)",
+                stacklevel=2,
+            )
         ctx = self.ctx
-        self.prog = ctx.program(
-            vertex_shader=_shader_defines(_VERTEX, NUM_BONES=len(a.bone_names)),
-            fragment_shader=_shader_defines(_FRAGMENT, MAT_EYE=MAT_EYE, NUM_MATERIALS=len(MATERIAL_PARAMS)),
+        defines = dict(NUM_BONES=len(a.bone_names), MAT_EYE=MAT_EYE, NUM_MATERIALS=len(MATERIAL_PARAMS))
+        self.prog_lit = ctx.program(
+            vertex_shader=_shader_defines(_VERTEX_LIT, **defines),
+            fragment_shader=_shader_defines(_FRAGMENT_LIT, **defines),
         )
-        self.prog["materials"].write(MATERIAL_PARAMS.tobytes())
+        self.prog = ctx.program(  # per-pixel: the eyeballs
+            vertex_shader=_shader_defines(_VERTEX, **defines),
+            fragment_shader=_shader_defines(_FRAGMENT, **defines),
+        )
+        self._programs = (self.prog_lit, self.prog)
+        for prog in self._programs:
+            prog["materials"].write(MATERIAL_PARAMS.tobytes())
+        self.prog["iris_color"].value = tuple(float(c) ** 2 for c in LOOKS[config.look].iris)
         color = np.concatenate([a.colors, a.materials[:, None].astype(np.float32)], axis=1)
         self._vbo_pos = ctx.buffer(a.vertices.astype("f4").tobytes(), dynamic=True)
         self._vbo_nrm = ctx.buffer(a.normals.astype("f4").tobytes(), dynamic=True)
@@ -209,27 +327,30 @@ class AnnyRenderer(Renderer):
         self._vbo_eye = ctx.buffer(a.eye_coords.astype("f4").tobytes())
         self._vbo_bi = ctx.buffer(np.ascontiguousarray(a.bone_indices, dtype=np.uint8).tobytes())
         self._vbo_bw = ctx.buffer(a.bone_weights.astype("f4").tobytes())
-        self._ibo = ctx.buffer(a.triangles.astype("u4").tobytes())
+        self.parts: Parts = partition(a)
+        self._per_pixel = self.parts.mask(PER_PIXEL_PARTS)
+        self._ibo = ctx.buffer(self.parts.triangles.tobytes())
+        common = [
+            (self._vbo_pos, "3f", "in_pos"),
+            (self._vbo_nrm, "3f", "in_normal"),
+            (self._vbo_col, "4f", "in_color"),
+            (self._vbo_bi, "4u1", "in_bones"),
+            (self._vbo_bw, "4f", "in_weights"),
+        ]
+        self.vao_lit = ctx.vertex_array(self.prog_lit, common, index_buffer=self._ibo, index_element_size=4)
         self.vao = ctx.vertex_array(
             self.prog,
-            [
-                (self._vbo_pos, "3f", "in_pos"),
-                (self._vbo_nrm, "3f", "in_normal"),
-                (self._vbo_col, "4f", "in_color"),
-                (self._vbo_eye, "2f", "in_eye"),
-                (self._vbo_bi, "4u1", "in_bones"),
-                (self._vbo_bw, "4f", "in_weights"),
-            ],
+            [*common, (self._vbo_eye, "2f", "in_eye")],
             index_buffer=self._ibo,
             index_element_size=4,
         )
-        self.prog["iris_color"].value = tuple(float(c) ** 2 for c in LOOKS[config.look].iris)
         self.bg_prog = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_BG_FRAGMENT)
         tri = np.array([[-1, -1], [3, -1], [-1, 3]], "f4")
         self._bg_vbo = ctx.buffer(tri.tobytes())
         self.bg_vao = ctx.vertex_array(self.bg_prog, [(self._bg_vbo, "2f", "in_xy")])
         self.bg_prog["flip"].value = -1.0  # images are drawn upside down so the readback is top-first
         self._targets: dict[tuple[int, int], tuple] = {}
+        self.timings: dict[str, float] = {}  # of the last render call: pose_ms, draw_ms (draw + readback)
         self._closed = False
 
     # ------------------------------------------------------------------ cameras
@@ -263,8 +384,10 @@ class AnnyRenderer(Renderer):
             return
         nz = np.flatnonzero(weights)
         w = weights[nz].astype(np.float32)
-        pos = self._rest_face.ravel() + w @ self._deltas[nz]  # (nf*3,)
-        nrm = self._rest_face_n.ravel() + w @ self._ndeltas[nz]
+        # einsum, not `@`: a (k,) @ (k, nf*3) product goes to a multi-threaded OpenBLAS gemv whose
+        # worker threads then spin in sched_yield, taking the CPU llvmpipe needs (a third of it on 2 cores)
+        pos = self._rest_face.ravel() + np.einsum("k,kn->n", w, self._deltas[nz])  # (nf*3,)
+        nrm = self._rest_face_n.ravel() + np.einsum("k,kn->n", w, self._ndeltas[nz])
         self._vbo_pos.write(pos.astype("f4").tobytes())
         self._vbo_nrm.write(nrm.astype("f4").tobytes())
         self._last_weights = weights.copy()
@@ -275,25 +398,19 @@ class AnnyRenderer(Renderer):
         weights = np.clip(face[ARKIT52.slice("blendshapes")], 0.0, 1.0)
         rig_pose = self._retarget(joints)
         L = rig_pose.rotations
-        head = face[ARKIT52.slice("head")]
-        for b, f in self._head_bones:
-            L[b] = L[b] @ axis_angle_to_matrix(head * f)
-        g = self._look_idx
-        gaze = (
-            (
-                weights[g["eyeLookOutLeft"]] - weights[g["eyeLookInLeft"]],
-                weights[g["eyeLookDownLeft"]] - weights[g["eyeLookUpLeft"]],
-            ),
-            (
-                weights[g["eyeLookInRight"]] - weights[g["eyeLookOutRight"]],
-                weights[g["eyeLookDownRight"]] - weights[g["eyeLookUpRight"]],
-            ),
+        g = weights[self._look_idx]  # (8,) eyeLook In/Out/Up/Down, left then right
+        # ARKit semantics: eyeLook* weights also turn the eyeball (+y turns towards the
+        # character's left, +x pitches down), on top of the explicit gaze rotation.
+        yaw = np.array([g[1] - g[0], g[4] - g[5]]) * EYE_LOOK_RANGE[0]
+        pitch = np.array([g[3] - g[2], g[7] - g[6]]) * EYE_LOOK_RANGE[1]
+        look = np.stack([pitch, yaw, np.zeros(2)], axis=1)  # (2, 3)
+        rots = np.concatenate(
+            [
+                face[ARKIT52.slice("head")][None] * self._head_share[:, None],  # head split over bones
+                np.stack([face[ARKIT52.slice("eye_left")], face[ARKIT52.slice("eye_right")]]) + look,
+            ]
         )
-        for b, part, (yaw, pitch) in zip(self._eye_bones, ("eye_left", "eye_right"), gaze, strict=True):
-            # ARKit semantics: eyeLook* weights also turn the eyeball (+y turns towards the
-            # character's left, +x pitches down), on top of the explicit gaze rotation.
-            look = np.array([pitch * EYE_LOOK_RANGE[1], yaw * EYE_LOOK_RANGE[0], 0.0])
-            L[b] = L[b] @ axis_angle_to_matrix(face[ARKIT52.slice(part)] + look)
+        L[self._turned] = L[self._turned] @ axis_angles_to_matrices(rots)
         self._update_face(weights)
         return skinning_matrices(self.rig, rig_pose)
 
@@ -319,35 +436,36 @@ class AnnyRenderer(Renderer):
             self._targets[key] = (msaa, resolve)
         return self._targets[key]
 
-    def _draw(self, camera: Camera) -> np.ndarray:
+    def _draw(self, camera: Camera, skin: np.ndarray) -> np.ndarray:
         w, h = int(camera.width), int(camera.height)
         msaa, resolve = self._target(w, h)
         ctx = self.ctx
         msaa.use()
         ctx.viewport = (0, 0, w, h)
-        ctx.disable(self._moderngl.DEPTH_TEST | self._moderngl.CULL_FACE)
         msaa.clear(0.0, 0.0, 0.0, 1.0, depth=1.0)
-        self.bg_vao.render(self._moderngl.TRIANGLES)
         ctx.enable(self._moderngl.DEPTH_TEST | self._moderngl.CULL_FACE)
+        ctx.depth_func = "<"
         ctx.front_face = "cw"  # the vertical flip below mirrors the winding
-        flip = np.diag([1.0, -1.0, 1.0, 1.0]).astype(
-            np.float32
-        )  # draw upside down: readback is then top row first
         view = camera.view_matrix().astype(np.float64)
-        view_proj = flip @ camera.projection_matrix() @ view
-        self.prog["view_proj"].write(view_proj.T.astype("f4").tobytes())
+        view_proj = (
+            _FLIP_Y @ camera.projection_matrix() @ view
+        )  # drawn upside down: readback is top row first
         R = view[:3, :3]
-        cam_pos = -R.T @ view[:3, 3]
-        # Lights fixed relative to the camera: key from upper left, fill from the right, rim from behind.
-        for name, d in (
-            ("key_dir", (-0.55, 0.55, 0.65)),
-            ("fill_dir", (0.75, 0.1, 0.6)),
-            ("rim_dir", (0.3, 0.6, -0.75)),
-        ):
-            v = R.T @ np.asarray(d)
-            self.prog[name].value = tuple((v / np.linalg.norm(v)).tolist())
-        self.prog["cam_pos"].value = tuple(cam_pos.tolist())
-        self.vao.render(self._moderngl.TRIANGLES)
+        cam_pos = tuple((-R.T @ view[:3, 3]).tolist())
+        lights = LIGHT_DIRS @ R  # camera-fixed lights in world space: R.T @ d, row-wise
+        for prog in self._programs:
+            prog["view_proj"].write(view_proj.T.astype("f4").tobytes())
+            for name, d in zip(("key_dir", "fill_dir", "rim_dir"), lights, strict=True):
+                prog[name].value = tuple(d.tolist())
+            prog["cam_pos"].value = cam_pos
+        visible = self.parts.visible(skin, view_proj)
+        for vao, among in ((self.vao_lit, ~self._per_pixel), (self.vao, self._per_pixel)):
+            for first, count in self.parts.ranges(visible & among):
+                vao.render(self._moderngl.TRIANGLES, vertices=count, first=first)
+        # The background last, at the far plane: the depth test skips the pixels the avatar covers.
+        ctx.disable(self._moderngl.CULL_FACE)
+        ctx.depth_func = "<="
+        self.bg_vao.render(self._moderngl.TRIANGLES)
         src = msaa
         if resolve is not None:
             ctx.copy_framebuffer(resolve, msaa)
@@ -367,21 +485,25 @@ class AnnyRenderer(Renderer):
 
     def render(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None) -> np.ndarray:
         """face (61,) arkit52, joints (22, 3) HumanML3D or None -> (H, W, 3) uint8 RGB."""
-        self._ensure_open()
-        camera = self._check_camera(camera)
-        skin = self.pose(face, joints)
-        self.prog["bones"].write(skin.transpose(0, 2, 1).astype("f4").tobytes())  # column-major
-        return self._draw(camera)
+        return self.render_batch(face, joints, [camera])[0]
 
     def render_batch(
-        self, face: np.ndarray, joints: np.ndarray | None, cameras: list[Camera]
+        self, face: np.ndarray, joints: np.ndarray | None, cameras: list[Camera | None]
     ) -> list[np.ndarray]:
         """The same pose seen from several cameras (posing is done once)."""
         self._ensure_open()
         cams = [self._check_camera(c) for c in cameras]
-        skin = self.pose(face, joints)
-        self.prog["bones"].write(skin.transpose(0, 2, 1).astype("f4").tobytes())
-        return [self._draw(c) for c in cams]
+        t0 = time.perf_counter()
+        with self.ctx:  # current on this thread, whichever GL context was before (~3 us)
+            skin = self.pose(face, joints)
+            bones = skin.transpose(0, 2, 1).astype("f4").tobytes()  # column-major
+            for prog in self._programs:
+                prog["bones"].write(bones)
+            t1 = time.perf_counter()
+            images = [self._draw(c, skin) for c in cams]
+        t2 = time.perf_counter()
+        self.timings = {"pose_ms": 1e3 * (t1 - t0), "draw_ms": 1e3 * (t2 - t1)}
+        return images
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -391,10 +513,11 @@ class AnnyRenderer(Renderer):
         if self._closed:
             return
         self._closed = True
-        for msaa, resolve in self._targets.values():
-            msaa.release()
-            if resolve is not None:
-                resolve.release()
+        with self.ctx:
+            for msaa, resolve in self._targets.values():
+                msaa.release()
+                if resolve is not None:
+                    resolve.release()
         self.ctx.release()
 
     def __enter__(self) -> AnnyRenderer:

@@ -148,3 +148,14 @@ def test_bad_joints_are_refused(renderer):
     j[0, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
         renderer.render(face(), j)
+
+
+def test_without_msaa_only_edges_change(renderer):
+    from mio.render.raster import AnnyRenderer
+
+    with AnnyRenderer(RenderConfig(width=SIZE, height=SIZE, samples=0)) as plain:
+        a = renderer.render(face(jawOpen=0.3), None).astype(int)
+        b = plain.render(face(jawOpen=0.3), None).astype(int)
+        assert set(plain.timings) == {"pose_ms", "draw_ms"}
+    diff = np.abs(a - b).sum(-1)
+    assert diff.mean() < 3 and (diff > 60).mean() < 0.02

@@ -132,3 +132,20 @@ def test_bad_joints_are_refused():
     bad[3, 1] = np.nan
     with pytest.raises(InputError, match="NaN"):
         Retargeter(rig)(bad)
+
+
+def test_batched_rotation_helpers_match_the_single_ones():
+    from mio.body.retarget import axis_angles_to_matrices, rotations_between
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    a[3], b[3] = [0, 1.0, 0], [0, -2.0, 0]  # opposite directions
+    b[4] = a[4] * 3  # same direction
+    R = rotations_between(a, b)
+    for k in range(len(a)):
+        np.testing.assert_allclose(R[k], rotation_between(a[k], b[k]), atol=1e-9)
+    r = rng.normal(size=(10, 3))
+    r[0] = 0.0
+    M = axis_angles_to_matrices(r)
+    for k in range(len(r)):
+        np.testing.assert_allclose(M[k], axis_angle_to_matrix(r[k]), atol=1e-12)
