@@ -160,17 +160,27 @@ def _read_line() -> str | None:
         return None
 
 
-async def _bench(args: argparse.Namespace) -> int:
-    from mio.bench.pipeline import bench_pipeline
-
-    cfg = _config(args)
-    result = await bench_pipeline(cfg, turns=args.turns, progress=_say)
-    out = Path(args.output)
+def _write_bench(result: dict, output: str) -> int:
+    out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {out}")
     return 0
+
+
+async def _bench_pipeline(args: argparse.Namespace) -> int:
+    from mio.bench.pipeline import bench_pipeline
+
+    return _write_bench(await bench_pipeline(_config(args), turns=args.turns, progress=_say), args.output)
+
+
+def _bench_render(args: argparse.Namespace) -> int:
+    from mio.bench.render import bench_render
+
+    result = bench_render(_config(args).render, frames=args.frames)
+    result["summary"] = {name: {**cam["total"], "budget_ms": result["budget_ms"]} for name, cam in result["cameras"].items()}
+    return _write_bench(result, args.output)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -215,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     bp = bsub.add_parser("pipeline", parents=[common], help="TTFA, first video frame, per-stage RTF (live clock)")
     bp.add_argument("--turns", type=int, default=6)
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
-    bp.set_defaults(func=_bench)
+    bp.set_defaults(func=_bench_pipeline)
+    br = bsub.add_parser("render", parents=[common], help="renderer ms per frame for each camera preset")
+    br.add_argument("--frames", type=int, default=200)
+    br.add_argument("-o", "--output", default="out/bench/render.json")
+    br.set_defaults(func=_bench_render)
 
     i = sub.add_parser("info", parents=[common], help="show the resolved config and available backends")
     i.set_defaults(func=_info)

@@ -24,7 +24,7 @@ class ThinkerConfig:
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
     max_tokens: int = 48  # per reply: one to three short spoken sentences
     temperature: float = 0.4
-    n_threads: int = 2
+    n_threads: int = 1  # 1 holds up better than 2 while the renderer shares the 2 cores (INSTALL-NOTES)
     n_ctx: int = 2048
     seed: int = 0
     max_input_chars: int = 2000  # longer user messages are refused, not truncated

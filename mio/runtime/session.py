@@ -72,6 +72,11 @@ class RenderWorker:
         self._pool.shutdown()
 
 
+def _warmed(voice):
+    voice.warm()
+    return voice
+
+
 class Models:
     """Every backend's weights, loaded once per process and shared by all sessions."""
 
@@ -91,7 +96,7 @@ class Models:
 
         cfg = config
         self.thinker: Thinker = timed(f"thinker ({cfg.thinker.backend})", lambda: Thinker(cfg.thinker))
-        self.voice = timed(f"talker ({cfg.talker.backend})", lambda: registry.create("talker", cfg.talker.backend, cfg.talker))
+        self.voice = timed(f"talker ({cfg.talker.backend})", lambda: _warmed(registry.create("talker", cfg.talker.backend, cfg.talker)))
         self.face = timed(f"face ({cfg.face.backend})", lambda: registry.create("face", cfg.face.backend, cfg.face))
         self.body = timed(f"body ({cfg.body.backend})", lambda: registry.create("body", cfg.body.backend, cfg.body))
         self.renderer = timed(

@@ -35,3 +35,8 @@ class Voice(ABC):
     @abstractmethod
     def synthesize(self, text: str, emotion: Emotion | None = None) -> Speech:
         """Speak one clause. Returns audio at `self.sample_rate` with timings when known."""
+
+    def warm(self) -> None:
+        """Run one short synthesis so the first real clause does not pay for lazy start-up
+        (ONNX session set-up, the aligner's decoder and dictionary: ~2.5 s on first use)."""
+        self.synthesize("Hello there.")
