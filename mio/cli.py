@@ -23,7 +23,7 @@ from pathlib import Path
 from mio.core.errors import MioError
 
 DEMO_USER_LINES = (
-    "Hi Mio! How are you today?",
+    "Hello Mio! How are you today?",
     "What do you like to talk about?",
 )
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from mio.cli import main
 
 
@@ -19,3 +21,23 @@ def test_bad_options_fail_with_a_clear_message_and_no_traceback(capsys, tmp_path
     assert "known characters" in capsys.readouterr().err
     assert main(["info", "--config", str(tmp_path / "none.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_chat_in_the_terminal_records_video(tmp_path):
+    """`mio chat` on the real backends: two typed lines, /quit, and the recording plays."""
+    import subprocess
+    import sys
+
+    import av
+
+    out = tmp_path / "chat.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mio.cli", "chat", "--record", str(out)],
+        input="Hello Mio!\n\n/quit\n", capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("Mio:")]
+    assert len(lines) >= 2  # the greeting and at least one clause of the reply
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames > 25 and c.streams.audio
