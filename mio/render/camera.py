@@ -75,7 +75,7 @@ def camera_preset(
     heights in metres (Y up, the avatar faces +Z)."""
     eye = np.asarray(eye, np.float64)
     if name == "portrait":
-        bottom, top, fov, half_w = eye[1] - 0.33, head_top + 0.05, 22.0, 0.5 * shoulder_width + 0.08
+        bottom, top, fov, half_w = eye[1] - 0.40, head_top + 0.08, 22.0, 0.5 * shoulder_width + 0.10
     elif name == "upper_body":
         bottom, top, fov, half_w = pelvis - 0.08, head_top + 0.08, 26.0, 0.5 * shoulder_width + 0.25
     elif name == "full_body":
