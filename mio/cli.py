@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -21,6 +23,8 @@ import time
 from pathlib import Path
 
 from mio.core.errors import MioError
+
+EXTENSIONS = ("mio.thinker.cli", "mio.server.cli", "mio.bench.cli")
 
 DEMO_USER_LINES = (
     "Hello Mio! How are you today?",
@@ -30,6 +34,11 @@ DEMO_USER_LINES = (
 
 def _say(msg: str) -> None:
     print(f"\033[2m[mio]\033[0m {msg}", file=sys.stderr, flush=True)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The MioConfig for a command: defaults, then --config FILE, then --character and --set."""
+    return _config(args)
 
 
 def _config(args: argparse.Namespace):
@@ -233,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", parents=[common], help="show the resolved config and available backends")
     i.set_defaults(func=_info)
+
+    # Module-owned commands: each of these modules, when present, defines
+    # `register(sub, bench_sub, common)` and adds its own subcommands / bench suites.
+    for name in EXTENSIONS:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub, bsub, common)
     return p
 
 
