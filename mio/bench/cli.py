@@ -1,0 +1,63 @@
+"""`mio bench iis` and `mio bench perf` (registered into `mio bench` by mio/cli.py's EXTENSIONS)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+def _say(msg: str) -> None:
+    print(f"\033[2m[mio bench]\033[0m {msg}", file=sys.stderr, flush=True)
+
+
+def _iis(args: argparse.Namespace) -> int:
+    from mio.bench import report
+    from mio.bench.iis import DIMENSIONS, bench_iis
+    from mio.cli import config_from_args
+
+    result = bench_iis(config_from_args(args), quick=args.quick, progress=_say, utmos_model=args.utmos)
+    paths = report.write(result, args.output)
+    p = result["paper"]["76.0"]
+    print(f"{'dimension':<6} {'paper Mio':>10} {'prev best':>10} {'ours':>8}  status")
+    for k in DIMENSIONS:
+        ours = result["ours"]["scores"][k]
+        print(f"{k:<6} {p['mio'][k]:>10.2f} {p['previous_best'][k]:>10.2f} "
+              f"{(f'{ours:.2f}' if ours is not None else 'n/m'):>8}  {result['dimensions'][k]['status']}")
+    total = result["ours"]["iis"]
+    print(f"{'IIS':<6} {p['mio_iis']:>10.2f} {p['previous_best_iis']:>10.2f} "
+          f"{(f'{total:.2f}' if total is not None else 'n/m'):>8}")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _perf(args: argparse.Namespace) -> int:
+    from mio.bench import report
+    from mio.bench.perf import bench_perf
+    from mio.cli import config_from_args
+
+    result = asyncio.run(bench_perf(config_from_args(args), quick=args.quick, progress=_say,
+                                    skip_pipeline=args.skip_pipeline))
+    paths = report.write(result, args.output)
+    print(report.perf_markdown(result))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,
+             common: argparse.ArgumentParser) -> None:
+    i = bench_sub.add_parser("iis", parents=[common],
+                             help="Interactive Intelligence Score (§7.7): every dimension we can measure, "
+                                  "beside the paper's -> out/bench/iis.{json,md,html}")
+    i.add_argument("--quick", action="store_true", help="a few utterances / a short motion script")
+    i.add_argument("--utmos", metavar="FILE.onnx", help="UTMOS model file (waveform 16 kHz -> MOS)")
+    i.add_argument("-o", "--output", default="out/bench/iis.json")
+    i.set_defaults(func=_iis)
+    p = bench_sub.add_parser("perf", parents=[common],
+                             help="every budget of ARCHITECTURE.md §7 in one run -> out/bench/perf.{json,md}")
+    p.add_argument("--quick", action="store_true", help="fewer frames and 2 live turns")
+    p.add_argument("--skip-pipeline", action="store_true", help="leave out the live session (TTFA, fps, barge-in)")
+    p.add_argument("-o", "--output", default="out/bench/perf.json")
+    p.set_defaults(func=_perf)

@@ -1,0 +1,16 @@
+"""Every metric of the paper's §7.1, implemented once.
+
+    talker    STOI, PESQ-NB/WB, SIM, WER/CER, DNSMOS, UTMOS (model file given)
+    face      LVE, MHD, FDD, PDD, JDD, F-FID, P-FID
+    body      R-precision@k, FID, MM-Dist, Diversity, Peak Jerk, AUJ
+    render    SSIM, PSNR, LPIPS / CLIP / FID / FVD (feature functions or model files given)
+    thinker   CharacterBox score aggregation, TT, RT
+
+Learned feature extractors (speaker embedding, T2M evaluator, LPIPS/CLIP/Inception/I3D networks,
+UTMOS) are pluggable callables: nothing here downloads weights. `onnx_features(path)` wraps a
+model file the user gives.
+"""
+
+from mio.bench.metrics.frechet import frechet_distance, gaussian_stats
+
+__all__ = ["frechet_distance", "gaussian_stats"]
