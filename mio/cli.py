@@ -27,8 +27,8 @@ from mio.core.errors import MioError
 EXTENSIONS = ("mio.thinker.cli", "mio.server.cli", "mio.bench.cli")
 
 DEMO_USER_LINES = (
-    "Hello Mio! How are you today?",
-    "What do you like to talk about?",
+    "Good evening, Captain Nemo! Who are you?",
+    "What is it like to live under the sea?",
 )
 
 

@@ -6,6 +6,7 @@ runtime's logic (ordering, interruption, timing) is tested without loading model
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -19,19 +20,23 @@ from mio.face.base import FaceBackend, FaceSession
 from mio.render.base import Renderer
 from mio.talker.base import Speech, Voice
 from mio.thinker.llm.base import ChatLLM
+from mio.thinker.memory.embed import HashEmbedder
 
 
 class FakeLLM(ChatLLM):
     """Streams a fixed reply word by word, with an optional delay per piece."""
 
-    def __init__(self, reply: str = "Hello there, friend. I am Mio! How are you today?", delay: float = 0.0) -> None:
-        self.reply, self.delay = reply, delay
+    def __init__(self, reply: str | list[str] = "Hello there, friend. I am Mio! How are you today?",
+                 delay: float = 0.0) -> None:
+        self.replies = [reply] if isinstance(reply, str) else list(reply)  # one per call; the last repeats
+        self.reply, self.delay = self.replies[0], delay
         self.calls: list[list[dict[str, str]]] = []
         self.warmed = 0
 
     def stream(self, messages, max_tokens, temperature) -> Iterator[str]:
         self.calls.append(messages)
-        for i, word in enumerate(self.reply.split(" ")):
+        reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
+        for i, word in enumerate(reply.split(" ")):
             if self.delay:
                 time.sleep(self.delay)
             yield word if i == 0 else " " + word
@@ -153,7 +158,8 @@ def fake_models(reply: str | None = None, llm_delay: float = 0.0, voice_delay: f
     m.config = MioConfig()
     m.character = load_character("mio")
     m.load_times = {}
-    m.thinker = Thinker(m.config.thinker, llm=FakeLLM(reply or FakeLLM().reply, delay=llm_delay))
+    thinker_cfg = dataclasses.replace(m.config.thinker, memory_dir=":memory:", embedder="hash")
+    m.thinker = Thinker(thinker_cfg, llm=FakeLLM(reply or FakeLLM().reply, delay=llm_delay), embedder=HashEmbedder())
     m.voice = FakeVoice(delay=voice_delay)
     m.face = FakeFace()
     m.body = FakeBody()

@@ -37,7 +37,11 @@ def test_chat_in_the_terminal_records_video(tmp_path):
         input="Hello Mio!\n\n/quit\n", capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("Mio:")]
+    from mio.core.config import MioConfig
+    from mio.thinker.persona import load_character
+
+    name = load_character(MioConfig().character).name
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(f"{name}:")]
     assert len(lines) >= 2  # the greeting and at least one clause of the reply
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames > 25 and c.streams.audio

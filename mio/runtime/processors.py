@@ -7,6 +7,7 @@ load once per process, see `mio.runtime.session.Models`).
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -57,6 +58,8 @@ class ASRProcessor(Processor):
             yield frame
             if text.strip():
                 yield UserText(text=text.strip(), session_id=frame.session_id, pts=frame.pts)
+            else:  # nothing intelligible was said: the turn ends without a reply
+                yield EndOfTurn(turn_id=0, role="assistant", session_id=frame.session_id, pts=frame.pts)
         else:
             yield frame
 
@@ -119,8 +122,9 @@ class ThinkerProcessor(Processor):
         finally:
             self._stop.set()
             await asyncio.shield(worker)
-            self.conv.add("user", text)
-            self.conv.add("assistant", " ".join(said))
+            if not self.thinker.is_command(text):  # chat commands (/time) are not conversation
+                self.conv.add("user", text)  # episodic write: one SQLite insert, embedding cached by recall
+                self.conv.add("assistant", " ".join(said))
         yield EndOfTurn(turn_id=turn, session_id=sid, pts=frame.pts, text=" ".join(said))
 
     async def on_interrupt(self, frame: Interrupt) -> None:
@@ -197,6 +201,9 @@ class FrameClock(Processor):
 
     async def start(self) -> None:
         if self.clock.realtime:
+            # Start at the present frame: session start-up (loading, warm-up) may have taken
+            # seconds, and frames for that time would only be stale.
+            self.index = math.ceil(self.clock.now() * self.fps)
             self._timer = asyncio.create_task(self._tick_live())
 
     async def _tick_live(self) -> None:

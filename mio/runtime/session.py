@@ -133,7 +133,7 @@ class Session:
         self.user_id = user_id
         self.clock: SessionClock = WallClock() if realtime else MediaClock()
         self.stats = Stats()
-        self.conversation = models.thinker.new_conversation(models.character)
+        self.conversation = models.thinker.new_conversation(models.character, user_id=user_id, session_id=self.id)
         seed = models.config.seed if seed is None else seed
         self.face = models.face.new_session(seed)
         self.body = models.body.new_session(seed)
@@ -239,6 +239,14 @@ class Session:
             await asyncio.wait_for(self.pipeline.wait(), 60)
         finally:
             await self.pipeline.stop()
+
+    async def abort(self) -> None:
+        """Stop now, without draining (the client left): cut the reply in flight, then cancel
+        every stage. Model work already inside a worker thread ends there and is discarded; the
+        Thinker stops at its next clause."""
+        self._turn_done.set()
+        await self.pipeline.put(Interrupt(session_id=self.id, pts=self.clock.now(), reason="closed"))
+        await self.pipeline.stop()
 
 
 def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -107,6 +107,8 @@ def split_clauses(pieces: Iterable[str], first_min_words: int = 2, max_words: in
             cut = None
             for m in _BOUNDARY.finditer(buf):
                 candidate = buf[: m.end()].strip()
+                if candidate.count("[") > candidate.count("]"):
+                    continue  # never cut inside an inline tag such as "[emotion: sad]"
                 words = len(TAG.sub("", candidate).split())
                 is_comma = m.group(1) in (",", "\u2014", " - ")
                 need = first_min_words if emitted == 0 else 6
@@ -124,3 +126,130 @@ def split_clauses(pieces: Iterable[str], first_min_words: int = 2, max_words: in
     tail = buf.strip()
     if TAG.sub("", tail).strip(" ,;:-"):
         yield tail, True
+
+
+# -- the validated plan schema (§6.1) ------------------------------------------------------------
+# A clause reaches the Talker only if it passes `validate`; LLM output is first `repair`ed
+# (role markers, broken or free-form tags, unknown emotion words) and a clause that still fails is
+# dropped — the Thinker regenerates or falls back to an in-character line when nothing survives.
+
+MAX_CLAUSE_CHARS = 240
+_GESTURE_OK = re.compile(r"^[a-z][a-z \-']{0,39}$")
+_EMOTION_SYNONYMS = {
+    "joyful": "happy", "glad": "happy", "excited": "happy", "cheerful": "happy", "proud": "happy", "warm": "happy",
+    "calm": "neutral", "solemn": "neutral", "grave": "neutral", "serious": "neutral", "stern": "neutral",
+    "worried": "fearful", "scared": "fearful", "afraid": "fearful", "anxious": "fearful", "nervous": "fearful",
+    "annoyed": "angry", "mad": "angry", "furious": "angry", "irritated": "angry", "bitter": "angry",
+    "pensive": "thinking", "thoughtful": "thinking", "reflective": "thinking", "contemplative": "thinking",
+    "melancholy": "sad", "sorrowful": "sad", "grieving": "sad", "gloomy": "sad",
+    "amazed": "surprised", "astonished": "surprised", "shocked": "surprised",
+    "intrigued": "curious", "interested": "curious", "inquisitive": "curious",
+}
+_ROLE_MARK = re.compile(
+    r"<\|?(im_start|im_end|endoftext|eot_id|end)\|?>|(^|\n)\s*(user|assistant|system|visitor|human|ai)\s*:", re.I)
+_BROKEN_TAG = re.compile(r"\[\s*(emotion|gesture|camera)\s*[:=][^\]]*$|\[\s*(emotion|gesture|camera)\s*\]", re.I)
+_BARE_EMOTION = re.compile(r"[\[(]\s*(" + "|".join([*EMOTIONS, *_EMOTION_SYNONYMS]) + r")\s*[\])]", re.I)
+_URL = re.compile(r"https?://\S+|www\.\S+")
+
+
+class PlanError(ValueError):
+    """LLM output that cannot be turned into a valid action-plan clause."""
+
+
+def emotion_label(word: str) -> str | None:
+    w = word.strip().lower()
+    return w if w in EMOTIONS else _EMOTION_SYNONYMS.get(w)
+
+
+def repair(text: str) -> tuple[str, bool]:
+    """Fix what a small LLM gets wrong in a clause. Returns (text, stop): `stop` is True when the
+    model started writing another speaker's turn — everything from there on is discarded."""
+    stop = False
+    m = _ROLE_MARK.search(text)
+    if m:
+        text, stop = text[: m.start()], True
+    text = _BROKEN_TAG.sub("", text)
+    text = _BARE_EMOTION.sub(lambda k: f"[emotion: {emotion_label(k.group(1))}]", text)
+    text = TAG.sub(lambda k: _fix_tag(k.group(1), k.group(2)), text)
+    text = _URL.sub("", text)
+    return text, stop
+
+
+def _fix_tag(kind: str, value: str) -> str:
+    if kind.lower() == "emotion":
+        label = emotion_label((value.split() or ["neutral"])[0])
+        return f"[emotion: {label}]" if label else ""
+    return f"[{kind.lower()}: {value.strip().lower()}]"
+
+
+def validate(clause: Clause) -> Clause:
+    """The schema of one plan clause; raises PlanError naming what is wrong."""
+    text = clause.text
+    if not text or not text.strip(" .,;:!?-'\""):
+        raise PlanError("empty dialogue text")
+    if len(text) > MAX_CLAUSE_CHARS:
+        raise PlanError(f"clause of {len(text)} characters (limit {MAX_CLAUSE_CHARS})")
+    letters = sum(ch.isalpha() for ch in text)
+    if letters < 0.6 * len(text.replace(" ", "")):
+        raise PlanError(f"not speakable text: {text[:40]!r}")
+    if clause.emotion.label not in EMOTIONS:
+        raise PlanError(f"unknown emotion {clause.emotion.label!r}")
+    if not 0.0 <= clause.emotion.intensity <= 1.0:
+        raise PlanError(f"emotion intensity {clause.emotion.intensity} outside 0..1")
+    if clause.gesture is not None and not _GESTURE_OK.match(clause.gesture):
+        raise PlanError(f"gesture {clause.gesture!r} is not a short motion prompt")
+    return clause
+
+
+def parse_plan_json(raw: str, default: Emotion) -> list[Clause]:
+    """A plan written as JSON by a stronger LLM: an object {"say", "emotion", "gesture", "camera"},
+    a list of them, or {"clauses": [...]}. Code fences, single quotes and trailing commas are repaired."""
+    import json
+
+    s = raw.strip()
+    s = re.sub(r"^```(?:json)?\s*|\s*```$", "", s)
+    start = min((i for i in (s.find("{"), s.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise PlanError("no JSON object in the plan")
+    s = s[start:]
+    candidates = [s, re.sub(r",\s*([}\]])", r"\1", s)]
+    candidates.append(candidates[-1].replace("'", '"'))
+    data = None
+    for c in candidates:
+        for attempt in (c, c + "}", c + "]", c + "}]", c + '"}', c + '"}]'):
+            try:
+                data = json.loads(attempt)
+                break
+            except json.JSONDecodeError:
+                continue
+        if data is not None:
+            break
+    if data is None:
+        raise PlanError(f"unrepairable JSON plan: {raw[:60]!r}")
+    items = data.get("clauses", [data]) if isinstance(data, dict) else data
+    out: list[Clause] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        say = item.get("say") or item.get("text") or item.get("dialogue")
+        if not isinstance(say, str):
+            continue
+        emo = item.get("emotion")
+        label, k = (emo.get("label"), emo.get("intensity", 0.7)) if isinstance(emo, dict) else (emo, 0.7)
+        label = emotion_label(str(label)) if label else None
+        try:
+            k = min(1.0, max(0.0, float(k)))
+        except (TypeError, ValueError):
+            k = 0.7
+        base = annotate(say, default)
+        gesture = item.get("gesture")
+        gesture = str(gesture).strip().lower()[:40] if gesture else base.gesture
+        clause = Clause(base.text, Emotion(label, k) if label else base.emotion, gesture,
+                        str(item["camera"]) if item.get("camera") else None)
+        try:
+            out.append(validate(clause))
+        except PlanError:
+            continue
+    if not out:
+        raise PlanError("the JSON plan has no valid clause")
+    return out

@@ -1,32 +1,39 @@
 """The Thinker (§6): user turn -> in-character action plan, streamed clause by clause.
 
-`Thinker` holds the weights (the chat LLM) once per process; `Conversation` is one session's
-short-term memory (§6.2 tier 1): the persona prefix plus a token-bounded buffer of recent turns.
+`Thinker` holds what is shared by every session of a process: the chat LLM, the sentence embedder,
+each story's diegetic knowledge graph and the episodic store. `Conversation` is one session's
+state: short-term memory (§6.2 tier 1: recent turns within a token budget, older turns condensed,
+active goals), the story clock position, and who the user is.
+
+Prompt layout (the LLM keeps the stable prefix in its KV cache; ARCHITECTURE.md §5):
+    [system: persona card] [few-shot examples] [recent turns]  <- stable / growing prefix
+    [system: story time, retrieved facts, episodic memories, condensed older turns]  <- per turn
+    [user: this turn]
 """
 
 from __future__ import annotations
 
-import re
+import os
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mio.core import registry
 from mio.core.config import ThinkerConfig
-from mio.core.errors import InputError
+from mio.core.errors import ConfigError, InputError
+from mio.core.frames import Emotion
+from mio.thinker import guards
 from mio.thinker.llm.base import ChatLLM
+from mio.thinker.memory.embed import Embedder, create_embedder
+from mio.thinker.memory.episodic import EpisodicStore
+from mio.thinker.memory.graph import GraphStore, Retrieval
 from mio.thinker.persona import Character
-from mio.thinker.plan import Clause, annotate, split_clauses
+from mio.thinker.plan import Clause, PlanError, annotate, parse_plan_json, repair, split_clauses, validate
 
-# Requests that would pull the character out of its world (§9 persona robustness).
-_OUT_OF_WORLD = re.compile(
-    r"(write|give me|show me)\b.{0,30}\b(code|script|program|python|javascript|sql)\b"
-    r"|ignore (all |your |the )?(previous|prior|above) (instructions|prompt)"
-    r"|(reveal|show|print|repeat)\b.{0,20}\b(system prompt|instructions|prompt)\b"
-    r"|\bact as (an? )?(assistant|chatgpt|ai)\b",
-    re.I,
-)
-# Sentences in which a small model breaks the frame ("As an AI language model ...").
-_FRAME_BREAK = re.compile(r"\b(language model|an ai\b|ai assistant|artificial intelligence|openai|chatgpt|assistant)\b", re.I)
+COMMANDS = ("/time",)
+UNSURE_NOTE = "You do not know the answer. Say so in one short sentence, in character."
 
 
 @dataclass
@@ -37,45 +44,151 @@ class Turn:
 
 @dataclass
 class Conversation:
-    """One session's short-term memory: recent turns, bounded by an approximate token budget."""
+    """One session's short-term memory: recent turns within a token budget, older turns condensed."""
 
     character: Character
     max_history_tokens: int = 600
     turns: list[Turn] = field(default_factory=list)
+    user_id: str = "guest"
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    story_time: float | None = None  # position on the story clock; None for characters without a story
+    goals: list[str] = field(default_factory=list)  # active goals, beyond the card's own
+    condensed_words: int = 60  # budget of the condensed summary of older turns
+    _listeners: list = field(default_factory=list, repr=False)
 
-    def messages(self, user_text: str) -> list[dict[str, str]]:
-        history: list[dict[str, str]] = []
+    def _window(self) -> int:
+        """Index of the first turn kept verbatim."""
         budget = self.max_history_tokens
-        for turn in reversed(self.turns):
-            cost = len(turn.text) // 4 + 4  # ~4 characters per token
+        start = len(self.turns)
+        for i in range(len(self.turns) - 1, -1, -1):
+            cost = len(self.turns[i].text) // 4 + 4  # ~4 characters per token
             if cost > budget:
                 break
             budget -= cost
-            history.insert(0, {"role": turn.role, "content": turn.text})
-        if history and history[0]["role"] == "assistant":
-            history.pop(0)
-        return (
-            [{"role": "system", "content": self.character.system_prompt()}]
-            + self.character.few_shot()
-            + history
-            + [{"role": "user", "content": user_text}]
-        )
+            start = i
+        if start < len(self.turns) and self.turns[start].role == "assistant":
+            start += 1
+        return start
+
+    def history(self) -> list[dict[str, str]]:
+        return [{"role": t.role, "content": t.text} for t in self.turns[self._window():]]
+
+    def condensed(self) -> str:
+        """Older turns that no longer fit, condensed (not silently dropped): what the user said."""
+        older = [t for t in self.turns[: self._window()] if t.role == "user"]
+        parts: list[str] = []
+        words = 0
+        for t in reversed(older):
+            snippet = " ".join(t.text.split()[:12])
+            words += len(snippet.split())
+            if words > self.condensed_words:
+                break
+            parts.insert(0, f'"{snippet}"')
+        return ("Earlier the visitor said: " + "; ".join(parts) + ".") if parts else ""
+
+    def messages(self, user_text: str, context: str = "") -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.character.system_prompt()}, *self.character.few_shot(), *self.history()]
+        note = "\n".join(x for x in (context, self.condensed(),
+                                     f"Current aims: {'; '.join(self.goals)}." if self.goals else "") if x)
+        if note:
+            msgs.append({"role": "system", "content": note})
+        return [*msgs, {"role": "user", "content": user_text}]
 
     def add(self, role: str, text: str) -> None:
         if text:
             self.turns.append(Turn(role, text))
+            for listener in self._listeners:
+                listener(self, role, text)
+
+    # -- story clock --------------------------------------------------------------------------
+    def set_story_time(self, t: float) -> float:
+        if self.character.story is None:
+            raise ConfigError(f"{self.character.name} has no story clock")
+        self.story_time = self.character.story.clock.clamp(float(t))
+        return self.story_time
+
+    def advance(self, chapters: float = 1.0) -> float:
+        return self.set_story_time((self.story_time or 0.0) + chapters)
+
+    def story_label(self) -> str:
+        if self.character.story is None or self.story_time is None:
+            return ""
+        return self.character.story.clock.label(self.story_time)
 
 
 class Thinker:
-    def __init__(self, config: ThinkerConfig, llm: ChatLLM | None = None) -> None:
+    def __init__(self, config: ThinkerConfig, llm: ChatLLM | None = None, embedder: Embedder | None = None) -> None:
         self.config = config
         self.llm = llm if llm is not None else registry.create("thinker", config.backend, config)
+        self._embedder = embedder
+        self._graphs: dict[Path, GraphStore] = {}
+        self._episodic: EpisodicStore | None = None
+        self._lock = threading.Lock()
 
-    def new_conversation(self, character: Character) -> Conversation:
-        return Conversation(character)
+    # -- shared memory stores (built lazily, once per process) --------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = create_embedder(self.config.embedder)
+            return self._embedder
+
+    def _db_path(self, name: str) -> str:
+        folder = self.config.memory_dir if self.config.memory_dir is not None else os.environ.get(
+            "MIO_MEMORY_DIR", str(Path.home() / ".cache" / "mio" / "memory"))
+        return ":memory:" if folder == ":memory:" else str(Path(folder) / name)
+
+    def graph(self, character: Character) -> GraphStore | None:
+        story = character.story
+        if story is None or not story.nodes or self.config.memory == "off":
+            return None
+        embedder = self.embedder
+        with self._lock:
+            store = self._graphs.get(story.folder)
+            if store is None:
+                store = GraphStore(self._db_path(f"{story.id}-{story.digest()}-{embedder.name}.sqlite"), embedder)
+                store.import_pack(story)
+                self._graphs[story.folder] = store
+            return store
+
+    @property
+    def episodic(self) -> EpisodicStore | None:
+        if not self.config.episodic:
+            return None
+        embedder = self.embedder
+        with self._lock:
+            if self._episodic is None:
+                self._episodic = EpisodicStore(self._db_path(f"episodic-{embedder.name}.sqlite"), embedder)
+            return self._episodic
+
+    # -- conversations ------------------------------------------------------------------------
+    def new_conversation(self, character: Character, *, user_id: str = "guest", session_id: str | None = None,
+                         story_time: float | None = None) -> Conversation:
+        conv = Conversation(character, max_history_tokens=self.config.max_history_tokens, user_id=user_id)
+        if session_id:
+            conv.session_id = session_id
+        if character.story is not None:
+            t = story_time if story_time is not None else self.config.story_time
+            conv.set_story_time(character.story.clock.start if t is None else t)
+        if self.config.episodic:
+            conv._listeners.append(self._remember)
+        return conv
+
+    def _remember(self, conv: Conversation, role: str, text: str) -> None:
+        """Episodic memory: what the user says is stored for their later sessions."""
+        if role != "user" or text.startswith(COMMANDS) or self.episodic is None:
+            return
+        emb = conv.__dict__.pop("_last_query", None)
+        emb = emb[1] if emb is not None and emb[0] == text else None
+        self.episodic.add(conv.user_id, conv.character.id or conv.character.name, conv.session_id, role, text, emb)
 
     def warm(self, conv: Conversation) -> None:
-        """Pre-fill the persona prefix (the part of every prompt that never changes)."""
+        """Pre-fill the persona prefix (the part of every prompt that never changes) and open the
+        memory stores, so the first turn pays for neither."""
+        if self.config.memory != "off" and conv.character.story is not None:
+            self.graph(conv.character)
+        if self.config.episodic:
+            _ = self.episodic
         self.llm.warm(conv.messages("Hello."))
 
     def check_input(self, text: str) -> str:
@@ -86,31 +199,137 @@ class Thinker:
             raise InputError(f"the message has {len(text)} characters; the limit is {self.config.max_input_chars}")
         return text
 
+    # -- chat commands ------------------------------------------------------------------------
+    @staticmethod
+    def is_command(text: str) -> bool:
+        return text.strip().split(" ")[0].lower() in COMMANDS
+
+    def command(self, conv: Conversation, text: str) -> str:
+        """`/time` shows the story clock; `/time 12`, `/time +1`, `/time 2:5` set it."""
+        arg = text.strip()[len("/time"):].strip()
+        story = conv.character.story
+        if story is None:
+            return f"{conv.character.name} has no story clock."
+        if arg:
+            conv.set_story_time(story.clock.parse(arg, conv.story_time or 0.0))
+        return f"Story time is now {conv.story_label()}."
+
+    # -- memory retrieval ---------------------------------------------------------------------
+    def recall(self, conv: Conversation, user_text: str) -> tuple[str, Retrieval | None]:
+        """The per-turn context: story time, retrieved facts (nodes then edges), episodic memories."""
+        lines: list[str] = []
+        retrieval = None
+        need_embedding = (self.config.memory != "off" and conv.character.story is not None) or self.config.episodic
+        q = self.embedder.encode_one(user_text) if need_embedding else None
+        if q is not None:
+            conv.__dict__["_last_query"] = (user_text, q)
+        store = self.graph(conv.character) if q is not None else None
+        if store is not None:
+            flat = self.config.memory == "flat"
+            retrieval = store.retrieve(q, conv.story_time, k_nodes=self.config.facts_nodes,
+                                       k_edges=self.config.facts_edges, min_score=self.config.min_score, flat=flat)
+            if not flat:
+                lines.append(f"Now: {conv.story_label()}.")
+            facts = [h.text for h in retrieval.hits]
+            if facts:
+                lines.append("Your notes: " + " ".join(facts))
+        if self.episodic is not None and q is not None:
+            past = self.episodic.recall(conv.user_id, conv.character.id or conv.character.name, q,
+                                        exclude_session=conv.session_id, k=2)
+            if past:
+                lines.append("This visitor told you in an earlier meeting: " + "; ".join(f'"{e.text}"' for e in past) + ".")
+        return "\n".join(lines), retrieval
+
+    def spoiler_guard(self, conv: Conversation) -> guards.SpoilerGuard | None:
+        store = self.graph(conv.character)
+        if store is None or self.config.memory != "diegetic" or not self.config.guards or conv.story_time is None:
+            return None
+        key = (id(store), conv.story_time, conv.character.id)
+        cache = self.__dict__.setdefault("_guards", {})
+        if key not in cache:
+            t = conv.story_time
+            future = store.future_texts(t)
+            ch = conv.character
+            known = " ".join([ch.system_prompt(), *(u + " " + r for u, r in ch.examples), *ch.refusals, ch.unknown, ch.greeting])
+            cache[key] = guards.SpoilerGuard(store.present_texts(t), future, known)
+        return cache[key]
+
+    # -- one turn -----------------------------------------------------------------------------
     def reply(self, conv: Conversation, user_text: str) -> Iterator[Clause]:
         """Stream the action plan for one user turn. The caller records what was actually said
         (all of it, or what was heard before a barge-in) with `conv.add("assistant", ...)`."""
         user_text = self.check_input(user_text)
         ch = conv.character
-        if _OUT_OF_WORLD.search(user_text):
-            yield annotate(ch.refusal, ch.default_emotion)
+        if self.is_command(user_text):
+            yield Clause(self.command(conv, user_text), Emotion("neutral", 0.3), None)
             return
-        pieces = self.llm.stream(conv.messages(user_text), self.config.max_tokens, self.config.temperature)
-        produced = 0
-        skipping = False  # inside a sentence that breaks the frame: drop it to its end
-        for text, is_tail in split_clauses(pieces):
-            ends_sentence = text.rstrip().endswith((".", "!", "?", '"'))
-            if skipping or _FRAME_BREAK.search(text):
-                skipping = not ends_sentence
-                continue
-            if is_tail and not text.rstrip().endswith((".", "!", "?", '"')):
-                # Cut off by max_tokens: finish a lone clause, drop a dangling fragment.
-                if produced:
-                    continue
-                text = text.rstrip(" ,;:-") + "."
-            clause = annotate(text, ch.default_emotion)
-            if clause.text:
+        if self.config.guards and guards.out_of_world(user_text):
+            yield annotate(ch.refusal_for(user_text), ch.default_emotion)
+            return
+        context, _ = self.recall(conv, user_text)
+        spoilers = self.spoiler_guard(conv)
+        messages = conv.messages(user_text, context)
+        leaked = False
+        for attempt in range(2):
+            produced, leaked = 0, False
+            temperature = self.config.temperature if attempt == 0 else min(self.config.temperature, 0.2)
+            for clause in self._draft(messages, ch, temperature):
+                if spoilers is not None and spoilers.check(clause.text, user_text) is not None:
+                    leaked = True  # stop here: the rest of the draft is not spoken
+                    break
                 produced += 1
                 yield clause
-        if produced == 0:
-            yield annotate(ch.refusal, ch.default_emotion)
+            if produced:
+                return
+            if leaked:  # a spoiler before anything was said: regenerate more conservatively
+                messages = [*messages[:-1], {"role": "system", "content": UNSURE_NOTE}, messages[-1]]
+            # else nothing valid came out (malformed output): regenerate once
+        yield annotate(ch.unknown if leaked else ch.refusal_for(user_text), ch.default_emotion)
+
+    def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float) -> Iterator[Clause]:
+        """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped)."""
+        pieces = self.llm.stream(messages, self.config.max_tokens, temperature)
+        first = ""
+        pieces = iter(pieces)
+        for piece in pieces:  # a JSON plan (stronger models may answer in JSON) is parsed whole
+            first += piece
+            if len(first.strip()) >= 2:
+                break
+        if first.lstrip().startswith(("{", "[{", '["', "```")):
+            raw = first + "".join(pieces)
+            try:
+                yield from (c for c in parse_plan_json(raw, ch.default_emotion) if not guards.breaks_frame(c.text))
+            except PlanError:
+                return
+            return
+
+        def chained() -> Iterator[str]:
+            yield first
+            yield from pieces
+
+        produced = 0
+        skipping = False  # inside a sentence that breaks the frame: drop it to its end
+        for text, is_tail in split_clauses(chained()):
+            text, stop = repair(text)
+            ends_sentence = text.rstrip().endswith((".", "!", "?", '"'))
+            if skipping or guards.breaks_frame(text):
+                skipping = not ends_sentence
+                if stop:
+                    break
+                continue
+            if (is_tail or stop) and not ends_sentence:
+                # Cut off by max_tokens (or by a role marker): finish a lone clause, drop a fragment.
+                if produced or len(text.split()) < 3:
+                    break
+                text = text.rstrip(" ,;:-") + "."
+            try:
+                clause = validate(annotate(text, ch.default_emotion))
+            except PlanError:
+                if stop:
+                    break
+                continue
+            produced += 1
+            yield clause
+            if stop:
+                break
 

@@ -164,3 +164,33 @@ def test_bad_text_and_audio_are_refused_with_clear_errors():
         check_audio(np.zeros(16000 * 61, np.float32), 16000)
     assert check_audio(np.array([0, 32767], np.int16), 16000).max() == pytest.approx(1.0)
     models.close()
+
+
+class _SilentASR:
+    def transcribe(self, samples, sample_rate, context=None):
+        return ""
+
+
+class _EchoASR:
+    def transcribe(self, samples, sample_rate, context=None):
+        return "I heard you"
+
+
+def test_voice_turn_goes_through_asr_and_silence_ends_the_turn():
+    """Spoken turns: the ASR's transcript is answered; an utterance with no words ends the turn
+    without a reply (it never leaves the session waiting)."""
+    models = fake_models()
+
+    async def go(asr):
+        models.asr = asr
+        conv = OfflineConversation(models)
+        await conv.start()
+        res = await asyncio.wait_for(conv.say_audio(np.zeros(16000, np.float32), 16000), 10)
+        await conv.close()
+        return res
+
+    heard = asyncio.run(go(_EchoASR()))
+    assert heard.user == "I heard you" and heard.reply.startswith("Hello there")
+    silent = asyncio.run(go(_SilentASR()))
+    assert silent.user == "" and silent.reply == ""
+    models.close()

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def thinker():
-    return Thinker(ThinkerConfig())
+def thinker(tmp_path_factory):
+    return Thinker(ThinkerConfig(memory_dir=str(tmp_path_factory.mktemp("memory"))))
 
 
 def test_embedded_gguf_ships_in_the_wheel():
@@ -49,3 +49,20 @@ def test_persona_prefix_stays_cached_between_turns(thinker):
 def test_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(BackendError, match="does not exist"):
         LlamaCppLLM(ThinkerConfig(model_path=str(tmp_path / "none.gguf")))
+
+
+def test_nemo_turn_reuses_the_cached_persona_and_retrieves_within_story_time(thinker):
+    """With the Nemo pack, retrieved facts come after the cached prefix: only the per-turn note and
+    the question are evaluated, never the persona again; a future fact never reaches the prompt."""
+    import llama_cpp
+
+    conv = thinker.new_conversation(load_character("nemo"), user_id="slow-test")
+    thinker.warm(conv)
+    llm = thinker.llm.llm
+    persona = len(llm.tokenize(conv.character.system_prompt().encode(), add_bos=False))
+    note, _ = thinker.recall(conv, "Have you been to the South Pole?")
+    assert "South Pole" not in note
+    llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+    clauses = list(thinker.reply(conv, "What powers the Nautilus?"))
+    evaluated = llama_cpp.llama_perf_context(llm._ctx.ctx).n_p_eval
+    assert clauses and 0 < evaluated < persona, f"{evaluated} tokens evaluated; persona is {persona}"

@@ -37,3 +37,50 @@ def test_lexicon_fills_emotion_and_gesture_when_untagged():
 
 def test_clean_spoken_removes_markup_and_stage_directions():
     assert clean_spoken("**Hi** (smiles) there 😀 `x`") == "Hi there x"
+
+
+def test_tags_are_never_cut_in_half():
+    out = clauses("[emotion: sad] Alas, my friend. [gesture: bow] Farewell.", piece=2)
+    assert out[0][0].startswith("[emotion: sad]") and all(c.count("[") == c.count("]") for c, _ in out)
+
+
+def test_repair_cuts_role_markers_and_fixes_tags():
+    from mio.thinker.plan import repair
+
+    assert repair("Fine, sir. <|im_end|> user: and you?") == ("Fine, sir. ", True)
+    assert repair("Yes.\nUser: hello")[1] is True
+    text, stop = repair("(joyful) We sail at dawn [gesture: Nod] [emotion: gleeful] [emotion: sad")
+    assert not stop and "[emotion: happy]" in text and "[gesture: nod]" in text
+    assert "gleeful" not in text and "[emotion: sad" not in text
+
+
+def test_validate_rejects_what_cannot_be_spoken():
+    import pytest
+
+    from mio.thinker.plan import Clause, PlanError, validate
+
+    d = Emotion("neutral", 0.5)
+    assert validate(annotate("The sea is calm.", d)).text == "The sea is calm."
+    for bad in (Clause("", d, None), Clause("x" * 300, d, None), Clause("%%% 123 ### !!", d, None),
+                Clause("Hi there.", Emotion("smug", 0.5), None), Clause("Hi there.", Emotion("happy", 1.5), None),
+                Clause("Hi there.", d, "rm -rf / && echo {}")):
+        with pytest.raises(PlanError):
+            validate(bad)
+
+
+def test_json_plans_are_parsed_and_repaired():
+    import pytest
+
+    from mio.thinker.plan import PlanError, parse_plan_json
+
+    d = Emotion("neutral", 0.5)
+    out = parse_plan_json('```json\n{"clauses": [{"say": "Welcome aboard.", "emotion": "joyful", "gesture": "Bow"},'
+                          " {'say': 'The sea is everything.', 'emotion': {'label': 'calm', 'intensity': 3}},]}\n```", d)
+    assert [c.text for c in out] == ["Welcome aboard.", "The sea is everything."]
+    assert out[0].emotion.label == "happy" and out[0].gesture == "bow"
+    assert out[1].emotion.label == "neutral" and out[1].emotion.intensity == 1.0
+    assert parse_plan_json('{"say": "Cut off mid', d)[0].text == "Cut off mid"  # unclosed JSON repaired
+    with pytest.raises(PlanError):
+        parse_plan_json('{"emotion": "happy"}', d)
+    with pytest.raises(PlanError):
+        parse_plan_json("no json here", d)

@@ -1,0 +1,113 @@
+"""Thinker commands: `mio story ...` (packs, story clock, text-only chat) and `mio bench thinker`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _story_info(args: argparse.Namespace) -> int:
+    from mio.cli import config_from_args
+    from mio.thinker.persona import load_character
+
+    cfg = config_from_args(args)
+    ch = load_character(args.pack or cfg.character)
+    story = ch.story
+    info = {"character": ch.name, "folder": str(ch.folder)}
+    if story is not None:
+        info.update({"story": story.title, "nodes": len(story.nodes), "edges": len(story.edges),
+                     "start": story.clock.start, "start_label": story.clock.label(story.clock.start),
+                     "chapters": [c.label() for c in story.clock.chapters] if args.chapters else len(story.clock.chapters)})
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _story_validate(args: argparse.Namespace) -> int:
+    from mio.thinker.persona import load_character
+
+    ch = load_character(args.path)
+    n = (len(ch.story.nodes), len(ch.story.edges)) if ch.story else (0, 0)
+    print(f"ok: {ch.name} ({n[0]} nodes, {n[1]} edges)")
+    return 0
+
+
+def _story_ask(args: argparse.Namespace) -> int:
+    """Text-only conversation with the Thinker (no voice or video): fast to try the memory."""
+    from mio.cli import config_from_args
+    from mio.thinker.persona import load_character
+    from mio.thinker.thinker import Thinker
+
+    cfg = config_from_args(args)
+    th = Thinker(cfg.thinker)
+    ch = load_character(cfg.character)
+    conv = th.new_conversation(ch, user_id=args.user, story_time=args.time)
+    th.warm(conv)
+    lines = args.text or []
+    interactive = not lines
+    if conv.story_label():
+        print(f"[{conv.story_label()}]", file=sys.stderr)
+    while True:
+        if interactive:
+            try:
+                line = input("you: ")
+            except EOFError:
+                break
+            if line.strip() in ("/quit", "/exit"):
+                break
+        elif lines:
+            line = lines.pop(0)
+            print(f"you: {line}")
+        else:
+            break
+        if not line.strip():
+            continue
+        said = [c.text for c in th.reply(conv, line)]
+        print(f"{ch.name}: {' '.join(said)}", flush=True)
+        if not th.is_command(line):
+            conv.add("user", line)
+            conv.add("assistant", " ".join(said))
+    return 0
+
+
+def _bench_thinker(args: argparse.Namespace) -> int:
+    from mio.bench.thinker import bench_thinker
+    from mio.cli import _say, _write_bench, config_from_args
+
+    cfg = config_from_args(args)
+    judge = None
+    if args.judge_url:
+        from mio.core.config import ThinkerConfig
+        from mio.thinker.llm.openai_compat import OpenAICompatLLM
+
+        judge = OpenAICompatLLM(ThinkerConfig(backend="openai", url=args.judge_url, model=args.judge_model))
+    result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval, llm_suites=not args.retrieval_only,
+                           judge_llm=judge, progress=_say)
+    return _write_bench(result, args.output)
+
+
+def register(sub, bench_sub, common) -> None:
+    s = sub.add_parser("story", parents=[common], help="story packs, the story clock, text-only chat with the Thinker")
+    ssub = s.add_subparsers(dest="story_cmd", required=True)
+    i = ssub.add_parser("info", parents=[common], help="what a story pack holds")
+    i.add_argument("pack", nargs="?", help="character or pack (default: the configured character)")
+    i.add_argument("--chapters", action="store_true", help="list the chapters of the story clock")
+    i.set_defaults(func=_story_info)
+    v = ssub.add_parser("validate", parents=[common], help="check a story pack; errors name file, line and field")
+    v.add_argument("path")
+    v.set_defaults(func=_story_validate)
+    a = ssub.add_parser("ask", parents=[common], help="talk to the character in text only (no voice or video)")
+    a.add_argument("text", nargs="*", help="user lines (none: read from the terminal); /time N sets the story clock")
+    a.add_argument("--time", type=float, default=None, help="story time (chapter) to start at")
+    a.add_argument("--user", default="guest", help="user id for episodic memory")
+    a.set_defaults(func=_story_ask)
+
+    b = bench_sub.add_parser("thinker", parents=[common],
+                             help="retrieval at 10k/50k, TT / RT / CharacterBox for Baseline vs Diegetic memory")
+    b.add_argument("--limit", type=int, default=None, help="only the first N items of each suite")
+    b.add_argument("--retrieval-only", action="store_true", help="skip the LLM suites")
+    b.add_argument("--no-retrieval", action="store_true", help="skip the retrieval benchmark")
+    b.add_argument("--judge-url", help="OpenAI-compatible server for the CharacterBox judge (default: offline heuristic)")
+    b.add_argument("--judge-model", default="judge")
+    b.add_argument("-o", "--output", default="out/bench/thinker.json")
+    b.set_defaults(func=_bench_thinker)

@@ -1,0 +1,241 @@
+"""Story packs: a story is data (ARCHITECTURE.md §5) — one folder under stories/:
+
+    stories/<story>/
+      story.yaml            title, story clock (chapters), default character
+      characters/<id>.yaml  persona cards (see persona.py)
+      graph/nodes.yaml      diegetic knowledge graph: entities, traits, lore, events, each with story time t
+      graph/edges.yaml      relations between nodes, each with story time t
+      eval/*.yaml           evaluation suites (Timeline-coherence, Robustness, CharacterBox scenes)
+
+Story time is a number on the story clock: chapter index from the first chapter of the story
+(fractions allowed; 0 = before the story begins). A node or edge becomes true at `t` and, beyond
+the paper, stops being true at the optional `t_end` (§6.2). Every validation error names the
+file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mio.core.errors import ConfigError
+from mio.thinker import yamlines
+
+NODE_KINDS = ("entity", "trait", "lore", "event", "place")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    index: float  # story time at the chapter's start
+    part: int
+    number: int  # within its part
+    title: str
+
+    def label(self) -> str:
+        return f"Part {self.part}, Chapter {self.number}: {self.title}"
+
+
+@dataclass(frozen=True)
+class StoryClock:
+    """Chapter-level story time (§6.2 `t`), with labels and parsing of `/time` arguments."""
+
+    chapters: tuple[Chapter, ...]
+    start: float  # where a new conversation begins
+
+    @property
+    def end(self) -> float:
+        return self.chapters[-1].index if self.chapters else 0.0
+
+    def clamp(self, t: float) -> float:
+        if not math.isfinite(t):
+            raise ConfigError(f"story time {t!r} is not a finite number")
+        return min(max(0.0, float(t)), self.end)
+
+    def chapter(self, t: float) -> Chapter | None:
+        found = None
+        for ch in self.chapters:
+            if ch.index <= t + 1e-9:
+                found = ch
+        return found
+
+    def label(self, t: float) -> str:
+        ch = self.chapter(t)
+        return ch.label() if ch else "before the story begins"
+
+    def parse(self, text: str, current: float) -> float:
+        """`12` (chapter index), `+2` / `-1` (advance), `2:5` or `II.5` (part 2, chapter 5)."""
+        s = text.strip()
+        if not s:
+            raise ConfigError("give a story time, e.g. /time 12, /time +1 or /time 2:5")
+        m = re.fullmatch(r"(?i)(?:part\s*)?(\d+|i{1,3}|iv)\s*[:.,]\s*(?:chapter\s*)?(\d+)", s)
+        if m and not re.fullmatch(r"\d+\.\d+", s):
+            part = _roman(m.group(1))
+            number = int(m.group(2))
+            for ch in self.chapters:
+                if ch.part == part and ch.number == number:
+                    return ch.index
+            raise ConfigError(f"there is no part {part}, chapter {number} in this story")
+        try:
+            value = float(s)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a story time; try 12, +1 or 2:5") from None
+        return self.clamp(current + value if s[0] in "+-" else value)
+
+
+def _roman(s: str) -> int:
+    return int(s) if s.isdigit() else {"i": 1, "ii": 2, "iii": 3, "iv": 4}[s.lower()]
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str
+    name: str
+    text: str
+    t: float
+    t_end: float | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    rel: str
+    dst: str
+    text: str
+    t: float
+    t_end: float | None = None
+
+
+@dataclass(frozen=True)
+class StoryPack:
+    folder: Path
+    id: str
+    title: str
+    clock: StoryClock
+    default_character: str
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+    def digest(self) -> str:
+        """Content hash of the graph: the SQLite store is rebuilt when the pack changes."""
+        h = hashlib.sha256()
+        for n in self.nodes:
+            h.update(repr(n).encode())
+        for e in self.edges:
+            h.update(repr(e).encode())
+        return h.hexdigest()[:16]
+
+    def character_files(self) -> list[Path]:
+        return sorted((self.folder / "characters").glob("*.yaml"))
+
+
+def _num(path: Path, m: dict, field: str, *, required: bool = True) -> float | None:
+    v = m.get(field)
+    if v is None:
+        if required:
+            raise ConfigError(f"{yamlines.where(path, m, field)}: missing (a story time, e.g. 12)")
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{yamlines.where(path, m, field)}: must be a number (story time), got {v!r}")
+    return float(v)
+
+
+def _text(path: Path, m: dict, field: str, *, required: bool = True, default: str = "") -> str:
+    v = m.get(field)
+    if v is None or v == "":
+        if required:
+            raise ConfigError(f"{yamlines.where(path, m, field)}: missing required field")
+        return default
+    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+        raise ConfigError(f"{yamlines.where(path, m, field)}: must be text, got {type(v).__name__}")
+    return str(v).strip()
+
+
+def _items(path: Path, key: str) -> list[dict]:
+    data = yamlines.load(path)
+    if isinstance(data, dict):
+        data = data.get(key)
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list of {key} (or a mapping with a '{key}' list)")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: {key}[{i}] must be a mapping, got {type(item).__name__}")
+    return data
+
+
+def _check_time(path: Path, m: dict, t: float, t_end: float | None, end: float) -> None:
+    if not 0 <= t <= end:
+        raise ConfigError(f"{yamlines.where(path, m, 't')}: {t} is outside the story clock 0..{end}")
+    if t_end is not None and not t < t_end:
+        raise ConfigError(f"{yamlines.where(path, m, 't_end')}: must be later than t={t}")
+
+
+def load_pack(folder: Path) -> StoryPack:
+    """Load and validate `folder/story.yaml` and its graph."""
+    story_file = folder / "story.yaml"
+    if not story_file.is_file():
+        raise ConfigError(f"{folder}: not a story pack (no story.yaml)")
+    s = yamlines.load(story_file)
+    if not isinstance(s, dict):
+        raise ConfigError(f"{story_file}: expected a mapping of fields at the top level")
+    title = _text(story_file, s, "title")
+    chapters: list[Chapter] = []
+    parts = s.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise ConfigError(f"{yamlines.where(story_file, s, 'parts')}: a list of parts, each with a list of chapter titles")
+    index = 0
+    for p_i, part in enumerate(parts, 1):
+        titles = part.get("chapters") if isinstance(part, dict) else None
+        if not isinstance(titles, list) or not titles:
+            raise ConfigError(f"{yamlines.where(story_file, part if isinstance(part, dict) else s, 'chapters')}: "
+                              f"part {p_i} needs a list of chapter titles")
+        for c_i, title_c in enumerate(titles, 1):
+            index += 1
+            chapters.append(Chapter(float(index), p_i, c_i, str(title_c)))
+    start = _num(story_file, s, "start")
+    clock = StoryClock(tuple(chapters), start)
+    if not 0 <= start <= clock.end:
+        raise ConfigError(f"{yamlines.where(story_file, s, 'start')}: {start} is outside the story clock 0..{clock.end}")
+    default = _text(story_file, s, "default_character")
+    if not (folder / "characters" / f"{default}.yaml").is_file():
+        raise ConfigError(f"{yamlines.where(story_file, s, 'default_character')}: no characters/{default}.yaml")
+
+    nodes: list[Node] = []
+    seen: dict[str, int] = {}
+    nodes_file = folder / "graph" / "nodes.yaml"
+    edges_file = folder / "graph" / "edges.yaml"
+    for m in _items(nodes_file, "nodes") if nodes_file.is_file() else []:
+        nid = _text(nodes_file, m, "id")
+        if not _ID.match(nid):
+            raise ConfigError(f"{yamlines.where(nodes_file, m, 'id')}: {nid!r} must be lowercase letters, digits, _ or -")
+        if nid in seen:
+            raise ConfigError(f"{yamlines.where(nodes_file, m, 'id')}: duplicate id {nid!r} (first at line {seen[nid]})")
+        seen[nid] = m["__line__"]
+        kind = _text(nodes_file, m, "kind")
+        if kind not in NODE_KINDS:
+            raise ConfigError(f"{yamlines.where(nodes_file, m, 'kind')}: {kind!r} is not one of {', '.join(NODE_KINDS)}")
+        t, t_end = _num(nodes_file, m, "t"), _num(nodes_file, m, "t_end", required=False)
+        _check_time(nodes_file, m, t, t_end, clock.end)
+        text = _text(nodes_file, m, "text")
+        name = _text(nodes_file, m, "name", required=False, default=nid.replace("_", " "))
+        nodes.append(Node(nid, kind, name, text, t, t_end))
+    by_id = {n.id: n for n in nodes}
+    edges: list[Edge] = []
+    for m in _items(edges_file, "edges") if edges_file.is_file() else []:
+        src, rel, dst = (_text(edges_file, m, f) for f in ("src", "rel", "dst"))
+        for field, ref in (("src", src), ("dst", dst)):
+            if ref not in by_id:
+                raise ConfigError(f"{yamlines.where(edges_file, m, field)}: unknown node {ref!r}")
+        t, t_end = _num(edges_file, m, "t"), _num(edges_file, m, "t_end", required=False)
+        _check_time(edges_file, m, t, t_end, clock.end)
+        latest = max(by_id[src].t, by_id[dst].t)
+        if t < latest:
+            raise ConfigError(f"{yamlines.where(edges_file, m, 't')}: {t} is before its node "
+                              f"{src if by_id[src].t == latest else dst!r} exists (t={latest})")
+        text = _text(edges_file, m, "text", required=False) or f"{by_id[src].name} {rel.replace('_', ' ')} {by_id[dst].name}."
+        edges.append(Edge(src, rel, dst, text, t, t_end))
+    return StoryPack(folder, folder.name, title, clock, default, tuple(nodes), tuple(edges))
