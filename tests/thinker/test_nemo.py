@@ -32,19 +32,23 @@ def prompt_text(messages):
 
 
 def test_prompt_keeps_a_stable_persona_prefix_and_facts_come_after_it():
+    """The persona (and the story's present, which changes only with the clock) opens every prompt
+    unchanged, so it stays in the KV cache; per-turn facts come after the history."""
     th, llm = make()
     conv = th.new_conversation(NEMO)
     assert conv.story_time == 10  # the pack's start
     say(th, conv, "Tell me about the Nautilus and its electricity.")
+    say(th, conv, "Who serves aboard the ship?")
     say(th, conv, "/time 30")
     say(th, conv, "Who serves aboard?")
-    first, second = llm.calls
-    assert first[0] == second[0] and "You are Captain Nemo" in first[0]["content"]
+    first, second, third = llm.calls
+    assert "You are Captain Nemo" in first[0]["content"] and "Part 1, Chapter 10" in first[0]["content"]
     assert first[: len(NEMO.few_shot()) + 1] == second[: len(NEMO.few_shot()) + 1]
+    assert second[: len(first) - 1] == first[:-1]  # turn 2 extends turn 1's prompt: only new tokens
+    assert "Part 2, Chapter 6" in third[0]["content"]  # the clock moved: the present changed
     note = first[-2]
-    assert note["role"] == "system" and "Part 1, Chapter 10" in note["content"] and "Nautilus" in note["content"]
-    assert "Part 2, Chapter 6" in second[-2]["content"]
-    assert not any("Chapter" in m["content"] for m in first[:-2])  # nothing per-turn before the history
+    assert note["role"] == "system" and "Nautilus" in note["content"]
+    assert not any("Nautilus and its" in m["content"] for m in first[1 : len(NEMO.few_shot()) + 1])
 
 
 def test_future_facts_never_reach_the_prompt_until_the_clock_advances():

@@ -48,6 +48,7 @@ class LlamaCppLLM(ChatLLM):
             model_path=str(path),
             n_ctx=config.n_ctx,
             n_threads=config.n_threads,
+            n_threads_batch=config.n_threads_batch,
             n_batch=256,
             seed=config.seed,
             verbose=bool(os.environ.get("MIO_LLAMA_VERBOSE")),
