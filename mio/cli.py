@@ -164,9 +164,12 @@ async def _chat(args: argparse.Namespace) -> int:
 
 def _read_line() -> str | None:
     try:
-        return input("you: ")
+        line = input("you: ")
     except EOFError:
         return None
+    if not sys.stdin.isatty():  # piped input is not echoed: keep the transcript readable
+        print(line)
+    return line
 
 
 def _write_bench(result: dict, output: str) -> int:

@@ -110,8 +110,9 @@ def test_mouth_opens_while_speaking_and_not_in_silence(said):
     talk, quiet = np.nanmean(gaps[speaking]), np.nanmean(gaps[silent])
     wide = np.nanpercentile(gaps[speaking], 90)
     print(f"lip gap / face height: speaking mean {talk:.3f} p90 {wide:.3f}; silent mean {quiet:.3f} max {np.nanmax(gaps[silent]):.3f}")
-    assert talk > 2 * quiet, f"lip gap speaking {talk:.3f} vs silent {quiet:.3f}"
-    assert wide > 4 * quiet and wide > 0.04, f"the mouth never opens wide: p90 {wide:.3f}"
+    assert talk > 1.5 * quiet, f"lip gap speaking {talk:.3f} vs silent {quiet:.3f}"
+    # while speaking the mouth opens wider than it ever is in silence
+    assert wide > 2.5 * quiet and wide > np.nanmax(gaps[silent]), f"the mouth never opens wide: p90 {wide:.3f}"
     # the mouth moves during speech (opens and closes), not a fixed open mouth
     assert np.nanstd(gaps[speaking]) > 0.01
 
