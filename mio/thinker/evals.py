@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +122,12 @@ def complies(reply: str, item: RTItem) -> list[str]:
 
 
 # -- CharacterBox-style judging -------------------------------------------------------------------
-class Judge:
+class Judge(ABC):
     name = "judge"
 
+    @abstractmethod
     def score(self, character, setting: str, dialogue: list[tuple[str, str]]) -> dict[str, float]:
         """Seven CharacterBox metrics in 1..5 for one scene (dialogue = [(user, reply), ...])."""
-        raise NotImplementedError
 
 
 class HeuristicJudge(Judge):

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,13 @@ from mio.core.errors import BackendError
 DIM = 384  # all-MiniLM-L6-v2 output size
 
 
-class Embedder:
+class Embedder(ABC):
     dim: int = DIM
     name: str = "embedder"
 
+    @abstractmethod
     def encode(self, texts: list[str]) -> np.ndarray:
         """(N, dim) float32, L2-normalised rows."""
-        raise NotImplementedError
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
