@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mio.core.config import FaceConfig
+from mio.core.emotions import resolve as resolve_emotion
 from mio.core.errors import ConfigError, InputError
 from mio.core.frames import AudioChunk, Emotion, UserAudio
 from mio.core.layouts import ARKIT52, blendshape_index
@@ -152,33 +153,13 @@ EXPRESSIONS["excited"] = Expression(
 EXPRESSIONS["calm"] = Expression(EXPRESSIONS["happy"].blend * 0.35)
 EXPRESSIONS["concerned"] = Expression(EXPRESSIONS["sad"].blend * 0.6 + _shape(browInnerUp=0.2), head=(0.03, 0.0, 0.03))
 
-EMOTION_ALIASES: dict[str, str] = {
-    **{k: "happy" for k in ("joy", "joyful", "glad", "cheerful", "amused", "playful", "warm", "friendly", "pleased",
-                            "delighted", "smile", "smiling", "laugh", "laughing", "proud")},
-    **{k: "sad" for k in ("unhappy", "sorrow", "sorrowful", "melancholy", "down", "grief", "gloomy", "disappointed")},
-    **{k: "angry" for k in ("anger", "mad", "annoyed", "frustrated", "irritated", "furious", "stern")},
-    **{k: "surprised" for k in ("surprise", "shocked", "astonished", "amazed", "awe", "wow")},
-    **{k: "thinking" for k in ("think", "pondering", "thoughtful", "contemplative", "skeptical", "pensive", "unsure")},
-    **{k: "curious" for k in ("interested", "intrigued", "wonder", "inquisitive", "questioning")},
-    **{k: "fear" for k in ("afraid", "scared", "fearful", "anxious", "nervous", "worried_fear")},
-    **{k: "disgust" for k in ("disgusted", "revolted")},
-    **{k: "excited" for k in ("enthusiastic", "eager", "thrilled")},
-    **{k: "calm" for k in ("content", "serene", "relaxed", "gentle", "kind")},
-    **{k: "concerned" for k in ("worried", "sympathetic", "empathetic", "sorry", "apologetic")},
-}
 # fmt: on
 
 
 def expression_of(emotion: Emotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(blendshapes (52,), head bias (3,), gaze bias (2,)) for an emotion; unknown labels are neutral."""
-    if not isinstance(emotion, Emotion):
-        raise InputError(f"emotion must be mio.core.frames.Emotion, got {type(emotion).__name__}")
-    intensity = float(emotion.intensity)
-    if not math.isfinite(intensity):
-        raise InputError(f"emotion intensity must be a finite number, got {emotion.intensity!r}")
-    intensity = min(max(intensity, 0.0), 1.0)
-    label = str(emotion.label).strip().lower()
-    expr = EXPRESSIONS.get(EMOTION_ALIASES.get(label, label), EXPRESSIONS["neutral"])
+    label, intensity = resolve_emotion(emotion)
+    expr = EXPRESSIONS.get(label, EXPRESSIONS["neutral"])
     return (
         np.clip(expr.blend * intensity, 0, 1),
         np.array(expr.head, np.float32) * intensity,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mio.core.config import TalkerConfig
-from mio.core.errors import BackendError, ConfigError, InputError
+from mio.core.emotions import resolve as resolve_emotion
+from mio.core.errors import BackendError, ConfigError
 from mio.core.frames import Emotion
 from mio.talker.align import Timings, align, estimate_timings
 from mio.talker.base import Speech, Voice
@@ -52,16 +53,8 @@ def emotion_prosody(emotion: Emotion | None) -> Prosody:
     """Speed/pitch factors for an emotion (labels and synonyms as the face uses them)."""
     if emotion is None:
         return Prosody()
-    if not isinstance(emotion, Emotion):
-        raise InputError(f"emotion must be mio.core.frames.Emotion, got {type(emotion).__name__}")
-    intensity = float(emotion.intensity)
-    if not math.isfinite(intensity):
-        raise InputError(f"emotion intensity must be finite, got {emotion.intensity!r}")
-    intensity = min(max(intensity, 0.0), 1.0)
-    from mio.face.procedural import EMOTION_ALIASES  # one synonym table for face and voice
-
-    label = str(emotion.label).strip().lower()
-    p = EMOTION_PROSODY.get(EMOTION_ALIASES.get(label, label), EMOTION_PROSODY["neutral"])
+    label, intensity = resolve_emotion(emotion)
+    p = EMOTION_PROSODY.get(label, EMOTION_PROSODY["neutral"])
     return Prosody(1.0 + (p.speed - 1.0) * intensity, 1.0 + (p.pitch - 1.0) * intensity)
 
 
