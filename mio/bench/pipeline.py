@@ -15,6 +15,7 @@ Budgets from ARCHITECTURE.md §7 are written beside each figure.
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import statistics
 import time
@@ -80,7 +81,7 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
             await session.send_text(prompt)
             await session.wait_turn()
             # let the reply play out in real time, then a short pause
-            while session._speaking():
+            while session.speaking():
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
         # Barge-in: interrupt a long reply 0.5 s after its audio starts.
@@ -138,7 +139,7 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
         "clock": "wall (live session)",
         "turns": turns,
         "wall_s": round(wall, 2),
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "config": to_dict(config),
         "load_times_s": models.load_times,
         "summary": summary,

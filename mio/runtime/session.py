@@ -199,7 +199,7 @@ class Session:
     async def send_text(self, text: str) -> None:
         """The user typed `text`. Barges in if the avatar is still talking."""
         text = self.models.thinker.check_input(text)
-        if not self._turn_done.is_set() or self._speaking():
+        if not self._turn_done.is_set() or self.speaking():
             await self.interrupt()
         self._begin_turn()
         await self.pipeline.put(UserText(text=text, user_id=self.user_id, session_id=self.id, pts=self.clock.now()))
@@ -221,7 +221,8 @@ class Session:
         self._turn_done.clear()
         self.timings.append(TurnTiming(t_input=time.perf_counter()))
 
-    def _speaking(self) -> bool:
+    def speaking(self) -> bool:
+        """True while this turn's scheduled speech has not finished playing."""
         return bool(self._spoken) and self._spoken[-1].end > self.clock.now()
 
     async def interrupt(self) -> Interrupt:
