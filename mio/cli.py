@@ -24,7 +24,19 @@ from pathlib import Path
 
 from mio.core.errors import MioError
 
-EXTENSIONS = ("mio.thinker.cli", "mio.server.cli", "mio.bench.cli")
+# Each extension module has `register(sub, bench_sub, common)`; missing ones are skipped.
+EXTENSIONS = (
+    "mio.thinker.cli",
+    "mio.server.cli",
+    "mio.bench.cli",
+    "mio.train.cli",  # mio train <module>
+    "mio.talker.codec.cli",  # mio codec encode|decode, mio bench codec
+    "mio.talker.tts.cli",  # mio tts, mio bench tts
+    "mio.face.unils.cli",  # mio face track|animate, mio bench face
+    "mio.body.flood.cli",  # mio body generate, mio bench body
+    "mio.render.cli",  # mio render, mio export, (mio bench render lives in mio.bench)
+    "mio.thinker.evolve.cli",  # mio evolve collect|rewards|train|eval
+)
 
 DEMO_USER_LINES = (
     "Good evening, Captain Nemo! Who are you?",
@@ -249,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     # Module-owned commands: each of these modules, when present, defines
     # `register(sub, bench_sub, common)` and adds its own subcommands / bench suites.
     for name in EXTENSIONS:
-        if importlib.util.find_spec(name) is not None:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its parent package is not there
+            found = False
+        if found:
             importlib.import_module(name).register(sub, bsub, common)
     return p
 

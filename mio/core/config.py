@@ -39,28 +39,35 @@ class ThinkerConfig:
     episodic: bool = True  # remember what each user said, across sessions
     guards: bool = True  # out-of-world refusal and spoiler check (off only for the Baseline)
     max_history_tokens: int = 600  # short-term buffer; older turns are condensed
+    lora_path: str | None = None  # GGUF LoRA adapter from `mio evolve train` (self-evolution, §6.2.2)
+    lora_scale: float = 1.0
 
 
 @dataclass(frozen=True)
 class TalkerConfig:
-    backend: str = "hibari"  # hibari | piper | espeak
+    backend: str = "hibari"  # hibari | piper | espeak | kodama
     voice: str | None = None  # backend-specific voice name; None = the backend's bundled default
     speed: float = 1.0
     align: bool = True  # word/phone timings by pocketsphinx forced alignment
     sample_rate: int = 24000  # every chunk leaves the Talker at this rate
+    checkpoint: str | None = None  # kodama: Kodama-TTS checkpoint dir; None = the embedded one
+    codec: str | None = None  # kodama: Kodama tokenizer checkpoint dir; None = the embedded one
+    reference: str | None = None  # kodama: reference wav to clone; None = the checkpoint's default speaker
 
 
 @dataclass(frozen=True)
 class FaceConfig:
-    backend: str = "procedural"
+    backend: str = "procedural"  # procedural | unils
     layout: str = "arkit52"
     seed: int = 0
+    checkpoint: str | None = None  # unils: checkpoint dir; None = the embedded one
 
 
 @dataclass(frozen=True)
 class BodyConfig:
-    backend: str = "procedural"
+    backend: str = "procedural"  # procedural | flood
     seed: int = 0
+    checkpoint: str | None = None  # flood: checkpoint dir; None = the embedded one
 
 
 @dataclass(frozen=True)

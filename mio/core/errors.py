@@ -15,3 +15,7 @@ class BackendError(MioError):
 
 class InputError(MioError, ValueError):
     """User-supplied data (text, audio, parameters) is malformed or out of bounds."""
+
+
+class CheckpointError(MioError):
+    """A model checkpoint is missing, incomplete or does not fit the model."""

@@ -21,12 +21,15 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "hibari": "mio.talker.voices.hibari:HibariVoice",
         "piper": "mio.talker.voices.piper:PiperVoice",
         "espeak": "mio.talker.voices.espeak:EspeakVoice",
+        "kodama": "mio.talker.tts.voice:KodamaVoice",
     },
     "face": {
         "procedural": "mio.face.procedural:ProceduralFace",
+        "unils": "mio.face.unils.backend:UniLSFace",
     },
     "body": {
         "procedural": "mio.body.procedural:ProceduralBody",
+        "flood": "mio.body.flood.backend:FloodBody",
     },
     "render": {
         "anny": "mio.render.raster:AnnyRenderer",

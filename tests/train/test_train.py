@@ -1,0 +1,120 @@
+"""The shared training loop: save/load, resume equals a straight run, DDP on 2 gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mio.core.errors import CheckpointError
+from mio.train import Trainer, TrainerConfig, load_pretrained, save_pretrained
+from mio.train.checkpoint import load_weights
+
+
+def _toy(seed: int = 0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+
+def _batch(step: int):
+    g = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(16, 4, generator=g)
+    return x, x.sum(dim=1, keepdim=True).sin()
+
+
+def _run(out: Path, steps: int, resume: bool = True, save_every: int = 5) -> tuple[torch.nn.Module, Trainer]:
+    model = _toy()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    tr = Trainer(TrainerConfig(out_dir=str(out), max_steps=steps, log_every=1, save_every=save_every,
+                               resume=resume, progress=False),
+                 model, {"main": opt}, model_config={"layers": 2}, kind="toy")
+
+    def step_fn(step, batch):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(tr.model(x), y)
+        tr.backward_step(loss, "main")
+        return {"loss": loss.item()}
+
+    tr.fit(_batch, step_fn)
+    return model, tr
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):
+    model, tr = _run(tmp_path / "run", 30)
+    losses = [h["loss"] for h in tr.history]
+    assert losses[-1] < losses[0] * 0.7
+    state, cfg = load_pretrained(tmp_path / "run", kind="toy")
+    assert cfg["layers"] == 2 and cfg["trained_steps"] == 30
+    fresh = _toy(seed=5)
+    load_weights(fresh, state)
+    x, _ = _batch(0)
+    assert torch.allclose(fresh(x), model(x))
+    logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(logs) == 30 and logs[-1]["step"] == 30
+
+
+def test_resumed_run_equals_a_straight_run(tmp_path):
+    straight, _ = _run(tmp_path / "a", 10)
+    _run(tmp_path / "b", 5)  # stops at 5 (checkpoint), then the same command continues to 10
+    resumed, tr = _run(tmp_path / "b", 10)
+    assert tr.history[0]["step"] == 6
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_bad_checkpoints_are_reported_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_pretrained(tmp_path / "nope")
+    save_pretrained(_toy(), tmp_path / "ok", {"layers": 2}, kind="toy")
+    with pytest.raises(CheckpointError, match="not 'codec'"):
+        load_pretrained(tmp_path / "ok", kind="codec")
+    (tmp_path / "ok" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_pretrained(tmp_path / "ok")
+    save_pretrained(torch.nn.Linear(3, 3), tmp_path / "other", {})
+    state, _ = load_pretrained(tmp_path / "other")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_weights(_toy(), state)
+
+
+DDP_SCRIPT = r"""
+import sys, torch
+from mio.train import Trainer, TrainerConfig, init_distributed
+info = init_distributed()
+torch.manual_seed(0)
+model = torch.nn.Linear(4, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+tr = Trainer(TrainerConfig(out_dir=sys.argv[1], max_steps=3, log_every=1, progress=False), model, {"main": opt},
+             model_config={}, kind="toy", info=info)
+ddp = tr.ddp(model)
+def batch_fn(step):
+    g = torch.Generator().manual_seed(step * 10 + info.rank)  # each rank its own shard
+    return torch.randn(8, 4, generator=g)
+def step_fn(step, x):
+    loss = ddp(x).pow(2).mean()
+    tr.backward_step(loss, "main")
+    return {"loss": loss.item()}
+tr.fit(batch_fn, step_fn)
+print("W", info.rank, info.world_size, model.weight.detach().tolist())
+"""
+
+
+@pytest.mark.slow
+def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MIO_TRAIN_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", str(script), str(tmp_path / "ck")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split(" ", 3) for line in out.stdout.splitlines() if line.startswith("W ")]
+    assert sorted(r[1] for r in rows) == ["0", "1"], out.stdout[-2000:] + out.stderr[-2000:]
+    assert all(r[2] == "2" for r in rows)
+    assert rows[0][3] == rows[1][3]  # gradients were averaged: both replicas hold the same weights
+    assert (tmp_path / "ck" / "model.safetensors").is_file()
