@@ -34,7 +34,7 @@ EXTENSIONS = (
     "mio.talker.tts.cli",  # mio tts, mio bench tts
     "mio.face.unils.cli",  # mio face track|animate, mio bench face
     "mio.body.flood.cli",  # mio body generate, mio bench body
-    "mio.render.cli",  # mio render, mio export, (mio bench render lives in mio.bench)
+    "mio.render.cli",  # mio render, mio export, mio bench render
     "mio.thinker.evolve.cli",  # mio evolve collect|rewards|train|eval
 )
 
@@ -199,14 +199,6 @@ async def _bench_pipeline(args: argparse.Namespace) -> int:
     return _write_bench(await bench_pipeline(_config(args), turns=args.turns, progress=_say), args.output)
 
 
-def _bench_render(args: argparse.Namespace) -> int:
-    from mio.bench.render import bench_render
-
-    result = bench_render(_config(args).render, frames=args.frames)
-    result["summary"] = {name: {**cam["total"], "budget_ms": result["budget_ms"]} for name, cam in result["cameras"].items()}
-    return _write_bench(result, args.output)
-
-
 def _info(args: argparse.Namespace) -> int:
     from mio.core import registry
     from mio.core.config import to_dict
@@ -250,10 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--turns", type=int, default=6)
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
     bp.set_defaults(func=_bench_pipeline)
-    br = bsub.add_parser("render", parents=[common], help="renderer ms per frame for each camera preset")
-    br.add_argument("--frames", type=int, default=200)
-    br.add_argument("-o", "--output", default="out/bench/render.json")
-    br.set_defaults(func=_bench_render)
 
     i = sub.add_parser("info", parents=[common], help="show the resolved config and available backends")
     i.set_defaults(func=_info)

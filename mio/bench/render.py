@@ -9,7 +9,8 @@ For each camera preset it reports the median and 90th percentile, in millisecond
 - draw: culling, drawing, anti-aliasing and the RGB readback,
 - total: the whole `render()` call,
 
-with the budget beside them, and how busy the machine was meanwhile (other processes share the
+with the budget beside them, the multi-view figures (`--views`: batch rendering time and the
+reprojection consistency of the views, see `multiview_figures`), and how busy the machine was meanwhile (other processes share the
 two cores, so every figure is reported with the load it was measured under).
 """
 
@@ -23,77 +24,12 @@ import time
 import numpy as np
 
 from mio.core.config import RenderConfig, to_dict
-from mio.core.layouts import ARKIT52, HUMANML3D_JOINT_NAMES, blendshape_index
 from mio.render.camera import CAMERA_PRESETS
+from mio.render.tracks import talking_face, waving_body
 
 BUDGET_MS = 10.0  # per 512x512 frame, posing included (ARCHITECTURE.md §7)
 FPS = 25.0  # the live session's frame rate: the motion below is paced as if played at it
 WARMUP = 10  # frames rendered before timing (shader variants compile on first use)
-
-
-def _face_track(frames: int) -> np.ndarray:
-    """(frames, 61) arkit52: talking jaw, blinks every ~3 s, glances, a slow smile, small nods."""
-    t = np.arange(frames) / FPS
-    f = np.zeros((frames, ARKIT52.dim))
-
-    def put(name: str, value: np.ndarray) -> None:
-        f[:, blendshape_index(name)] = np.clip(value, 0.0, 1.0)
-
-    put("jawOpen", 0.25 + 0.25 * np.sin(2 * np.pi * 3.1 * t) + 0.1 * np.sin(2 * np.pi * 5.3 * t))
-    put("mouthFunnel", 0.2 + 0.2 * np.sin(2 * np.pi * 1.7 * t))
-    blink = np.clip(1.0 - np.abs((t % 3.0) - 0.12) / 0.12, 0.0, 1.0)  # a 0.24 s blink every 3 s
-    put("eyeBlinkLeft", blink)
-    put("eyeBlinkRight", blink)
-    smile = 0.3 + 0.3 * np.sin(2 * np.pi * 0.2 * t)
-    put("mouthSmileLeft", smile)
-    put("mouthSmileRight", smile)
-    put("browInnerUp", 0.2 + 0.2 * np.sin(2 * np.pi * 0.5 * t))
-    glance = np.sin(2 * np.pi * 0.3 * t)
-    put("eyeLookOutLeft", glance)
-    put("eyeLookInRight", glance)
-    put("eyeLookInLeft", -glance)
-    put("eyeLookOutRight", -glance)
-    f[:, ARKIT52.slice("head")] = np.stack(
-        [
-            0.08 * np.sin(2 * np.pi * 0.7 * t),
-            0.15 * np.sin(2 * np.pi * 0.25 * t),
-            0.03 * np.sin(2 * np.pi * 0.4 * t),
-        ],
-        axis=1,
-    )
-    return f
-
-
-def _body_track(rest: np.ndarray, frames: int) -> np.ndarray:
-    """(frames, 22, 3) HumanML3D joints: the left arm raised and waving, the torso swaying."""
-    names = list(HUMANML3D_JOINT_NAMES)
-    s, e, w = (names.index(n) for n in ("left_shoulder", "left_elbow", "left_wrist"))
-    upper = float(np.linalg.norm(rest[e] - rest[s]))
-    lower = float(np.linalg.norm(rest[w] - rest[e]))
-    t = np.arange(frames) / FPS
-    out = np.repeat(rest[None], frames, axis=0)
-    legs = (
-        "pelvis",
-        "left_hip",
-        "right_hip",
-        "left_knee",
-        "right_knee",
-        "left_ankle",
-        "right_ankle",
-        "left_foot",
-        "right_foot",
-    )
-    upper_body = [i for i, n in enumerate(names) if n not in legs]
-    for k, tk in enumerate(t):
-        raise_ = 0.5 + 0.5 * np.sin(2 * np.pi * 0.15 * tk)  # the arm goes up and down again
-        elbow_dir = np.array([0.6, -1.0 + 1.3 * raise_, 0.25])
-        wave = 0.6 * np.sin(2 * np.pi * 1.5 * tk)  # forearm swing, radians
-        wrist_dir = np.array([np.sin(wave), -1.0 + 2.0 * raise_ * np.cos(wave), 0.3])
-        out[k, e] = rest[s] + upper * elbow_dir / np.linalg.norm(elbow_dir)
-        out[k, w] = out[k, e] + lower * wrist_dir / np.linalg.norm(wrist_dir)
-        sway = 0.02 * np.sin(2 * np.pi * 0.3 * tk)  # upper body leans sideways over the hips
-        out[k, upper_body, 0] += sway * (out[k, upper_body, 1] - rest[0, 1]) / 0.5
-    return out
 
 
 def _cpu_jiffies() -> tuple[float, float]:
@@ -129,6 +65,7 @@ class _LoadMeter:
             "loadavg_1min_after": round(os.getloadavg()[0], 2),
             # cores' worth of CPU used by this process (llvmpipe threads included) and by the rest
             "own_cpus": round(own / span * cpus, 2),
+            "own_cpu_s": round(own, 3),  # CPU seconds this process spent (all its threads)
             "other_cpus": round(max(busy - self._busy - own, 0.0) / span * cpus, 2),
         }
 
@@ -138,17 +75,77 @@ def _stats(xs: list[float]) -> dict[str, float]:
     return {"median_ms": round(float(q[0]), 3), "p90_ms": round(float(q[1]), 3)}
 
 
-def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ...] = CAMERA_PRESETS) -> dict:
-    """Render `frames` moving frames per camera preset; medians/p90 of pose, draw and total in ms."""
+def multiview_figures(renderer, faces: np.ndarray, joints: np.ndarray, views: int, frames: int) -> dict:
+    """Batch multi-view rendering and the rasteriser's own multi-view consistency.
+
+    - time: `render_batch` of the same pose from `views` orbit cameras (posing once) against
+      `views` separate `render()` calls, per frame;
+    - consistency (mio.render.metrics.reprojection_consistency): for a few motion states, every view
+      warped into every other through the mesh depth, PSNR / SSIM where both see the surface. The
+      lights are fixed to the camera, so shading legitimately differs between views: this is the
+      ceiling a perfectly consistent renderer with this lighting reaches, the reference for AvatarDiT.
+    """
+    from mio.render.camera import camera_center, orbit
+    from mio.render.metrics import reprojection_consistency
+
+    base = renderer.preset_camera("upper_body")
+    pivot = camera_center(base)
+    pivot[0], pivot[2] = 0.0, float(renderer.asset.landmarks["eye_mid"][2])
+    azimuths = np.linspace(-60.0, 60.0, views) if views > 1 else np.zeros(1)
+    cams = [orbit(base, pivot, float(a)) for a in azimuths]
+    batch, single = [], []
+    for k in range(frames + WARMUP):
+        t = time.perf_counter()
+        renderer.render_batch(faces[k], joints[k], cams)
+        t1 = time.perf_counter()
+        for c in cams:
+            renderer.render(faces[k], joints[k], c)
+        t2 = time.perf_counter()
+        if k >= WARMUP:
+            batch.append(1e3 * (t1 - t))
+            single.append(1e3 * (t2 - t1))
+    consistency = []
+    for k in np.linspace(WARMUP, frames + WARMUP - 1, 3).astype(int):
+        images = renderer.render_batch(faces[k], joints[k], cams)
+        depths = renderer.render_batch(faces[k], joints[k], cams, depth=True)
+        consistency.append(reprojection_consistency(images, depths, cams))
+    med = lambda key: round(float(np.median([c[key] for c in consistency])), 4)  # noqa: E731
+    summary = {
+        "views": views,
+        "batch_ms_per_frame": round(statistics.median(batch), 3),
+        "batch_ms_per_view": round(statistics.median(batch) / views, 3),
+        "separate_calls_ms_per_frame": round(statistics.median(single), 3),
+        "reprojection_psnr_db": med("psnr_db"),
+        "reprojection_ssim": med("ssim"),
+        "overlap": med("overlap"),
+    }
+    return {
+        "azimuths_deg": [round(float(a), 1) for a in azimuths],
+        "batch": _stats(batch),
+        "separate_calls": _stats(single),
+        "consistency_per_state": consistency,
+        "summary": summary,
+    }
+
+
+def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ...] = CAMERA_PRESETS,
+                 views: int = 0) -> dict:
+    """Render `frames` moving frames per camera preset; medians/p90 of pose, draw and total in ms.
+    With `views` > 0, also the multi-view figures (`multiview_figures`) over `frames` // 4 frames."""
     from mio.body.retarget import relaxed_joints
+    from mio.render.avatar import load_avatar
     from mio.render.raster import AnnyRenderer
 
+    load_avatar(config.look, config.cache_dir)  # builds it if missing (not timed)
+    t0 = time.perf_counter()
+    load_avatar(config.look, config.cache_dir)
+    asset_s = time.perf_counter() - t0  # reading the prepared asset alone
     t0 = time.perf_counter()
     renderer = AnnyRenderer(config)
     load_s = time.perf_counter() - t0
     try:
-        faces = _face_track(frames + WARMUP)
-        joints = _body_track(relaxed_joints(renderer.rig), frames + WARMUP)
+        faces = talking_face(frames + WARMUP, FPS)
+        joints = waving_body(relaxed_joints(renderer.rig), frames + WARMUP, FPS)
         per_camera: dict[str, dict] = {}
         for name in cameras:
             camera = renderer.preset_camera(name)
@@ -168,8 +165,16 @@ def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ..
                 "total": _stats(total),
                 "within_budget": statistics.median(total) <= BUDGET_MS,
                 "frames_over_budget": round(float(np.mean(np.array(total) > BUDGET_MS)), 3),
+                # CPU time per frame over all threads (warm-up included): what the frame costs the
+                # machine whatever the load; on an idle 2-core machine the wall time is at most this
+                "cpu_ms_per_frame": round(1e3 * load.result["own_cpu_s"] / (frames + WARMUP), 3),
                 "load": load.result,
             }
+        multiview = None
+        if views > 0:
+            with _LoadMeter() as load:
+                multiview = multiview_figures(renderer, faces, joints, views, max(frames // 4, 3))
+            multiview["load"] = load.result
         gl = renderer.ctx.info.get("GL_RENDERER", "?")
         threads = getattr(renderer, "gl_threads", None)
     finally:
@@ -188,6 +193,8 @@ def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ..
             "llvmpipe_threads": threads,
             "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
         },
-        "load_time_s": round(load_s, 3),
+        "asset_load_s": round(asset_s, 3),
+        "load_time_s": round(load_s, 3),  # renderer start: asset + GL context + shaders + buffers
         "cameras": per_camera,
+        **({"multiview": multiview} if multiview is not None else {}),
     }

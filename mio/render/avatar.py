@@ -103,6 +103,51 @@ LOOKS: dict[str, Look] = {
 }
 
 
+def look_from_spec(spec: str | dict) -> str:
+    """The look a character pack asks for: a preset name, or a mapping
+    `{look: BASE, phenotype: {gender: 0.3, ...}, skin: [r, g, b], hair: ..., hair_length: 0.05, ...}`
+    that changes a preset. A changed look is registered in LOOKS under `BASE-<hash>` (so its asset is
+    built once and cached like the presets) and that name is returned."""
+    import hashlib
+    import json
+    from dataclasses import fields, replace
+
+    if isinstance(spec, str):
+        if spec not in LOOKS:
+            raise ConfigError(f"unknown avatar look {spec!r}; available: {', '.join(sorted(LOOKS))}")
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(f"avatar must be a look name or a mapping, got {type(spec).__name__}")
+    spec = dict(spec)
+    base = LOOKS.get(str(spec.pop("look", "default")))
+    if base is None:
+        raise ConfigError(f"unknown base look in {spec!r}; available: {', '.join(sorted(LOOKS))}")
+    known = {f.name for f in fields(Look)} - {"name"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigError(f"unknown avatar settings {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    if not spec:
+        return base.name
+    changes: dict = {}
+    for key, value in spec.items():
+        if key == "phenotype":
+            bad = {k: v for k, v in value.items() if k not in base.phenotype or not 0 <= float(v) <= 1}
+            if bad:
+                raise ConfigError(f"phenotype values must be in [0, 1] for {sorted(base.phenotype)}: {bad}")
+            changes[key] = {**base.phenotype, **{k: float(v) for k, v in value.items()}}
+        elif isinstance(getattr(base, key), tuple):
+            rgb = tuple(float(c) for c in value)
+            if len(rgb) != 3 or not all(0 <= c <= 1 for c in rgb):
+                raise ConfigError(f"avatar {key} must be three sRGB values in [0, 1], got {value!r}")
+            changes[key] = rgb
+        else:
+            changes[key] = type(getattr(base, key))(value)
+    digest = hashlib.sha1(json.dumps([base.name, changes], sort_keys=True).encode()).hexdigest()[:8]
+    name = f"{base.name}-{digest}"
+    LOOKS.setdefault(name, replace(base, name=name, **changes))
+    return name
+
+
 @dataclass(frozen=True)
 class AvatarAsset:
     """Everything the rasteriser needs to pose and draw the avatar (see module docstring for frames)."""

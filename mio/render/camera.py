@@ -88,3 +88,57 @@ def camera_preset(
     dist = max(0.5 * span / tan_y, half_w / tan_x)
     target = np.array([0.0, 0.5 * (top + bottom), eye[2]])
     return Camera.look_at(target + np.array([0.0, 0.0, dist]), target, width, height, fov_y_deg=fov)
+
+
+def _rot_y(deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def _rot_x(deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+
+
+def orbit(camera: Camera, target, azimuth_deg: float, elevation_deg: float = 0.0) -> Camera:
+    """`camera` carried round the vertical axis through `target` by `azimuth_deg` (positive: towards
+    the avatar's left, +X) and raised by `elevation_deg`; intrinsics unchanged. The orbited camera
+    sees a world point p as the original sees Q^T (p - c) + c, Q = Ry(az) Rx(-el):
+    R' = R Q^T, t' = t + R (c - Q^T c)."""
+    c = np.asarray(target, np.float64)
+    Q = _rot_y(azimuth_deg) @ _rot_x(-elevation_deg)
+    R = np.asarray(camera.R, np.float64)
+    t = np.asarray(camera.t, np.float64)
+    R2 = R @ Q.T
+    t2 = t + R @ (c - Q.T @ c)
+    return Camera(fx=camera.fx, fy=camera.fy, cx=camera.cx, cy=camera.cy, width=camera.width, height=camera.height,
+                  R=R2.astype(np.float32), t=t2.astype(np.float32), near=camera.near, far=camera.far)
+
+
+def from_opencv(K, R, t, width: int, height: int) -> Camera:
+    """A camera from OpenCV-convention intrinsics K (3x3, pixels, origin top-left, y down) and
+    world-to-camera extrinsics R (3x3), t (3,) (camera looks down +Z). Mio's world is metres, Y up."""
+    K = np.asarray(K, np.float64)
+    flip = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes (x right, y down, z forward) -> OpenGL
+    return Camera(fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(height - K[1, 2]),
+                  width=int(width), height=int(height),
+                  R=(flip @ np.asarray(R, np.float64)).astype(np.float32),
+                  t=(flip @ np.asarray(t, np.float64).reshape(3)).astype(np.float32))
+
+
+def camera_center(camera: Camera) -> np.ndarray:
+    """The camera's position in world coordinates, -R^T t."""
+    return -np.asarray(camera.R, np.float64).T @ np.asarray(camera.t, np.float64)
+
+
+def project(camera: Camera, points: np.ndarray) -> np.ndarray:
+    """World points (N, 3) -> (N, 2) pixel coordinates (x right, y down from the top-left corner,
+    pixel centres at +0.5) as the renderer draws them; points behind the camera get NaN."""
+    p = np.asarray(points, np.float64) @ np.asarray(camera.R, np.float64).T + np.asarray(camera.t, np.float64)
+    z = -p[:, 2]  # depth in front of the camera (it looks down its -Z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = camera.cx + camera.fx * p[:, 0] / z
+        y = camera.height - (camera.cy + camera.fy * p[:, 1] / z)
+    out = np.stack([x, y], axis=1)
+    out[z <= 0] = np.nan
+    return out

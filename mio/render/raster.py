@@ -178,6 +178,29 @@ void main() {
 """
 )
 
+# Control renders for AvatarDiT (§5.2.2 "SMPL-based RGB renderings"): the bare posed mesh coloured by
+# its camera-space normal, on black - shape and pose without appearance.
+_VERTEX_CONTROL = (
+    "#version 330\n"
+    + _SKINNING
+    + """
+uniform mat3 view_rot;
+out vec3 v_color;
+void main() {
+    mat4 skin = skin_matrix();
+    vec3 n = normalize(view_rot * (mat3(skin) * in_normal));
+    v_color = 0.5 + 0.5 * n;
+    gl_Position = view_proj * (skin * vec4(in_pos, 1.0));
+}
+"""
+)
+_FRAGMENT_CONTROL = """
+#version 330
+in vec3 v_color;
+out vec4 f_color;
+void main() { f_color = vec4(v_color, 1.0); }
+"""
+
 # (wrap, specular, shininess, light scale) per material id, in mio.render.avatar's MAT_* order:
 # skin, lips, hair, brow, eye, mouth, shirt, trousers, shoes.
 MATERIAL_PARAMS = np.array(
@@ -317,6 +340,9 @@ class AnnyRenderer(Renderer):
             fragment_shader=_shader_defines(_FRAGMENT, **defines),
         )
         self._programs = (self.prog_lit, self.prog)
+        self.prog_control = ctx.program(
+            vertex_shader=_shader_defines(_VERTEX_CONTROL, **defines), fragment_shader=_FRAGMENT_CONTROL
+        )
         for prog in self._programs:
             prog["materials"].write(MATERIAL_PARAMS.tobytes())
         self.prog["iris_color"].value = tuple(float(c) ** 2 for c in LOOKS[config.look].iris)
@@ -338,6 +364,12 @@ class AnnyRenderer(Renderer):
             (self._vbo_bw, "4f", "in_weights"),
         ]
         self.vao_lit = ctx.vertex_array(self.prog_lit, common, index_buffer=self._ibo, index_element_size=4)
+        self.vao_control = ctx.vertex_array(
+            self.prog_control,
+            [(self._vbo_pos, "3f", "in_pos"), (self._vbo_nrm, "3f", "in_normal"), *common[3:]],
+            index_buffer=self._ibo,
+            index_element_size=4,
+        )
         self.vao = ctx.vertex_array(
             self.prog,
             [*common, (self._vbo_eye, "2f", "in_eye")],
@@ -436,9 +468,9 @@ class AnnyRenderer(Renderer):
             self._targets[key] = (msaa, resolve)
         return self._targets[key]
 
-    def _draw(self, camera: Camera, skin: np.ndarray) -> np.ndarray:
+    def _draw(self, camera: Camera, skin: np.ndarray, control: bool = False, depth: bool = False) -> np.ndarray:
         w, h = int(camera.width), int(camera.height)
-        msaa, resolve = self._target(w, h)
+        msaa, resolve = self._target(w, h) if not depth else self._depth_target(w, h)
         ctx = self.ctx
         msaa.use()
         ctx.viewport = (0, 0, w, h)
@@ -451,6 +483,15 @@ class AnnyRenderer(Renderer):
             _FLIP_Y @ camera.projection_matrix() @ view
         )  # drawn upside down: readback is top row first
         R = view[:3, :3]
+        visible = self.parts.visible(skin, view_proj)
+        if control:  # the mesh alone, normal-coloured, on black
+            self.prog_control["view_proj"].write(view_proj.T.astype("f4").tobytes())
+            self.prog_control["view_rot"].write(R.T.astype("f4").tobytes())
+            for first, count in self.parts.ranges(visible):
+                self.vao_control.render(self._moderngl.TRIANGLES, vertices=count, first=first)
+            if depth:
+                return self._read_depth(msaa, camera)
+            return self._readback(msaa, resolve, w, h)
         cam_pos = tuple((-R.T @ view[:3, 3]).tolist())
         lights = LIGHT_DIRS @ R  # camera-fixed lights in world space: R.T @ d, row-wise
         for prog in self._programs:
@@ -458,7 +499,6 @@ class AnnyRenderer(Renderer):
             for name, d in zip(("key_dir", "fill_dir", "rim_dir"), lights, strict=True):
                 prog[name].value = tuple(d.tolist())
             prog["cam_pos"].value = cam_pos
-        visible = self.parts.visible(skin, view_proj)
         for vao, among in ((self.vao_lit, ~self._per_pixel), (self.vao, self._per_pixel)):
             for first, count in self.parts.ranges(visible & among):
                 vao.render(self._moderngl.TRIANGLES, vertices=count, first=first)
@@ -466,6 +506,28 @@ class AnnyRenderer(Renderer):
         ctx.disable(self._moderngl.CULL_FACE)
         ctx.depth_func = "<="
         self.bg_vao.render(self._moderngl.TRIANGLES)
+        return self._readback(msaa, resolve, w, h)
+
+    def _depth_target(self, w: int, h: int):
+        key = ("depth", w, h)
+        if key not in self._targets:
+            ctx = self.ctx
+            fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((w, h), 4)],
+                                  depth_attachment=ctx.depth_texture((w, h)))
+            self._targets[key] = (fbo, None)
+        return self._targets[key]
+
+    def _read_depth(self, fbo, camera: Camera) -> np.ndarray:
+        """(H, W) float32 metres along the view axis (inf where nothing is drawn), top row first."""
+        w, h = int(camera.width), int(camera.height)
+        d = np.frombuffer(fbo.depth_attachment.read(alignment=1), dtype=np.float32).reshape(h, w)
+        n, f = camera.near, camera.far
+        z = 2 * d.astype(np.float64) - 1  # NDC depth -> eye-space distance
+        dist = 2 * f * n / (f + n - z * (f - n))
+        return np.where(d < 1.0, dist, np.inf).astype(np.float32)
+
+    def _readback(self, msaa, resolve, w: int, h: int) -> np.ndarray:
+        ctx = self.ctx
         src = msaa
         if resolve is not None:
             ctx.copy_framebuffer(resolve, msaa)
@@ -488,22 +550,30 @@ class AnnyRenderer(Renderer):
         return self.render_batch(face, joints, [camera])[0]
 
     def render_batch(
-        self, face: np.ndarray, joints: np.ndarray | None, cameras: list[Camera | None]
+        self, face: np.ndarray, joints: np.ndarray | None, cameras: list[Camera | None], *, control: bool = False,
+        depth: bool = False,
     ) -> list[np.ndarray]:
-        """The same pose seen from several cameras (posing is done once)."""
+        """The same pose seen from several cameras (posing is done once). `control`: draw the bare
+        mesh coloured by camera-space normals on black (AvatarDiT's body/face render signal). `depth`:
+        (H, W) float32 depth maps in metres instead (inf = background)."""
+        control = control or depth
         self._ensure_open()
         cams = [self._check_camera(c) for c in cameras]
         t0 = time.perf_counter()
         with self.ctx:  # current on this thread, whichever GL context was before (~3 us)
             skin = self.pose(face, joints)
             bones = skin.transpose(0, 2, 1).astype("f4").tobytes()  # column-major
-            for prog in self._programs:
+            for prog in (*self._programs, self.prog_control) if control else self._programs:
                 prog["bones"].write(bones)
             t1 = time.perf_counter()
-            images = [self._draw(c, skin) for c in cams]
+            images = [self._draw(c, skin, control, depth) for c in cams]
         t2 = time.perf_counter()
         self.timings = {"pose_ms": 1e3 * (t1 - t0), "draw_ms": 1e3 * (t2 - t1)}
         return images
+
+    def render_control(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None) -> np.ndarray:
+        """The posed mesh alone, normal-coloured on black: (H, W, 3) uint8."""
+        return self.render_batch(face, joints, [camera], control=True)[0]
 
     def _ensure_open(self) -> None:
         if self._closed:

@@ -20,3 +20,16 @@ def test_bench_render_reports_each_camera():
         for part in ("pose", "draw_readback", "total"):
             assert fig[part]["median_ms"] > 0 and fig[part]["p90_ms"] >= fig[part]["median_ms"]
         assert {"loadavg_1min_before", "other_cpus"} <= set(fig["load"])
+
+
+def test_bench_render_multiview_figures():
+    pytest.importorskip("anny")
+    pytest.importorskip("moderngl")
+    from mio.bench.render import bench_render
+
+    out = bench_render(RenderConfig(width=64, height=64), frames=4, cameras=("portrait",), views=3)
+    mv = out["multiview"]
+    assert len(mv["azimuths_deg"]) == 3 and mv["summary"]["views"] == 3
+    s = mv["summary"]
+    assert s["batch_ms_per_frame"] > 0 and s["separate_calls_ms_per_frame"] > 0
+    assert 10 < s["reprojection_psnr_db"] < 60 and 0 < s["reprojection_ssim"] <= 1 and 0 < s["overlap"] < 1

@@ -1,0 +1,333 @@
+"""`mio render`, `mio export avatar|motion` and `mio bench render` (registered by mio/cli.py's EXTENSIONS).
+
+    mio render face.npz motion.npz --camera orbit -o video.mp4      # any parameter files, any viewpoint
+    mio render face.npz --camera portrait --azimuth 30 -o side.mp4
+    mio render motion.npz --camera-file cam.json -o cam.mp4          # explicit intrinsics + extrinsics
+    mio export avatar -o mio.glb                                     # glTF 2.0: mesh, 52 ARKit morph targets, skin
+    mio export motion motion.npz face.npz -o out/engine              # motion.bvh, face.csv (Live Link), face.json
+    mio bench render                                                 # ms per frame + multi-view figures -> JSON
+
+Camera files (JSON): {"width", "height", "fx", "fy", "cx", "cy", "R": 3x3, "t": 3} world-to-camera,
+OpenGL convention (camera looks down -Z, y up, cy from the bottom) or, with "convention": "opencv",
+K-style intrinsics from the top-left and a camera looking down +Z; an optional "frames" list gives
+one such camera per video frame (a moving camera).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from mio.core.errors import InputError
+from mio.core.layouts import ARKIT52, VIDEO_FPS
+
+CAMERA_CHOICES = ("portrait", "upper_body", "full_body", "orbit")
+
+
+def _say(msg: str) -> None:
+    print(f"\033[2m[mio render]\033[0m {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tuple[np.ndarray, float] | None]:
+    """Sort parameter files by content: face.npz has `params`, motion.npz has `features`/`joints`.
+    Returns ((face (T, 61), fps) | None, (joints (T, 22, 3), fps) | None)."""
+    from mio.render.export import read_face_npz, read_motion_npz
+
+    face = motion = None
+    for p in paths:
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                keys = set(z.files)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {p}: {e}") from e
+        if "params" in keys:
+            params, fps, layout = read_face_npz(p)
+            if layout != "arkit52" or params.shape[1] != ARKIT52.dim:
+                raise InputError(f"{p}: the embedded avatar is driven by arkit52 face frames (61 values); this file "
+                                 f"is {layout!r} with {params.shape[1]} (flame112 drives AvatarDiT, not the rasteriser)")
+            face = (ARKIT52.check(params), fps)
+        elif "features" in keys or "joints" in keys:
+            joints = None
+            fps = 20.0
+            if "features" in keys:
+                feats, fps, joints = read_motion_npz(p)
+                if joints is None:
+                    from mio.body.humanml3d import features_to_joints
+
+                    joints = features_to_joints(feats)
+            else:
+                with np.load(p, allow_pickle=False) as z:
+                    joints = np.asarray(z["joints"], np.float32)
+                    fps = float(z["fps"]) if "fps" in z.files else fps
+            if joints.ndim != 3 or joints.shape[1:] != (22, 3) or not np.all(np.isfinite(joints)):
+                raise InputError(f"{p}: joints must be finite (T, 22, 3), got {joints.shape}")
+            motion = (joints.astype(np.float64), fps)
+        else:
+            raise InputError(f"{p}: neither face parameters (`params`) nor body motion (`features`/`joints`)")
+    if face is None and motion is None:
+        raise InputError("give a face.npz and/or a motion.npz to render")
+    return face, motion
+
+
+def resample(values: np.ndarray, fps: float, n_out: int, fps_out: float) -> np.ndarray:
+    """Linear interpolation of a (T, ...) track onto n_out frames at fps_out (held at the ends)."""
+    t = np.arange(n_out) / fps_out * fps
+    i0 = np.clip(np.floor(t).astype(int), 0, len(values) - 1)
+    i1 = np.clip(i0 + 1, 0, len(values) - 1)
+    w = np.clip(t - i0, 0.0, 1.0).reshape(-1, *([1] * (values.ndim - 1)))
+    return values[i0] * (1 - w) + values[i1] * w
+
+
+def follow(joints: np.ndarray) -> np.ndarray:
+    """Keep the pelvis over the origin horizontally (the camera follows the character)."""
+    out = joints.copy()
+    out[:, :, [0, 2]] -= joints[:, :1, [0, 2]]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras
+# ---------------------------------------------------------------------------------------------
+
+
+def _camera_from_dict(d: dict, where: str):
+    from mio.render.camera import Camera, from_opencv
+
+    try:
+        w, h = int(d["width"]), int(d["height"])
+        if d.get("convention", "opengl") == "opencv":
+            K = np.array([[d["fx"], 0, d["cx"]], [0, d["fy"], d["cy"]], [0, 0, 1]], np.float64)
+            return from_opencv(K, np.asarray(d["R"], np.float64), np.asarray(d["t"], np.float64), w, h)
+        R = np.asarray(d["R"], np.float32).reshape(3, 3)
+        t = np.asarray(d["t"], np.float32).reshape(3)
+        return Camera(fx=float(d["fx"]), fy=float(d["fy"]), cx=float(d["cx"]), cy=float(d["cy"]),
+                      width=w, height=h, R=R, t=t)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{where}: a camera needs width, height, fx, fy, cx, cy, R (3x3), t (3): {e}") from e
+
+
+def camera_track(args: argparse.Namespace, renderer, n: int, fps: float) -> list:
+    """One camera per frame from the command line: a preset (+ azimuth/elevation), an orbit, or a file."""
+    from mio.render.camera import camera_center, orbit
+
+    if args.camera_file:
+        try:
+            d = json.loads(Path(args.camera_file).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"cannot read camera file {args.camera_file}: {e}") from e
+        if "frames" in d:
+            cams = [_camera_from_dict({**d, **f}, f"{args.camera_file} frame {i}") for i, f in enumerate(d["frames"])]
+            return [cams[min(k, len(cams) - 1)] for k in range(n)]
+        return [_camera_from_dict(d, args.camera_file)] * n
+    lm = renderer.asset.landmarks
+    preset = args.framing if args.camera == "orbit" else args.camera
+    base = renderer.preset_camera(preset)
+    pivot = camera_center(base)  # the framing's target: the camera's height, on the avatar's vertical axis
+    pivot[0], pivot[2] = 0.0, float(lm["eye_mid"][2])
+    if args.camera == "orbit":  # one full turn over the clip (or --orbit-seconds)
+        period = args.orbit_seconds or n / fps
+        return [orbit(base, pivot, args.azimuth + 360.0 * (k / fps) / period, args.elevation) for k in range(n)]
+    cam = orbit(base, pivot, args.azimuth, args.elevation) if (args.azimuth or args.elevation) else base
+    return [cam] * n
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+
+class VideoWriter:
+    """H.264 MP4 written frame by frame (PyAV)."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(self.path), mode="w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
+        self.stream.options = {"crf": "18", "preset": "veryfast"}
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        h, w = rgb.shape[:2]
+        if (h % 2) or (w % 2):  # yuv420p needs even sizes
+            rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        self.frames += 1
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def render_video(args: argparse.Namespace) -> dict:
+    from tqdm import tqdm
+
+    from mio.cli import config_from_args
+    from mio.core import registry
+
+    cfg = config_from_args(args)
+    rcfg = cfg.render
+    overrides = {}
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--size must look like 512x512, got {args.size!r}") from None
+        overrides.update(width=w, height=h)
+    look = args.look or _character_look(args, rcfg.look)
+    from dataclasses import replace
+
+    rcfg = replace(rcfg, look=look, **overrides)
+    face, motion = load_inputs(args.inputs)
+    fps = args.fps
+    duration = max(len(face[0]) / face[1] if face else 0.0, len(motion[0]) / motion[1] if motion else 0.0)
+    n = max(1, int(round(duration * fps)))
+    faces = resample(face[0].astype(np.float64), face[1], n, fps) if face else np.zeros((n, ARKIT52.dim))
+    joints = resample(motion[0], motion[1], n, fps) if motion else None
+    if joints is not None and not args.no_follow:
+        joints = follow(joints)
+    renderer = registry.create("render", rcfg.backend, rcfg)
+    t0 = time.perf_counter()
+    try:
+        cams = camera_track(args, renderer, n, fps)
+        writer = None
+        for k in tqdm(range(n), desc="render", unit="frame", disable=args.quiet):
+            img = renderer.render(faces[k], None if joints is None else joints[k], cams[k])
+            if writer is None:
+                writer = VideoWriter(args.output, img.shape[1], img.shape[0], fps)
+            writer.write(img)
+        if writer is not None:
+            writer.close()
+    finally:
+        renderer.close()
+    wall = time.perf_counter() - t0
+    return {"frames": n, "fps": fps, "seconds": round(n / fps, 3), "wall_s": round(wall, 2), "look": look,
+            "output": str(args.output)}
+
+
+def _character_look(args: argparse.Namespace, default: str) -> str:
+    """The look named in the character pack (avatar: {look: ...}) unless render.look was set."""
+    if any(s.startswith("render.look=") for s in (args.set or [])) or not getattr(args, "character", None):
+        return default
+    from mio.render.avatar import look_from_spec
+    from mio.thinker.persona import load_character
+
+    character = load_character(args.character)
+    return look_from_spec(getattr(character, "avatar", None) or character.look)  # a mapping may change a preset
+
+
+def _render_cmd(args: argparse.Namespace) -> int:
+    info = render_video(args)
+    print(f"wrote {info['output']} ({info['frames']} frames, {info['seconds']} s at {info['fps']:g} fps, "
+          f"look {info['look']!r}) in {info['wall_s']} s")
+    return 0
+
+
+def _export_avatar(args: argparse.Namespace) -> int:
+    from mio.cli import config_from_args
+    from mio.render.avatar import load_avatar
+    from mio.render.export import write_glb
+
+    cfg = config_from_args(args)
+    look = args.look or _character_look(args, cfg.render.look)
+    path = write_glb(load_avatar(look, cfg.render.cache_dir), args.output)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; look {look!r}: mesh, 52 ARKit morph targets, "
+          "104-bone skin)")
+    return 0
+
+
+def _export_motion(args: argparse.Namespace) -> int:
+    from mio.render.export import export_motion
+
+    motion = face = None
+    for p in args.inputs:
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+        if "params" in keys:
+            face = p
+        elif "features" in keys:
+            motion = p
+        else:
+            raise InputError(f"{p}: neither face parameters (`params`) nor HumanML3D `features`")
+    for path in export_motion(motion, face, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def _bench_render(args: argparse.Namespace) -> int:
+    from mio.bench.render import bench_render
+    from mio.cli import _write_bench, config_from_args
+
+    result = bench_render(config_from_args(args).render, frames=args.frames, views=args.views)
+    if args.avatardit:
+        from mio.render.avatardit.evaluate import evaluate
+
+        _say(f"AvatarDiT {args.avatardit}: sampling {args.avatardit_clips} held-out clips ...")
+        result["avatardit"] = evaluate(args.avatardit, clips=args.avatardit_clips)
+    result["summary"] = {
+        **{name: {**cam["total"], "budget_ms": result["budget_ms"]} for name, cam in result["cameras"].items()},
+        **({"multiview": result["multiview"]["summary"]} if "multiview" in result else {}),
+        **({"avatardit": result["avatardit"]} if "avatardit" in result else {}),
+    }
+    return _write_bench(result, args.output)
+
+
+def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,
+             common: argparse.ArgumentParser) -> None:
+    r = sub.add_parser("render", parents=[common], help="render face/body parameter files to an MP4 from any viewpoint",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("inputs", nargs="+", metavar="FILE.npz", help="face.npz (arkit52) and/or motion.npz (HumanML3D)")
+    r.add_argument("--camera", choices=CAMERA_CHOICES, default="upper_body",
+                   help="a framing preset, or orbit (one turn round the avatar over the clip)")
+    r.add_argument("--framing", choices=CAMERA_CHOICES[:3], default="full_body", help="the framing an orbit uses")
+    r.add_argument("--azimuth", type=float, default=0.0, help="degrees round the avatar (+: towards its left)")
+    r.add_argument("--elevation", type=float, default=0.0, help="degrees above the framing's height")
+    r.add_argument("--orbit-seconds", type=float, default=None, help="seconds per orbit (default: the clip)")
+    r.add_argument("--camera-file", metavar="CAM.json", help="explicit intrinsics + extrinsics (see above)")
+    r.add_argument("--size", metavar="WxH", help="frame size (default: render.width x render.height)")
+    r.add_argument("--look", help="avatar look (default: the character pack's)")
+    r.add_argument("--fps", type=float, default=VIDEO_FPS)
+    r.add_argument("--no-follow", action="store_true", help="fixed camera even when the body walks away")
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("-o", "--output", default="out/render.mp4")
+    r.set_defaults(func=_render_cmd)
+
+    e = sub.add_parser("export", parents=[common], help="the avatar (glTF/GLB) or motion (BVH + ARKit curves) for engines")
+    esub = e.add_subparsers(dest="what", required=True)
+    ea = esub.add_parser("avatar", parents=[common], help="GLB with the mesh, 52 ARKit morph targets and the skinned rig")
+    ea.add_argument("--look", help="avatar look (default: the character pack's)")
+    ea.add_argument("-o", "--output", default="out/mio.glb")
+    ea.set_defaults(func=_export_avatar)
+    em = esub.add_parser("motion", parents=[common], help="motion.npz -> BVH, face.npz -> Live Link CSV + JSON curves")
+    em.add_argument("inputs", nargs="+", metavar="FILE.npz")
+    em.add_argument("-o", "--output", default="out/engine", help="output folder")
+    em.set_defaults(func=_export_motion)
+
+    b = bench_sub.add_parser("render", parents=[common],
+                             help="renderer ms per frame per camera preset (budget 10 ms) and multi-view figures")
+    b.add_argument("--frames", type=int, default=200)
+    b.add_argument("--views", type=int, default=4, help="cameras in the multi-view batch")
+    b.add_argument("--avatardit", metavar="DIR", help="also evaluate this AvatarDiT checkpoint (PSNR/SSIM)")
+    b.add_argument("--avatardit-clips", type=int, default=8)
+    b.add_argument("-o", "--output", default="out/bench/render.json")
+    b.set_defaults(func=_bench_render)
