@@ -1,0 +1,119 @@
+"""Residual vector quantisation (Eq. 4's commitment term) with factorised, l2-normalised codes.
+
+A `VectorQuantizer` projects its input to `code_dim`, finds the nearest of `codebook_size`
+unit-norm codes by cosine similarity, and projects back (DAC's factorised codes: lookups in a
+small space use the codebook far better than in the full width). A `ResidualVQ` is a stack of
+them, each quantising what the previous ones left. Both return `(quantized, indices, loss)` and
+invert with `from_indices`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 Conv1d as a matmul: same numbers, without conv1d's slow path for short inputs."""
+    y = torch.einsum("oc,bct->bot", conv.weight[:, :, 0], x)
+    return y if conv.bias is None else y + conv.bias[:, None]
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, dim: int, *, codebook_size: int, code_dim: int) -> None:
+        super().__init__()
+        self.codebook_size = codebook_size
+        self.proj_in = nn.Conv1d(dim, code_dim, 1)
+        self.proj_out = nn.Conv1d(code_dim, dim, 1)
+        self.codebook = nn.Embedding(codebook_size, code_dim)
+        self.register_buffer("usage", torch.ones(codebook_size))  # EMA of how often each code is picked
+        self.last_latents: torch.Tensor | None = None  # (N, code_dim), kept in training to revive dead codes
+
+    def _codes(self) -> torch.Tensor:
+        w = self.codebook.weight
+        if self.training or torch.is_grad_enabled():
+            return F.normalize(w, dim=-1)
+        key = (w.data_ptr(), w._version)  # inference: normalise once per weight version
+        if getattr(self, "_cache_key", None) != key:
+            self._cache = F.normalize(w.detach(), dim=-1)
+            self._cache_key = key
+        return self._cache
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D, T) -> latents (B, T, d) and indices (B, T)."""
+        z = F.normalize(pointwise(self.proj_in, x).transpose(1, 2), dim=-1)  # (B, T, d)
+        idx = (z @ self._codes().t()).argmax(dim=-1)  # max cosine == min distance on the sphere
+        return z, idx
+
+    def from_indices(self, idx: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, D, T)
+        return pointwise(self.proj_out, F.embedding(idx, self._codes()).transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z, idx = self.encode(x)
+        q = F.embedding(idx, self._codes())  # (B, T, d)
+        # commitment pulls the encoder to its code, the codebook term pulls the code to the encoder
+        loss = 0.25 * F.mse_loss(z, q.detach()) + F.mse_loss(q, z.detach())
+        q = z + (q - z).detach()  # straight-through estimator
+        if self.training:
+            with torch.no_grad():
+                counts = torch.bincount(idx.flatten(), minlength=self.codebook_size).float()
+                self.usage.mul_(0.99).add_(counts / max(1, idx.numel()) * self.codebook_size, alpha=0.01)
+            self.last_latents = z.detach().reshape(-1, z.shape[-1])
+        return pointwise(self.proj_out, q.transpose(1, 2)), idx, loss
+
+    @torch.no_grad()
+    def revive_dead_codes(self, threshold: float = 0.02) -> int:
+        """Replace codes whose usage fell below `threshold` x uniform by recent encoder outputs.
+        Under DDP rank 0's choice is broadcast, so the replicas stay identical."""
+        if self.last_latents is None:
+            return 0
+        dead = self.usage < threshold
+        n = int(dead.sum())
+        if n:
+            pick = self.last_latents[torch.randint(0, self.last_latents.shape[0], (n,))]
+            new = self.codebook.weight.data.clone()
+            new[dead] = pick + 0.01 * torch.randn_like(pick)
+            usage = self.usage.clone()
+            usage[dead] = 1.0
+            if dist.is_available() and dist.is_initialized():
+                dist.broadcast(new, 0)
+                dist.broadcast(usage, 0)
+            self.codebook.weight.data.copy_(new)
+            self.usage.copy_(usage)
+        return n
+
+
+class ResidualVQ(nn.Module):
+    def __init__(self, dim: int, *, n_q: int, codebook_size: int, code_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            VectorQuantizer(dim, codebook_size=codebook_size, code_dim=code_dim) for _ in range(n_q))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, D, T) -> quantized (B, D, T), indices (B, n_q, T), summed commitment loss."""
+        residual, out = x, torch.zeros_like(x)
+        codes, losses = [], []
+        for vq in self.layers:
+            q, idx, loss = vq(residual)
+            residual = residual - q.detach() if not self.training else residual - q
+            out = out + q
+            codes.append(idx)
+            losses.append(loss)
+        return out, torch.stack(codes, dim=1), torch.stack(losses).sum()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D, T) -> indices (B, n_q, T)."""
+        residual, codes = x, []
+        for vq in self.layers:
+            _, idx = vq.encode(residual)
+            codes.append(idx)
+            residual = residual - vq.from_indices(idx)
+        return torch.stack(codes, dim=1)
+
+    def from_indices(self, codes: torch.Tensor) -> torch.Tensor:  # (B, n_q, T) -> (B, D, T)
+        return sum(vq.from_indices(codes[:, i]) for i, vq in enumerate(self.layers))  # type: ignore[return-value]
+
+    def revive_dead_codes(self, threshold: float = 0.02) -> int:
+        return sum(vq.revive_dead_codes(threshold) for vq in self.layers)

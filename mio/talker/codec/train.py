@@ -1,0 +1,193 @@
+"""`mio train codec`: the Kodama tokenizer's training (Eq. 1-5) on any folder of wav files.
+
+    mio train codec --corpus out/codec-corpus --build-corpus --preset embedded --steps 2400
+
+runs as one process or under `torchrun --nproc_per_node N -m mio.cli train codec ...` (DDP; each
+rank draws its own segments), writes `out_dir/{config.json, model.safetensors}` plus a resumable
+training state, and resumes when rerun. The GAN (multi-period + multi-scale STFT discriminators)
+joins after `--gan-start` steps: before it the generator learns from the mel, pitch, commitment
+and semantic losses alone, which is where a short CPU run spends most of its steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mio.core.errors import InputError
+from mio.talker.codec.config import PRESETS, CodecConfig
+from mio.talker.codec.data import Utterance, build_corpus, load_audio, scan
+from mio.talker.codec.losses import (
+    Discriminators,
+    LossWeights,
+    MelLoss,
+    PitchLoss,
+    discriminator_loss,
+    generator_losses,
+    semantic_loss,
+)
+from mio.talker.codec.model import KodamaCodec
+from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
+
+KIND = "kodama-codec"
+
+
+@dataclass(frozen=True)
+class CodecTrainConfig:
+    steps: int = 2400
+    batch: int = 8  # segments per step per rank
+    segment_frames: int = 12  # token frames per segment (0.96 s)
+    lr: float = 1e-3
+    disc_lr: float = 2e-4
+    warmup: int = 100
+    gan_start: int = 2000  # step at which the discriminators join
+    revive_every: int = 50  # replace dead codebook entries this often
+    seed: int = 0
+
+
+class SegmentSampler:
+    """Deterministic batches per (step, rank): random frame-aligned segments with their teacher
+    features, at a random gain, so a resumed run draws what a straight run would."""
+
+    def __init__(self, utts: list[Utterance], teacher_name: str, cfg: CodecConfig, tcfg: CodecTrainConfig,
+                 rank: int = 0) -> None:
+        self.n = tcfg.segment_frames * cfg.hop
+        self.k = round(cfg.teacher_rate / cfg.frame_rate)  # teacher frames per token frame
+        self.cfg, self.tcfg, self.rank = cfg, tcfg, rank
+        self.audio: list[np.ndarray] = []
+        self.teacher: list[np.ndarray] = []
+        for u in utts:
+            x = load_audio(u.path)
+            if len(x) < self.n:
+                continue
+            self.audio.append((np.clip(x, -1, 1) * 32767).astype(np.int16))
+            self.teacher.append(np.load(cache_path(u.path, teacher_name)))
+        if not self.audio:
+            raise InputError(f"no utterance is longer than a {self.n / cfg.sample_rate:.2f} s segment")
+        self.dim = self.teacher[0].shape[-1]
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.tcfg.seed, step, self.rank])
+        wavs, feats = [], []
+        t_len = self.tcfg.segment_frames * self.k
+        for i in rng.integers(0, len(self.audio), self.tcfg.batch):
+            x, f = self.audio[i], self.teacher[i]
+            frame = int(rng.integers(0, (len(x) - self.n) // self.cfg.hop + 1))
+            seg = x[frame * self.cfg.hop: frame * self.cfg.hop + self.n].astype(np.float32) / 32767
+            gain = 10 ** (rng.uniform(-12, 0) / 20)
+            wavs.append(seg * gain)
+            ft = f[frame * self.k: frame * self.k + t_len].astype(np.float32)
+            feats.append(np.pad(ft, ((0, t_len - len(ft)), (0, 0)), mode="edge"))
+        return torch.from_numpy(np.stack(wavs))[:, None], torch.from_numpy(np.stack(feats))
+
+
+def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg: CodecTrainConfig, *,
+                teacher: str = "whisper", weights: LossWeights | None = None, resume: bool = True,
+                save_every: int = 200, threads: int | None = None, progress: bool = True,
+                log=print) -> dict[str, float]:
+    from mio.train import Trainer, TrainerConfig, init_distributed
+
+    info = init_distributed()
+    utts = scan(corpus, split="train")
+    t: Teacher | None = None
+    name = "whisper-tiny" if teacher == "whisper" else f"w2vbert-{Path(teacher).name}"
+    if info.is_main and any(not cache_path(u.path, name).is_file() for u in utts):
+        t = load_teacher(teacher)
+        log(f"computing teacher features ({t.name}) for {len(utts)} utterances, once")
+        cache_features([u.path for u in utts], t, load_audio, progress=log)
+    from mio.train.dist import barrier
+
+    barrier()
+    sampler = SegmentSampler(utts, name, cfg, tcfg, rank=info.rank)
+    if sampler.dim != cfg.teacher_dim:  # the semantic head predicts whatever teacher the corpus was cached with
+        cfg = CodecConfig.from_dict({**cfg.to_dict(), "teacher_dim": sampler.dim})
+    torch.manual_seed(tcfg.seed)
+    model = KodamaCodec(cfg)
+    disc = Discriminators()
+    g_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr, betas=(0.8, 0.99))
+    d_opt = torch.optim.AdamW(disc.parameters(), lr=tcfg.disc_lr, betas=(0.8, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(g_opt, lambda s: min(1.0, (s + 1) / max(1, tcfg.warmup)))
+    trainer = Trainer(TrainerConfig(out_dir=str(out_dir), max_steps=tcfg.steps, log_every=10, save_every=save_every,
+                                    seed=tcfg.seed, resume=resume, threads=threads, desc="codec", progress=progress),
+                      model, {"gen": g_opt, "disc": d_opt}, schedulers={"gen": sched},
+                      model_config={**cfg.to_dict(), "teacher": name, "train": asdict(tcfg)}, kind=KIND,
+                      extra_modules={"disc": disc}, info=info)
+    gen, dis = trainer.ddp(model), trainer.ddp(disc)
+    mel_loss, pitch_loss = MelLoss(cfg.sample_rate), PitchLoss(cfg.sample_rate)
+    w = weights or LossWeights()
+
+    def step_fn(step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        x, feats = batch
+        out = gen(x)
+        y = out["audio"]
+        l_mel, l_pitch = mel_loss(y, x), pitch_loss(y, x)
+        l_sem = semantic_loss(out["semantic"], feats)
+        loss = w.mel * l_mel + w.pitch * l_pitch + w.commit * out["commit"] + w.semantic * l_sem
+        logs = {"mel": l_mel.item(), "pitch": l_pitch.item(), "commit": out["commit"].item(), "sem": l_sem.item()}
+        if step >= tcfg.gan_start:
+            l_d = discriminator_loss(dis(x), dis(y.detach()))
+            trainer.backward_step(l_d, "disc")
+            adv, fm = generator_losses(dis(x), dis(y))
+            loss = loss + w.adv * adv + w.fm * fm
+            logs.update(d=l_d.item(), adv=adv.item(), fm=fm.item())
+        trainer.backward_step(loss, "gen")
+        if (step + 1) % tcfg.revive_every == 0 and step < tcfg.steps - tcfg.revive_every:
+            model.revive_dead_codes()
+        logs["loss"] = loss.item()
+        return logs
+
+    return trainer.fit(sampler, step_fn)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mio.train import shutdown_distributed
+
+    cfg = PRESETS[args.preset]()
+    tcfg = CodecTrainConfig(steps=args.steps, batch=args.batch, segment_frames=args.segment_frames, lr=args.lr,
+                            gan_start=args.gan_start if args.gan_start is not None else int(args.steps * 0.85),
+                            seed=args.seed)
+    corpus = Path(args.corpus)
+    if args.build_corpus and not (corpus / "manifest.jsonl").is_file():
+        build_corpus(corpus, n_train=args.build_corpus, progress=lambda m: print(m, file=sys.stderr))
+    last = train_codec(corpus, args.out, cfg, tcfg, teacher=args.teacher, resume=not args.no_resume,
+                       save_every=args.save_every, threads=args.threads,
+                       log=lambda m: print(m, file=sys.stderr))
+    is_main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    shutdown_distributed()
+    if args.export and is_main:
+        dst = Path(args.export)
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy(Path(args.out) / f, dst / f)
+        print(f"exported {dst}")
+    print(json.dumps(last))
+    return 0
+
+
+def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = tsub.add_parser("codec", help="the Kodama audio tokenizer (§2.1) on a folder of wav files",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", default="out/codec-corpus", help="folder of wavs (LibriTTS layout or any tree)")
+    p.add_argument("--build-corpus", type=int, nargs="?", const=1500, default=0, metavar="N",
+                   help="first build a corpus of N training utterances from the embedded voices if absent")
+    p.add_argument("--out", default="out/train/codec", help="checkpoint folder (rerun to resume)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="embedded")
+    p.add_argument("--teacher", default="whisper", help="'whisper' or a local W2v-BERT 2.0 folder")
+    p.add_argument("--steps", type=int, default=CodecTrainConfig.steps)
+    p.add_argument("--batch", type=int, default=CodecTrainConfig.batch)
+    p.add_argument("--segment-frames", type=int, default=CodecTrainConfig.segment_frames)
+    p.add_argument("--lr", type=float, default=CodecTrainConfig.lr)
+    p.add_argument("--gan-start", type=int, default=None, help="step the discriminators join (default 85%% of steps)")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--export", metavar="DIR", help="copy the final checkpoint here (e.g. mio/talker/codec/embedded)")
+    p.set_defaults(func=_train)

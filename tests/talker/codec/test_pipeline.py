@@ -1,0 +1,172 @@
+"""Kodama tokenizer end to end on real speech: corpus builder and loader, `mio train codec`
+(single process, resume, DDP on 2 gloo processes), `mio codec encode|decode`, `mio bench codec`,
+and the embedded checkpoint. Voices are Debian's espeak-ng; the teacher is whisper tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mio.cli import main
+from mio.core.errors import InputError
+from mio.talker.codec.data import VOICES, build_corpus, load_audio, scan, story_sentences
+
+pytestmark = pytest.mark.slow
+ESPEAK = tuple(v for v in VOICES if v.engine == "espeak")
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    return build_corpus(root, n_train=6, n_test=2, voices=ESPEAK)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> Path:
+    from mio.talker.codec.config import CodecConfig
+    from mio.talker.codec.train import CodecTrainConfig, train_codec
+
+    out = tmp_path_factory.mktemp("run")
+    tcfg = CodecTrainConfig(steps=4, batch=2, segment_frames=4, gan_start=2, warmup=2)
+    train_codec(corpus, out, CodecConfig.tiny(), tcfg, save_every=2, threads=1, progress=False)
+    return out
+
+
+def test_corpus_has_a_libritts_layout_and_held_out_voices(corpus):
+    rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    for r in rows:
+        wav = corpus / r["path"]
+        speaker, chapter, name = Path(r["path"]).parts
+        assert name.startswith(f"{speaker}_{chapter}_") and wav.with_suffix(".normalized.txt").is_file()
+        info = sf.info(wav)
+        assert info.samplerate == 24000 and info.channels == 1 and info.duration > 0.5
+    train_spk = {r["speaker"] for r in rows if r["split"] == "train"}
+    test_spk = {r["speaker"] for r in rows if r["split"] == "test"}
+    assert train_spk and test_spk and not train_spk & test_spk
+    assert len(story_sentences()) > 300
+
+
+def test_loader_reads_a_plain_libritts_folder(tmp_path):
+    d = tmp_path / "19" / "198"
+    d.mkdir(parents=True)
+    sf.write(d / "19_198_000000_000000.wav", np.zeros(16000, np.float32) + 0.1, 16000)
+    (d / "19_198_000000_000000.normalized.txt").write_text("Hello there.\n")
+    (utt,) = scan(tmp_path)
+    assert utt.speaker == "19" and utt.text == "Hello there." and utt.split == "train"
+    assert load_audio(utt.path).shape == (24000,)
+    (tmp_path / "bad.wav").write_bytes(b"not a wav")
+    with pytest.raises(InputError, match="cannot read"):
+        load_audio(tmp_path / "bad.wav")
+    with pytest.raises(InputError, match="does not exist"):
+        scan(tmp_path / "nope")
+
+
+def test_training_writes_checkpoints_and_resumes(trained, corpus):
+    from mio.talker.codec.config import CodecConfig
+    from mio.talker.codec.train import CodecTrainConfig, train_codec
+
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["kind"] == "kodama-codec" and cfg["trained_steps"] == 4 and cfg["teacher"] == "whisper-tiny"
+    logs = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    assert "adv" in logs[-1] and "d" in logs[-1]  # the GAN joined at step 2
+    assert (trained / "train_state" / "modules" / "disc.safetensors").is_file()
+    last = train_codec(corpus, trained, CodecConfig.tiny(),
+                       CodecTrainConfig(steps=6, batch=2, segment_frames=4, gan_start=2, warmup=2),
+                       save_every=2, threads=1, progress=False)
+    assert last["step"] == 6
+    assert json.loads((trained / "config.json").read_text())["trained_steps"] == 6
+
+
+DDP_SCRIPT = r"""
+import sys, torch
+from mio.talker.codec.config import CodecConfig
+from mio.talker.codec.train import CodecTrainConfig, train_codec
+from mio.train.dist import init_distributed
+info = init_distributed()
+train_codec(sys.argv[1], sys.argv[2], CodecConfig.tiny(), CodecTrainConfig(steps=2, batch=2, segment_frames=4,
+            gan_start=1, warmup=1), save_every=2, threads=1, progress=False)
+from mio.talker.codec.stream import load_codec
+m = load_codec(sys.argv[2])
+print("W", info.rank, info.world_size, float(sum(p.double().sum() for p in m.parameters())))
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # other jobs on the machine may run torchrun too: no fixed port
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_on_two_gloo_processes(corpus, trained, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MIO_TRAIN_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), str(script), str(corpus), str(tmp_path / "ck")],
+                         capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("W ")]
+    assert sorted(r[1] for r in rows) == ["0", "1"] and all(r[2] == "2" for r in rows)
+    assert rows[0][3] == rows[1][3]
+
+
+def test_cli_encode_decode_any_speech_file(trained, corpus, tmp_path, capsys):
+    x = load_audio(next(iter(scan(corpus, split="test"))).path)
+    stereo = np.stack([x, x * 0.5], axis=1)[::3]  # ~8 kHz stereo: resampled and mixed down
+    src = tmp_path / "in.wav"
+    sf.write(src, stereo, 8000)
+    codes, wav = tmp_path / "codes.npz", tmp_path / "out.wav"
+    assert main(["codec", "encode", str(src), "-o", str(codes), "--checkpoint", str(trained)]) == 0
+    with np.load(codes) as z:
+        assert z["codes"].shape[0] == 8 and int(z["n_samples"]) == round(len(stereo) * 3)
+    assert main(["codec", "decode", str(codes), "-o", str(wav), "--checkpoint", str(trained)]) == 0
+    y, sr = sf.read(wav)
+    assert sr == 24000 and len(y) == round(len(stereo) * 3)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("hello")
+    assert main(["codec", "encode", str(bad), "-o", str(codes), "--checkpoint", str(trained)]) == 2
+    assert main(["codec", "decode", str(bad), "-o", str(wav), "--checkpoint", str(trained)]) == 2
+    assert main(["codec", "encode", str(tmp_path / "missing.wav"), "-o", str(codes)]) == 2
+    assert "mio: error" in capsys.readouterr().err
+
+
+def test_bench_codec_reports_quality_and_speed_beside_mimi(trained, corpus, tmp_path):
+    from mio.talker.codec.bench import bench_codec
+
+    r = bench_codec(str(trained), corpus=str(corpus), quick=True, threads=1, out_dir=tmp_path)
+    s = r["summary"]
+    assert r["held_out"]["utterances"] == 2
+    for key in ("stoi", "pesq_nb", "pesq_wb", "sim", "offline_rtf", "stream_ms_per_frame"):
+        assert key in s
+    assert s["bitrate_bps"] == 1000.0 and -1 <= s["sim"] <= 1
+    mimi = r["speed"]["mimi"]
+    assert "error" not in mimi, mimi
+    assert mimi["streaming"]["ms_per_frame_median"] > 0 and s["mimi_offline_rtf"] > 0
+
+
+def test_embedded_checkpoint_reconstructs_held_out_speech(corpus):
+    from pystoi import stoi
+
+    from mio.talker.codec.stream import decode_array, encode_array, load_codec
+
+    codec = load_codec()
+    assert codec.cfg.bitrate == 1000.0
+    scores = []
+    for utt in scan(corpus, split="test"):
+        x = load_audio(utt.path)
+        with torch.inference_mode():
+            y = decode_array(codec, encode_array(codec, x))[: len(x)]
+        scores.append(stoi(x, y, 24000))
+    assert np.mean(scores) > 0.5, scores  # floor above an untrained codec (~0.38); the bench reports the real figure
