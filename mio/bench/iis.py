@@ -315,10 +315,12 @@ def _measure_aco(config, quick: bool, say, voice=None, transcribe=None, utmos_mo
         if v is not None:
             terms["accuracy" if k == "wer" else k] = t["accuracy" if k == "wer" else k]
     missing = {
-        "stoi": "reconstruction metric of the Kodama codec, which is not built yet (mio/talker/codec)",
-        "sim": "reconstruction SIM needs the Kodama codec; speaker embedding model (WavLM-Large / "
-               "Resemblyzer) is not installed either",
-        "pesq": "reconstruction metric of the Kodama codec, which is not built yet",
+        "stoi": "a reconstruction metric of the Kodama codec: `mio bench codec` measures it (out/bench/codec.json) "
+                "on held-out synthetic voices, not on the paper's Seed-TTS-Eval set, so it is not folded in here",
+        "sim": "reconstruction SIM: `mio bench codec` measures it with Resemblyzer, a stand-in for WavLM-Large SV; "
+               "not folded in (different embedding model and test set)",
+        "pesq": "a reconstruction metric of the Kodama codec: `mio bench codec` measures PESQ-NB/WB on held-out "
+                "synthetic voices; not folded in (different test set)",
         "utmos": "no UTMOS model file given (--utmos FILE.onnx)",
     }
     paper_en = AcousticInputs(stoi=0.91, sim=0.81, pesq=2.35, utmos=3.56, dnsmos=3.13, wer=0.025)
