@@ -237,3 +237,11 @@ def test_save_and_load(tmp_path, codec):
     save_pretrained(torch.nn.Linear(2, 2), tmp_path / "other", {}, kind="toy")
     with pytest.raises(CheckpointError, match="not 'kodama-codec'"):
         load_codec(tmp_path / "other")
+
+
+def test_paper_teacher_loads_from_a_local_folder_only(tmp_path):
+    from mio.core.errors import BackendError
+    from mio.talker.codec.teacher import load_teacher
+
+    with pytest.raises(BackendError, match="does not exist"):
+        load_teacher(str(tmp_path / "w2v-bert-2.0"))
