@@ -1,0 +1,1 @@
+"""UniLS (§3): one model for speaking and listening faces; see docs/face.md."""
