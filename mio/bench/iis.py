@@ -395,7 +395,7 @@ def _measure_som(config, quick: bool, say, body=None) -> dict:
 
 FACE_REASON = ("LVE/MHD/FDD/PDD/JDD/F-FID/P-FID compare FLAME meshes and parameters with ground truth "
                "(Seamless Interaction test split), which is not available offline; the embedded face "
-               "is procedural ARKit-52, and UniLS is not built yet")
+               "is procedural ARKit-52; `mio bench face` measures UniLS against it on synthetic dyadic data instead")
 VIS_REASON = ("SSIM/PSNR/LPIPS/CLIP (Table 6) compare renders with ground-truth multi-view captures "
               "(the paper's MVHumanNet-style validation set), not available here; LPIPS and CLIP also "
               "need model files; AvatarDiT is not built yet, the embedded renderer rasterises a mesh")
