@@ -1,0 +1,470 @@
+"""`mio train tts`: Kodama-TTS on a LibriTTS-style corpus (paper §2.2.2), one process or torchrun DDP.
+
+    mio train tts --preset small --data ~/.cache/mio/corpus/speech --steps 3000
+
+Two stages, both resumable (rerun the same command):
+1. prepare (`out/data/`): every training utterance is curated (DNSMOS, speaker consistency; see
+   curation.py), encoded by the Kodama codec into (T, 8) frames, embedded by Resemblyzer, and its
+   text tokenized by the pretrained LM's tokenizer; written in parts of 100 as safetensors + JSON.
+2. train: batches of whole utterances; with probability `prompt_prob` an example is an in-context
+   clone (another utterance of the same speaker is its acoustic prompt, its transcript goes first).
+   The speaker vector is always taken from a different utterance of the same speaker, as at
+   inference, where it comes from the reference clip. Loss: L_TTS (model.tts_loss).
+The checkpoint folder holds config.json, model.safetensors, voice.safetensors (the default voice)
+and tokenizer.json, so `from_pretrained` needs only it, the codec and the SmolLM2 GGUF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from mio.core.errors import BackendError, CheckpointError, InputError
+from mio.talker.tts.curation import CurationConfig, dnsmos_p808, judge, summarize
+from mio.talker.tts.model import (
+    DefaultVoice,
+    KodamaTTS,
+    emotion_vector,
+    load_checkpoint,
+    preset,
+    save_checkpoint,
+)
+from mio.talker.tts.sequence import TTSBatch, TTSExample, collate
+
+DEFAULT_CORPUS = Path("out/codec-corpus")  # what `mio train codec --build-corpus` writes
+PART = 100  # utterances per prepared data part
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 8  # utterances per step (per process)
+    lr: float = 1e-3  # peak AdamW learning rate
+    warmup: int = 200  # linear warm-up steps, then cosine decay to lr / 10
+    weight_decay: float = 0.01
+    prompt_prob: float = 0.5  # share of examples trained as in-context clones
+    max_prompt_frames: int = 50  # prompts longer than 4 s are not used
+    max_frames: int = 160  # utterances longer than 12.8 s are left out (sequence budget)
+
+
+# -- stage 1: data ---------------------------------------------------------------------------
+
+@dataclass
+class TTSData:
+    """Prepared training data: codes, token ids, speaker vectors, all flat with offsets."""
+
+    codes: torch.Tensor  # (sum T, K) int16
+    code_off: torch.Tensor  # (N + 1,) int64
+    text: torch.Tensor  # (sum L,) int32
+    text_off: torch.Tensor  # (N + 1,)
+    speaker_vec: torch.Tensor  # (N, S) float32, per utterance
+    speaker_id: torch.Tensor  # (N,) int64
+    texts: list[str]
+    speakers: list[str]  # speaker names, indexed by speaker_id
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def utt_codes(self, i: int) -> torch.Tensor:
+        return self.codes[self.code_off[i]: self.code_off[i + 1]].long()
+
+    def utt_text(self, i: int) -> torch.Tensor:
+        return self.text[self.text_off[i]: self.text_off[i + 1]].long()
+
+    def frames(self, i: int) -> int:
+        return int(self.code_off[i + 1] - self.code_off[i])
+
+
+def _flat(chunks: list[torch.Tensor], dtype: torch.dtype, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    off = torch.tensor([0] + [len(c) for c in chunks]).cumsum(0)
+    if not chunks:
+        shape = (0, width) if width else (0,)
+        return torch.zeros(shape, dtype=dtype), off
+    return torch.cat([c.to(dtype) for c in chunks]), off
+
+
+def codec_identity(codec) -> str:
+    """What the cached codes depend on: the sha256 of the codec's weights file, if known."""
+    from mio.talker.tts.voice import codec_fingerprint
+
+    return codec_fingerprint(codec) or type(codec).__name__
+
+
+def prepare(corpus: str | Path, out: str | Path, *, codec, tokenizer, speaker_encoder, curation: CurationConfig,
+            quality=dnsmos_p808, progress=None, limit: int | None = None) -> Path:
+    """Curate, embed and tokenize the corpus's training split into `out` (parts of 100, resumable),
+    then encode the kept utterances with `codec` (skipped when None; redone when the codec changes)."""
+    from mio.talker.codec.data import load_audio, scan
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    utts = scan(corpus, split="train")[:limit]
+    rate = codec.sample_rate if codec is not None else 24000
+    for p0 in range(0, len(utts), PART):
+        stem = out / f"part-{p0 // PART:04d}"
+        if stem.with_suffix(".json").is_file():
+            continue
+        texts, vecs, rows, verdicts = [], [], [], []
+        for u in utts[p0: p0 + PART]:
+            wav = load_audio(u.path, rate)
+            seen: dict[str, np.ndarray] = {}
+
+            def consistency(x: np.ndarray, sr: int, seen=seen) -> float:
+                seen["vec"], score = speaker_encoder.analyze(x, sr)  # one encoder pass for both
+                return score
+
+            v = judge(wav, rate, curation, quality=quality, consistency=consistency)
+            verdicts.append(v.as_dict() | {"path": str(u.path)})
+            if not v.keep or not u.text.strip():
+                continue
+            texts.append(torch.tensor(tokenizer.encode(u.text.strip()), dtype=torch.int32))
+            vecs.append(torch.from_numpy(seen["vec"]).float())
+            rows.append({"text": u.text.strip(), "speaker": u.speaker, "path": str(u.path)})
+        flat_text, text_off = _flat(texts, torch.int32)
+        save_file({"text": flat_text, "text_off": text_off,
+                   "speaker_vec": torch.stack(vecs) if vecs else torch.zeros(0, speaker_encoder.dim)},
+                  str(stem.with_suffix(".safetensors")))
+        tmp = stem.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"rows": rows, "verdicts": verdicts}))
+        os.replace(tmp, stem.with_suffix(".json"))  # the part is complete only once its JSON exists
+        if progress:
+            progress(f"curated {min(p0 + PART, len(utts))}/{len(utts)} utterances "
+                     f"({sum(v['keep'] for v in verdicts)} kept in this part)")
+    report = summarize_parts(out)
+    (out / "curation.json").write_text(json.dumps(report, indent=2) + "\n")
+    if codec is not None:
+        stems = [out / f"part-{p0 // PART:04d}" for p0 in range(0, len(utts), PART)]
+        encode_parts([st.with_suffix(".json") for st in stems], codec, progress=progress)
+    return out
+
+
+def encode_parts(parts: list[Path], codec, progress=None) -> None:
+    """Codec frames (T, K) of every kept utterance of these parts (their part-*.json files); a part is
+    redone if the codec changed."""
+    from safetensors import safe_open
+
+    from mio.talker.codec.data import load_audio
+
+    ident = codec_identity(codec)
+    for n, j in enumerate(parts):
+        cf = j.with_suffix(".codes.safetensors")
+        if cf.is_file():
+            with safe_open(str(cf), "pt") as f:
+                if (f.metadata() or {}).get("codec") == ident:
+                    continue
+        codes = []
+        for r in json.loads(j.read_text())["rows"]:
+            wav = load_audio(r["path"], codec.sample_rate)
+            codes.append(torch.as_tensor(np.asarray(codec.encode(wav, codec.sample_rate)), dtype=torch.int16))
+        flat, off = _flat(codes, torch.int16, codec.n_codebooks)
+        save_file({"codes": flat, "code_off": off}, str(cf), metadata={"codec": ident})
+        if progress:
+            progress(f"encoded part {n + 1}/{len(parts)}")
+
+
+def summarize_parts(data_dir: Path) -> dict:
+    from mio.talker.tts.curation import Verdict
+
+    vs = []
+    for j in sorted(data_dir.glob("part-*.json")):
+        for v in json.loads(j.read_text())["verdicts"]:
+            vs.append(Verdict(v["keep"], v["seconds"], v["dnsmos"], v["consistency"], v["reason"]))
+    return summarize(vs)
+
+
+def load_data(data_dir: str | Path, limit: int | None = None) -> TTSData:
+    """The prepared parts that have codec frames (the first `limit` utterances' parts when given)."""
+    data_dir = Path(data_dir)
+    parts = sorted(data_dir.glob("part-*.json"))
+    if limit is not None:
+        parts = parts[: math.ceil(limit / PART)]
+    parts = [j for j in parts if j.with_suffix(".codes.safetensors").is_file()]
+    if not parts:
+        raise InputError(f"no encoded data in {data_dir} (run `mio train tts` with a codec first)")
+    codes, texts, vecs, names, strs = [], [], [], [], []
+    for j in parts:
+        cf = j.with_suffix(".codes.safetensors")
+        t = load_file(str(j.with_suffix(".safetensors")))
+        c = load_file(str(cf))
+        rows = json.loads(j.read_text())["rows"]
+        for i, r in enumerate(rows):
+            codes.append(c["codes"][c["code_off"][i]: c["code_off"][i + 1]])
+            texts.append(t["text"][t["text_off"][i]: t["text_off"][i + 1]])
+            vecs.append(t["speaker_vec"][i])
+            names.append(r["speaker"])
+            strs.append(r["text"])
+    if not codes:
+        raise InputError(f"every utterance in {data_dir} was filtered out; see {data_dir / 'curation.json'}")
+    speakers = sorted(set(names))
+    flat_codes, code_off = _flat(codes, torch.int16)
+    flat_text, text_off = _flat(texts, torch.int32)
+    return TTSData(flat_codes, code_off, flat_text, text_off, torch.stack(vecs),
+                   torch.tensor([speakers.index(n) for n in names]), strs, speakers)
+
+
+# -- stage 2: batches ------------------------------------------------------------------------
+
+class Batcher:
+    """`batch(step, rank)`: deterministic per step and rank, so a resumed run sees the same data."""
+
+    def __init__(self, data: TTSData, cfg: TrainConfig, *, bos: int, eos: int, seed: int = 0) -> None:
+        self.data, self.cfg, self.bos, self.eos, self.seed = data, cfg, bos, eos, seed
+        self.usable = [i for i in range(len(data)) if 0 < data.frames(i) <= cfg.max_frames]
+        if not self.usable:
+            raise InputError(f"no utterance of at most {cfg.max_frames} frames in the data")
+        sid = data.speaker_id.tolist()
+        self.by_speaker: dict[int, list[int]] = {}
+        for i in self.usable:
+            self.by_speaker.setdefault(sid[i], []).append(i)
+        self.neutral = emotion_vector()
+
+    def example(self, i: int, rng: np.random.Generator) -> TTSExample:
+        d = self.data
+        same = self.by_speaker[int(d.speaker_id[i])]
+        others = [j for j in same if j != i] or [i]
+        vec_from = others[int(rng.integers(len(others)))]  # the speaker vector of another utterance
+        text, prompt = d.utt_text(i), None
+        if rng.random() < self.cfg.prompt_prob:
+            short = [j for j in others if j != i and d.frames(j) <= self.cfg.max_prompt_frames]
+            if short:
+                j = short[int(rng.integers(len(short)))]
+                prompt = d.utt_codes(j)
+                text = torch.cat([d.utt_text(j), text])  # prompt transcript, then the target text
+        return TTSExample(text, d.utt_codes(i), d.speaker_vec[vec_from], self.neutral, prompt)
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> TTSBatch:
+        rng = np.random.default_rng([self.seed, step, rank, world])
+        idx = rng.choice(self.usable, size=self.cfg.batch_size, replace=len(self.usable) < self.cfg.batch_size)
+        return collate([self.example(int(i), rng) for i in idx], bos=self.bos, eos=self.eos)
+
+
+def default_voice(data: TTSData, speaker: str | None, *, max_frames: int = 50) -> DefaultVoice:
+    """The checkpoint's voice without a reference: the shortest-enough utterance of `speaker`."""
+    names = data.speakers
+    sid = names.index(speaker) if speaker in names else 0
+    cands = [i for i in range(len(data)) if int(data.speaker_id[i]) == sid and 12 <= data.frames(i) <= max_frames]
+    if not cands:
+        cands = [i for i in range(len(data)) if int(data.speaker_id[i]) == sid]
+    i = max(cands, key=data.frames)
+    vecs = data.speaker_vec[data.speaker_id == sid]
+    return DefaultVoice(speaker=vecs.mean(0), prompt_codes=data.utt_codes(i), prompt_text=data.texts[i],
+                        name=names[sid])
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def lr_lambda(cfg: TrainConfig, total: int):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        p = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+    return f
+
+
+def train(model: KodamaTTS, data: TTSData, out: str | Path, *, steps: int, cfg: TrainConfig,
+          voice: DefaultVoice | None = None, tokenizer_json: str | Path | None = None, seed: int = 0,
+          log_every: int = 10, save_every: int = 200, threads: int | None = None, resume: bool = True,
+          progress: bool = True, extra: dict[str, Any] | None = None) -> list[dict[str, float]]:
+    """Train `model` on `data`; checkpoints (with the default voice) in `out`. Returns the log."""
+    from mio.train import Trainer, TrainerConfig, init_distributed, load_pretrained, load_weights
+    from mio.train.dist import unwrap
+
+    info = init_distributed()
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps))
+    out = Path(out)
+    meta = {"train": asdict(cfg), **(extra or {})}
+    trainer_ref: list[Any] = []
+
+    def save_fn(m: torch.nn.Module, path: Path) -> None:
+        step = trainer_ref[0].step if trainer_ref else 0
+        save_checkpoint(unwrap(m), path, voice=voice, extra={**meta, "trained_steps": step})
+        if tokenizer_json is not None and Path(tokenizer_json).is_file():
+            shutil.copy(tokenizer_json, path / "tokenizer.json")
+
+    def load_fn(m: torch.nn.Module, path: Path) -> None:
+        state, _ = load_pretrained(path, kind="kodama-tts")
+        load_weights(unwrap(m), state, where=str(path))
+
+    save_fn.load = load_fn  # type: ignore[attr-defined]
+    tr = Trainer(TrainerConfig(out_dir=str(out), max_steps=steps, log_every=log_every, save_every=save_every,
+                               seed=seed, resume=resume, threads=threads, desc="train tts", progress=progress),
+                 model, {"main": opt}, model_config=model.config_dict(), kind="kodama-tts",
+                 schedulers={"main": sched}, info=info, save_fn=save_fn)
+    trainer_ref.append(tr)
+    net = tr.ddp(model, broadcast_buffers=False) if info.distributed else model  # the LM table is a 113 MB buffer
+    batcher = Batcher(data, cfg, bos=model.cfg.bos, eos=model.cfg.eos, seed=seed)
+
+    def step_fn(step: int, batch: TTSBatch) -> dict[str, float]:
+        from mio.talker.tts.model import tts_loss
+
+        loss, logs = tts_loss(net(batch), batch.targets)
+        logs["grad_norm"] = tr.backward_step(loss, "main")
+        logs["lr"] = sched.get_last_lr()[0]
+        return logs
+
+    tr.fit(lambda step: batcher.batch(step, info.rank, info.world_size), step_fn)
+    return tr.history
+
+
+def export(src: str | Path, dst: str | Path, *, codec_dir: str | Path | None = None,
+           dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a trained checkpoint for shipping: weights in float16 (halves the size; loading casts
+    back to float32), its default voice, tokenizer.json and, with `codec_dir`, the codec checkpoint
+    whose tokens it was trained on (in `dst/codec/`, so the pair always matches)."""
+    src, dst = Path(src), Path(dst)
+    state = load_file(str(src / "model.safetensors"))
+    meta = json.loads((src / "config.json").read_text())
+    small = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(small, str(tmp / "model.safetensors"))
+    for name in ("voice.safetensors", "tokenizer.json", "README.md"):
+        for where in (src, dst):
+            if (where / name).is_file():
+                shutil.copy(where / name, tmp / name)
+                break
+    if codec_dir is not None:
+        (tmp / "codec").mkdir()
+        cstate = load_file(str(Path(codec_dir) / "model.safetensors"))
+        save_file({k: (v.to(dtype) if v.is_floating_point() else v) for k, v in cstate.items()},
+                  str(tmp / "codec" / "model.safetensors"))
+        shutil.copy(Path(codec_dir) / "config.json", tmp / "codec" / "config.json")
+        import hashlib
+
+        codec_meta = meta.setdefault("codec", {})
+        codec_meta["trained_on_sha256"] = codec_meta.get("sha256")
+        codec_meta["sha256"] = hashlib.sha256((tmp / "codec" / "model.safetensors").read_bytes()).hexdigest()
+        codec_meta["path"] = "codec (bundled, float16)"
+    (tmp / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+    return dst
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from mio.talker.tts.lm import LMTokenizer, default_tokenizer_json
+    from mio.talker.tts.speaker import SPEAKER_DIM
+    from mio.talker.tts.voice import load_codec
+    from mio.train import init_distributed
+
+    def say(msg: str) -> None:
+        print(f"\033[2m[mio train tts]\033[0m {msg}", file=sys.stderr, flush=True)
+
+    overrides: dict[str, Any] = {}
+    if args.backbone_path:
+        overrides["backbone_path"] = args.backbone_path
+    mcfg = preset(args.preset, **overrides)
+    out = Path(args.out)
+    data_dir = Path(args.data_cache) if args.data_cache else out / "data"
+    info = init_distributed()
+    if info.is_main:
+        tok = LMTokenizer()  # SmolLM2's tokenizer (built from the GGUF once, then cached)
+        try:
+            codec = load_codec(args.codec)
+        except (BackendError, CheckpointError) as e:
+            if not args.prepare_only:
+                raise
+            codec = None
+            say(f"no codec yet ({e}): curating only; rerun once the codec exists to encode")
+        from mio.talker.tts.speaker import SpeakerEncoder
+
+        say(f"preparing {args.data} -> {data_dir} (curation, codec, speaker vectors) ...")
+        prepare(args.data, data_dir, codec=codec, tokenizer=tok, speaker_encoder=SpeakerEncoder(),
+                curation=CurationConfig(min_dnsmos=args.min_dnsmos, min_consistency=args.min_consistency),
+                progress=say, limit=args.limit)
+        say(f"curation: {json.dumps(summarize_parts(data_dir))}")
+    if info.distributed:
+        from mio.train.dist import barrier
+
+        barrier()
+    if args.prepare_only:
+        return 0
+    codec = load_codec(args.codec)
+    codec_sha = codec_identity(codec)  # the codec this model's tokens belong to
+    # the token spaces are the codec's and the LM tokenizer's, whatever the preset's test sizes say
+    mcfg = replace(mcfg, n_codebooks=codec.n_codebooks, codebook_size=codec.codebook_size,
+                   frame_rate=codec.frame_rate, speaker_dim=SPEAKER_DIM)
+    if mcfg.text_embeddings == "random":
+        mcfg = replace(mcfg, text_vocab=max(mcfg.text_vocab, len(LMTokenizer().tok.get_vocab())))
+    data = load_data(data_dir, args.limit)
+    say(f"{len(data)} utterances, {len(data.speakers)} speakers, {int(data.code_off[-1])} frames "
+        f"({int(data.code_off[-1]) / mcfg.frame_rate / 60:.1f} min)")
+    if args.init and not (out / "train_state").is_dir():
+        model, _, _ = load_checkpoint(args.init)
+        say(f"initialised from {args.init}")
+    else:
+        model = KodamaTTS(mcfg)
+    model.train()
+    tcfg = TrainConfig(batch_size=args.batch_size, lr=args.lr, warmup=min(args.warmup, max(1, args.steps // 5)),
+                       prompt_prob=args.prompt_prob)
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    say(f"training {n / 1e6:.2f} M parameters ({mcfg.backbone}) for {args.steps} steps -> {out}")
+    hist = train(model, data, out, steps=args.steps, cfg=tcfg, voice=default_voice(data, args.voice_speaker),
+                 tokenizer_json=default_tokenizer_json(), seed=args.seed, log_every=args.log_every,
+                 save_every=args.save_every, resume=not args.no_resume,
+                 extra={"data": {"corpus": str(args.data), "utterances": len(data), "speakers": data.speakers},
+                        "codec": {"path": str(args.codec or "embedded"), "sha256": codec_sha}})
+    if hist and info.is_main:
+        say(f"done: {json.dumps(hist[-1])}")
+    if args.export and info.is_main:
+        say(f"exported {export(out, args.export, codec_dir=args.codec or _embedded_codec_dir())}")
+    return 0
+
+
+def _embedded_codec_dir() -> Path | None:
+    try:
+        from mio.talker.codec.stream import EMBEDDED
+    except ImportError:
+        return None
+    return EMBEDDED if (EMBEDDED / "model.safetensors").is_file() else None
+
+
+def register_train(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = train_sub.add_parser("tts", parents=[common], help="Kodama-TTS (paper §2.2) on a LibriTTS-style corpus",
+                             description="Curate + encode the corpus (resumable), then train Kodama-TTS with "
+                                         "L_TTS. Rerun the same command to resume.")
+    p.add_argument("--preset", default="small", help="tiny | small (embedded) | smollm2 | paper (Qwen3-1.7B)")
+    p.add_argument("--backbone-path", help="local Qwen3 checkpoint directory for --preset paper")
+    p.add_argument("--data", default=str(DEFAULT_CORPUS), help="corpus folder (LibriTTS layout or manifest.jsonl)")
+    p.add_argument("--data-cache", help="prepared-data folder (default OUT/data)")
+    p.add_argument("--codec", help="Kodama codec checkpoint (default: the embedded one)")
+    p.add_argument("--out", default="out/train/tts", help="checkpoint folder")
+    p.add_argument("--init", help="start from this Kodama-TTS checkpoint (fine-tuning)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--prompt-prob", type=float, default=0.5, help="share of in-context clone examples")
+    p.add_argument("--min-dnsmos", type=float, default=CurationConfig.min_dnsmos)
+    p.add_argument("--min-consistency", type=float, default=CurationConfig.min_consistency)
+    p.add_argument("--limit", type=int, help="use only the first N corpus utterances")
+    p.add_argument("--voice-speaker", default="hibari-heart", help="training speaker used as the default voice")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--prepare-only", action="store_true", help="stop after data preparation")
+    p.add_argument("--export", metavar="DIR", help="then write a float16 copy for shipping (with its codec) to DIR")
+    p.set_defaults(func=_run)
