@@ -127,13 +127,16 @@ class Session:
     _ids = itertools.count(1)
 
     def __init__(self, models: Models, *, realtime: bool = False, user_id: str = "guest",
-                 on_frame: Callable[[Frame], Awaitable[None]] | None = None, seed: int | None = None) -> None:
+                 on_frame: Callable[[Frame], Awaitable[None]] | None = None, seed: int | None = None,
+                 trajectory=None) -> None:
         self.models = models
         self.id = f"s{next(self._ids)}-{uuid.uuid4().hex[:6]}"
         self.user_id = user_id
         self.clock: SessionClock = WallClock() if realtime else MediaClock()
         self.stats = Stats()
         self.conversation = models.thinker.new_conversation(models.character, user_id=user_id, session_id=self.id)
+        # Self-evolution (§6.2.1): a mio.thinker.evolve.trajectory.TrajectoryLog records turns and reactions.
+        self.trajectory = trajectory.begin(self.id, user_id, models.config.character) if trajectory is not None else None
         seed = models.config.seed if seed is None else seed
         self.face = models.face.new_session(seed)
         self.body = models.body.new_session(seed)
@@ -160,6 +163,8 @@ class Session:
     async def _output(self, frame: Frame) -> None:
         now = time.perf_counter()
         timing = self.timings[-1] if self.timings else None
+        if self.trajectory is not None:
+            self.trajectory.observe(frame)
         if isinstance(frame, AudioChunk):
             self._spoken.append(frame)
             if timing is not None and timing.first_audio is None:
@@ -207,6 +212,8 @@ class Session:
     async def send_user_audio(self, samples: np.ndarray, sample_rate: int, pts: float | None = None,
                               end_of_turn: bool = False) -> None:
         samples = check_audio(samples, sample_rate)
+        if self.trajectory is not None:
+            self.trajectory.user_audio(samples, sample_rate)
         t = self.clock.now() if pts is None else pts
         if isinstance(self.clock, MediaClock):
             self.clock.advance_to(t)
@@ -240,6 +247,8 @@ class Session:
             await asyncio.wait_for(self.pipeline.wait(), 60)
         finally:
             await self.pipeline.stop()
+            if self.trajectory is not None:
+                self.trajectory.close()
 
     async def abort(self) -> None:
         """Stop now, without draining (the client left): cut the reply in flight, then cancel

@@ -40,6 +40,7 @@ class Character:
     voice_backend: str | None = None
     voice: str | None = None
     look: str = "default"
+    avatar: dict = field(default_factory=dict)  # the pack's avatar mapping (look + phenotype/appearance changes)
     examples: tuple[tuple[str, str], ...] = ()
     lexicon: tuple[str, ...] = ()  # words typical of the character's speech (persona scoring)
     folder: Path | None = None
@@ -140,6 +141,7 @@ def parse_card(p: Path, story: StoryPack | None = None) -> Character:
         voice_backend=voice.get("backend"),
         voice=voice.get("voice"),
         look=str(avatar.get("look", "default")),
+        avatar=dict(avatar),
         examples=tuple(examples),
         lexicon=_str_list(data, "lexicon", p),
         folder=p.parent if story is None else story.folder,

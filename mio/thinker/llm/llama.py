@@ -43,16 +43,30 @@ class LlamaCppLLM(ChatLLM):
         if not path.is_file():
             raise BackendError(f"GGUF model file {path} does not exist")
         self.model_path = path
+        lora = None
+        if config.lora_path:  # a self-evolved persona adapter (`mio evolve train`, §6.2.2)
+            lora = Path(config.lora_path)
+            if lora.is_dir():
+                lora = lora / "adapter.gguf"
+            if not lora.is_file():
+                raise BackendError(f"LoRA adapter {lora} does not exist (make one with `mio evolve train`)")
+        self.lora_path = lora
         self._lock = threading.Lock()  # one llama context; sessions take turns on it
-        self.llm = Llama(
-            model_path=str(path),
-            n_ctx=config.n_ctx,
-            n_threads=config.n_threads,
-            n_threads_batch=config.n_threads_batch,
-            n_batch=256,
-            seed=config.seed,
-            verbose=bool(os.environ.get("MIO_LLAMA_VERBOSE")),
-        )
+        kwargs = {"lora_path": str(lora), "lora_scale": float(config.lora_scale)} if lora is not None else {}
+        try:
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=config.n_ctx,
+                n_threads=config.n_threads,
+                n_threads_batch=config.n_threads_batch,
+                n_batch=256,
+                seed=config.seed,
+                verbose=bool(os.environ.get("MIO_LLAMA_VERBOSE")),
+                **kwargs,
+            )
+        except ValueError as e:  # llama-cpp-python raises ValueError for a model or adapter it cannot load
+            raise BackendError(f"llama.cpp could not load {path}" + (f" with the adapter {lora}" if lora else "")
+                               + f": {e}") from e
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         with self._lock:
@@ -69,6 +83,16 @@ class LlamaCppLLM(ChatLLM):
                 text = delta.get("content")
                 if text:
                     yield text
+
+    def complete_json(self, messages: list[dict[str, str]], schema: dict, max_tokens: int,
+                      temperature: float = 0.0) -> str:
+        """A reply constrained by llama.cpp's grammar to JSON matching `schema` (e.g. the reward
+        oracle's structured output, §6.2.1); the caller still validates it."""
+        with self._lock:
+            out = self.llm.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=temperature,
+                response_format={"type": "json_object", "schema": schema})
+        return out["choices"][0]["message"].get("content") or ""
 
     def warm(self, messages: list[dict[str, str]]) -> None:
         with self._lock:
