@@ -101,13 +101,26 @@ class Models:
         self.body = timed(f"body ({cfg.body.backend})", lambda: registry.create("body", cfg.body.backend, cfg.body))
         self.renderer = timed(
             f"renderer ({cfg.render.backend})",
-            lambda: RenderWorker(lambda: registry.create("render", cfg.render.backend, cfg.render)),
+            lambda: RenderWorker(lambda: registry.create("render", cfg.render.backend, self._render_config())),
         )
         self.asr = None
         if asr:
             from mio.talker.asr import WhisperASR
 
             self.asr = timed("asr (whisper tiny.en)", WhisperASR)
+
+    def _render_config(self):
+        """The render config, with the character pack's look unless the user chose one (`render.look`)."""
+        from dataclasses import replace
+
+        from mio.core.config import RenderConfig
+
+        rcfg = self.config.render
+        if rcfg.backend == "anny" and rcfg.look == RenderConfig().look and (self.character.avatar or self.character.look):
+            from mio.render.avatar import look_from_spec
+
+            rcfg = replace(rcfg, look=look_from_spec(self.character.avatar or self.character.look))
+        return rcfg
 
     def close(self) -> None:
         self.renderer.close()
