@@ -74,6 +74,15 @@ class Character:
         return options[sum(map(ord, text)) % len(options)]
 
 
+
+def _plain(obj):
+    """A pack mapping without the loader's `__line__` bookkeeping keys (at any depth)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if not str(k).startswith("__")}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
 def _req(data: dict, key: str, path: Path, kind: type = str):
     if key not in data or data[key] in (None, ""):
         raise ConfigError(f"{yamlines.where(path, data, None)}: missing required field {key!r}")
@@ -141,7 +150,7 @@ def parse_card(p: Path, story: StoryPack | None = None) -> Character:
         voice_backend=voice.get("backend"),
         voice=voice.get("voice"),
         look=str(avatar.get("look", "default")),
-        avatar=dict(avatar),
+        avatar=_plain(avatar),
         examples=tuple(examples),
         lexicon=_str_list(data, "lexicon", p),
         folder=p.parent if story is None else story.folder,
