@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class TextEmbedding:
     sentence: np.ndarray  # (D,) float32, L2-normalised pooled embedding
 
 
-class TextEncoder:
+class TextEncoder(ABC):
     dim: int = 384
     name: str = "base"
 
@@ -38,9 +39,9 @@ class TextEncoder:
         self._cache: dict[str, TextEmbedding] = {}
         self._lock = threading.Lock()
 
+    @abstractmethod
     def _encode(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """[(token embeddings (n_i, D), sentence (D,))]."""
-        raise NotImplementedError
 
     def encode(self, texts: list[str]) -> list[TextEmbedding]:
         with self._lock:
