@@ -65,6 +65,15 @@ def measure_talker(voice, sentences: tuple[str, ...]) -> dict:
             "sentences": len(sentences), "audio_s": round(audio, 2), "speech": speech}
 
 
+def _frame_costs(times: list[float]) -> dict:
+    """Per-frame costs. Chunked backends (UniLS makes 10 frames at once, FloodDiffusion 4 per step)
+    pay on one frame in N, so the budget is checked on the mean (the amortised cost); the median
+    and p90 show the cheap frames, the max the chunk's burst."""
+    return {"mean_ms": round(1e3 * float(np.mean(times)), 4), "median_ms": _median_ms(times),
+            "p90_ms": round(1e3 * float(np.percentile(times, 90)), 4),
+            "max_ms": round(1e3 * float(np.max(times)), 4)}
+
+
 def measure_face(face, speech, frames: int, seed: int = 0) -> dict:
     """Per-frame cost of FaceSession.frame(t) at 25 fps, speaking for the speech, then listening."""
     session = face.new_session(seed)
@@ -77,8 +86,7 @@ def measure_face(face, speech, frames: int, seed: int = 0) -> dict:
         t0 = time.perf_counter()
         session.frame(k / FPS)
         times.append(time.perf_counter() - t0)
-    return {"median_ms": _median_ms(times), "p90_ms": round(1e3 * float(np.percentile(times, 90)), 4),
-            "frames": frames}
+    return _frame_costs(times) | {"frames": frames}
 
 
 def measure_body(body, frames: int, seed: int = 0) -> dict:
@@ -97,8 +105,7 @@ def measure_body(body, frames: int, seed: int = 0) -> dict:
             continue
         session.frame(t)
         times.append(time.perf_counter() - t0)
-    return {"median_ms": _median_ms(times), "p90_ms": round(1e3 * float(np.percentile(times, 90)), 4),
-            "first_frame_median_s": round(statistics.median(first), 5), "frames": frames}
+    return _frame_costs(times) | {"first_frame_median_s": round(statistics.median(first), 5), "frames": frames}
 
 
 def _missing_module(module: str, what: str) -> dict:
@@ -193,11 +200,11 @@ async def bench_perf(config: MioConfig, quick: bool = False, progress: Callable[
              codec_r["streaming"]["ms_per_frame_median"] if "streaming" in codec_r else None, codec_src),
         _row("codec_offline_rtf", *b["codec_offline_rtf"],
              codec_r["offline_rtf"]["median"] if "offline_rtf" in codec_r else None, codec_src),
-        _row("face_ms_per_frame", *b["face_ms_per_frame"], face_r["median_ms"],
-             f"face {config.face.backend!r} alone, {face_r['frames']} frames",
+        _row("face_ms_per_frame", *b["face_ms_per_frame"], face_r["mean_ms"],
+             f"face {config.face.backend!r} alone, {face_r['frames']} frames (mean: chunked backends pay once per chunk)",
              note=f"live-session median: {ps.get('face_ms_per_frame_p50')} ms" if pipe else None),
-        _row("body_ms_per_frame", *b["body_ms_per_frame"], body_r["median_ms"],
-             f"body {config.body.backend!r} alone, {body_r['frames']} frames",
+        _row("body_ms_per_frame", *b["body_ms_per_frame"], body_r["mean_ms"],
+             f"body {config.body.backend!r} alone, {body_r['frames']} frames (mean: chunked backends pay once per chunk)",
              note=f"live-session median: {ps.get('body_ms_per_frame_p50')} ms" if pipe else None),
         _row("body_first_frame_s", *b["body_first_frame_s"], body_r["first_frame_median_s"],
              "set_prompt + first frame() compute time"),
