@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,8 +110,11 @@ def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MIO_TRAIN_THREADS": "1"}
+    with socket.socket() as s:  # a free port: two runs at once must not collide
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", str(script), str(tmp_path / "ck")],
+                          "--master_port", str(port), str(script), str(tmp_path / "ck")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split(" ", 3) for line in out.stdout.splitlines() if line.startswith("W ")]
