@@ -29,6 +29,16 @@ class BodySession(ABC):
         """The pose at time t (seconds); called with non-decreasing t."""
 
 
+def frame_position(t: float, last_t: float, fps: float) -> tuple[float, int, float]:
+    """(t, k, frac) for a body frame request: t clamped to be >= 0 and non-decreasing (a late or
+    jittered earlier t gets the latest pose rather than an exception that would stall a live
+    pipeline), and its place between native frames k and k + 1 at `fps`."""
+    t = max(float(t), 0.0, last_t)
+    x = t * fps
+    k = int(np.floor(x))
+    return t, k, x - k
+
+
 class BodyBackend(ABC):
     @abstractmethod
     def new_session(self, seed: int = 0) -> BodySession:

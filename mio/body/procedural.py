@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mio.body.base import BodyBackend, BodyPose, BodySession
+from mio.body.base import BodyBackend, BodyPose, BodySession, frame_position
 from mio.body.gestures import GESTURES, Gesture, Rig, Variation, match_gesture, smootherstep
 from mio.body.humanml3d import StreamingFeatureEncoder
 from mio.body.skeleton import (
@@ -203,13 +203,8 @@ class ProceduralBodySession(BodySession):
         return [(x.gesture.name if x.gesture else None, x.start, x.fade, x.duration) for x in self._layers]
 
     def frame(self, t: float) -> BodyPose:
-        # Times are meant to be non-decreasing; a late or jittered earlier t gets the latest pose
-        # rather than an exception that would stall a live pipeline.
-        t = max(float(t), 0.0, self._last_t)
+        t, k, frac = frame_position(t, self._last_t, self.fps)
         self._last_t = t
-        x = t * self.fps
-        k = int(np.floor(x))
-        frac = x - k
         nearest = k if frac < 0.5 else k + 1
         self._make_until(max(k + 1, nearest + 1))  # features of `nearest` need the frame after it
         a, b = self._frames[k], self._frames[k + 1]

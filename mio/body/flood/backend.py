@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mio.body.base import BodyBackend, BodyPose, BodySession
+from mio.body.base import BodyBackend, BodyPose, BodySession, frame_position
 from mio.body.flood.stream import REST_PROMPT, FloodStream
 from mio.body.flood.text import TextEncoder, shared_text_encoder
 from mio.body.flood.train import load_dit, load_vae
@@ -72,11 +72,8 @@ class FloodBodySession(BodySession):
         self._rest_at = None if self.hold is None else float(t) + self.hold
 
     def frame(self, t: float) -> BodyPose:
-        t = max(float(t), 0.0, self._last_t)
+        t, k, frac = frame_position(t, self._last_t, self.fps)
         self._last_t = t
-        x = t * self.fps
-        k = int(np.floor(x))
-        frac = x - k
         if self._rest_at is not None and t >= self._rest_at - 4 / self.fps:
             self.stream.set_prompt(REST_PROMPT, self._rest_at)
             self._rest_at = None
