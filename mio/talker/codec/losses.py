@@ -58,9 +58,10 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: fl
 class MelLoss(nn.Module):
     """L2 between log-mel spectrograms at several STFT resolutions (L_mel)."""
 
-    def __init__(self, sr: int = 24000, scales: tuple[tuple[int, int], ...] = ((512, 32), (1024, 64), (2048, 128))):
+    def __init__(self, sr: int = 24000, scales: tuple[tuple[int, int], ...] = ((512, 32), (1024, 64), (2048, 128)),
+                 floor: float = 1e-5):
         super().__init__()
-        self.scales = scales
+        self.scales, self.floor = scales, floor
         for i, (n_fft, n_mels) in enumerate(scales):
             self.register_buffer(f"fb{i}", torch.from_numpy(mel_filterbank(sr, n_fft, n_mels)), persistent=False)
             self.register_buffer(f"win{i}", torch.hann_window(n_fft), persistent=False)
@@ -68,7 +69,7 @@ class MelLoss(nn.Module):
     def log_mel(self, x: torch.Tensor, i: int) -> torch.Tensor:  # (B, N) -> (B, mels, frames)
         n_fft = self.scales[i][0]
         spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=getattr(self, f"win{i}"), return_complex=True)
-        return torch.log(getattr(self, f"fb{i}") @ spec.abs().pow(2) + 1e-5)
+        return torch.log(getattr(self, f"fb{i}") @ spec.abs().pow(2) + self.floor)
 
     def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         y, x = y.reshape(y.shape[0], -1), x.reshape(x.shape[0], -1)

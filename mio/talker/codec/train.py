@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mio.core.errors import InputError
+from mio.core.errors import CheckpointError, InputError
 from mio.talker.codec.config import PRESETS, CodecConfig
 from mio.talker.codec.data import Utterance, build_corpus, load_audio, scan
 from mio.talker.codec.losses import (
@@ -49,7 +50,19 @@ class CodecTrainConfig:
     warmup: int = 100
     gan_start: int = 2000  # step at which the discriminators join
     revive_every: int = 50  # replace dead codebook entries this often
+    decay_start: int | None = None  # from this step the learning rate follows a cosine to 2% at `steps`
+    mel_floor: float = 1e-5  # added to mel power before the log: sets how far below speech L_mel still looks
     seed: int = 0
+
+
+def lr_factor(step: int, tcfg: CodecTrainConfig) -> float:
+    """Linear warm-up, constant, then (with `decay_start`) a cosine down to 2% at the last step."""
+    if step < tcfg.warmup:
+        return (step + 1) / tcfg.warmup
+    if tcfg.decay_start is None or step < tcfg.decay_start:
+        return 1.0
+    p = min(1.0, (step - tcfg.decay_start) / max(1, tcfg.steps - tcfg.decay_start))
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
 
 
 class SegmentSampler:
@@ -88,10 +101,31 @@ class SegmentSampler:
         return torch.from_numpy(np.stack(wavs))[:, None], torch.from_numpy(np.stack(feats))
 
 
+def warm_start(model: KodamaCodec, src: str | Path) -> int:
+    """Load a trained codec's weights into `model`, which may have a deeper Vocos decoder.
+
+    The extra ConvNeXt blocks start with a zero layer scale, so the warm-started model computes
+    exactly what the source did and training grows the new capacity from there. Every other
+    tensor must match. Returns the number of new decoder blocks."""
+    from mio.train.checkpoint import load_pretrained, load_weights
+
+    state, _ = load_pretrained(src, kind=KIND)
+    own = model.state_dict()
+    new = sorted({k.split(".")[2] for k in own if k.startswith("decoder.blocks.") and k not in state}, key=int)
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise CheckpointError(f"{src} has tensors this model lacks (a deeper decoder?): {extra[:3]}")
+    load_weights(model, {**own, **{k: v.float() for k, v in state.items()}}, where=str(src))
+    with torch.no_grad():
+        for i in new:
+            model.decoder.blocks[int(i)].gamma.zero_()
+    return len(new)
+
+
 def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg: CodecTrainConfig, *,
                 teacher: str = "whisper", weights: LossWeights | None = None, resume: bool = True,
                 save_every: int = 200, threads: int | None = None, progress: bool = True,
-                log=print) -> dict[str, float]:
+                init_from: str | Path | None = None, log=print) -> dict[str, float]:
     from mio.train import Trainer, TrainerConfig, init_distributed
 
     info = init_distributed()
@@ -110,17 +144,20 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
         cfg = CodecConfig.from_dict({**cfg.to_dict(), "teacher_dim": sampler.dim})
     torch.manual_seed(tcfg.seed)
     model = KodamaCodec(cfg)
+    if init_from and not (Path(out_dir) / "train_state" / "state.json").is_file():
+        grown = warm_start(model, init_from)
+        log(f"warm start from {init_from}" + (f" with {grown} new decoder blocks" if grown else ""))
     disc = Discriminators()
     g_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr, betas=(0.8, 0.99))
     d_opt = torch.optim.AdamW(disc.parameters(), lr=tcfg.disc_lr, betas=(0.8, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(g_opt, lambda s: min(1.0, (s + 1) / max(1, tcfg.warmup)))
+    sched = torch.optim.lr_scheduler.LambdaLR(g_opt, lambda s: lr_factor(s, tcfg))
     trainer = Trainer(TrainerConfig(out_dir=str(out_dir), max_steps=tcfg.steps, log_every=10, save_every=save_every,
                                     seed=tcfg.seed, resume=resume, threads=threads, desc="codec", progress=progress),
                       model, {"gen": g_opt, "disc": d_opt}, schedulers={"gen": sched},
                       model_config={**cfg.to_dict(), "teacher": name, "train": asdict(tcfg)}, kind=KIND,
                       extra_modules={"disc": disc}, info=info)
     gen, dis = trainer.ddp(model), trainer.ddp(disc)
-    mel_loss, pitch_loss = MelLoss(cfg.sample_rate), PitchLoss(cfg.sample_rate)
+    mel_loss, pitch_loss = MelLoss(cfg.sample_rate, floor=tcfg.mel_floor), PitchLoss(cfg.sample_rate)
     w = weights or LossWeights()
 
     def step_fn(step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
@@ -150,14 +187,20 @@ def _train(args: argparse.Namespace) -> int:
     from mio.train import shutdown_distributed
 
     cfg = PRESETS[args.preset]()
+    if args.init_from:  # the source's widths; only the decoder may grow
+        from mio.train.checkpoint import load_pretrained
+
+        cfg = CodecConfig.from_dict(load_pretrained(args.init_from, kind=KIND)[1])
+    if args.vocos_layers:
+        cfg = CodecConfig.from_dict({**cfg.to_dict(), "vocos_layers": args.vocos_layers})
     tcfg = CodecTrainConfig(steps=args.steps, batch=args.batch, segment_frames=args.segment_frames, lr=args.lr,
                             gan_start=args.gan_start if args.gan_start is not None else int(args.steps * 0.85),
-                            seed=args.seed)
+                            decay_start=args.decay_start, mel_floor=args.mel_floor, seed=args.seed)
     corpus = Path(args.corpus)
     if args.build_corpus and not (corpus / "manifest.jsonl").is_file():
         build_corpus(corpus, n_train=args.build_corpus, progress=lambda m: print(m, file=sys.stderr))
     last = train_codec(corpus, args.out, cfg, tcfg, teacher=args.teacher, resume=not args.no_resume,
-                       save_every=args.save_every, threads=args.threads,
+                       save_every=args.save_every, threads=args.threads, init_from=args.init_from,
                        log=lambda m: print(m, file=sys.stderr))
     is_main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     shutdown_distributed()
@@ -185,6 +228,13 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--segment-frames", type=int, default=CodecTrainConfig.segment_frames)
     p.add_argument("--lr", type=float, default=CodecTrainConfig.lr)
     p.add_argument("--gan-start", type=int, default=None, help="step the discriminators join (default 85%% of steps)")
+    p.add_argument("--decay-start", type=int, default=None,
+                   help="step from which the learning rate decays (cosine) to 2%% at --steps; default: constant")
+    p.add_argument("--mel-floor", type=float, default=CodecTrainConfig.mel_floor,
+                   help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech)")
+    p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
+    p.add_argument("--vocos-layers", type=int, default=None,
+                   help="decoder depth; with --init-from, blocks beyond the source's start as identities")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

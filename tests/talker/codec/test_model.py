@@ -245,3 +245,40 @@ def test_paper_teacher_loads_from_a_local_folder_only(tmp_path):
 
     with pytest.raises(BackendError, match="does not exist"):
         load_teacher(str(tmp_path / "w2v-bert-2.0"))
+
+
+def test_learning_rate_warms_up_holds_then_decays():
+    from mio.talker.codec.train import CodecTrainConfig, lr_factor
+
+    const = CodecTrainConfig(steps=1000, warmup=10)
+    assert lr_factor(0, const) == 0.1 and lr_factor(10, const) == 1.0 and lr_factor(999, const) == 1.0
+    decay = CodecTrainConfig(steps=1000, warmup=10, decay_start=600)
+    assert lr_factor(599, decay) == 1.0 and lr_factor(600, decay) == 1.0
+    assert 0.45 < lr_factor(800, decay) < 0.55  # half-way down the cosine
+    assert abs(lr_factor(1000, decay) - 0.02) < 1e-9 and lr_factor(5000, decay) == lr_factor(1000, decay)
+
+
+def test_mel_floor_hides_detail_far_below_speech():
+    x = _speechlike(HOP * 4)
+    x[..., HOP * 2:] = 0  # a digital-silence pause
+    quiet = x + 1e-4 * torch.randn_like(x)  # a hiss ~65 dB below the speech
+    assert float(MelLoss(floor=1e-3)(quiet, x)) < 0.1 * float(MelLoss(floor=1e-7)(quiet, x))
+
+
+def test_warm_start_grows_the_decoder_without_changing_the_output(tmp_path):
+    from mio.talker.codec.train import KIND, warm_start
+    from mio.train.checkpoint import save_pretrained
+
+    torch.manual_seed(0)
+    src = KodamaCodec(CodecConfig.tiny()).eval()
+    save_pretrained(src, tmp_path / "src", config=src.cfg.to_dict(), kind=KIND)
+    deeper = KodamaCodec(CodecConfig.from_dict({**src.cfg.to_dict(), "vocos_layers": 3})).eval()
+    assert warm_start(deeper, tmp_path / "src") == 2
+    x = _speechlike(HOP * 3)
+    with torch.no_grad():
+        assert torch.equal(deeper.decode(deeper.encode(x)), src.decode(src.encode(x)))
+    wider = KodamaCodec(CodecConfig.from_dict({**src.cfg.to_dict(), "vocos_dim": 24}))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        warm_start(wider, tmp_path / "src")
+    shallower = KodamaCodec(CodecConfig.from_dict({**src.cfg.to_dict(), "vocos_layers": 1}))
+    warm_start(shallower, tmp_path / "src")  # same depth: a plain reload
