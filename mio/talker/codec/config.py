@@ -40,6 +40,9 @@ class CodecConfig:
     # --- latent streams at 12.5 Hz (x4 down from 50 Hz) and quantisers
     latent_dim: int = 256
     code_dim: int = 16  # factorised codes: lookups in a low-dimensional, l2-normalised space
+    # "residual": DAC's RVQ (codes carry direction and size); "cosine": direction-only codes, the
+    # default only so that checkpoints written before the setting existed load as they were trained
+    quantizer: str = "cosine"
     # --- Vocos decoder (12.5 Hz -> 100 Hz ConvNeXt -> ISTFT at 24 kHz)
     vocos_dim: int = 256
     vocos_layers: int = 6
@@ -63,6 +66,8 @@ class CodecConfig:
         self.check()
 
     def check(self) -> None:
+        if self.quantizer not in ("residual", "cosine"):
+            raise ConfigError(f"quantizer must be 'residual' or 'cosine', not {self.quantizer!r}")
         if math.prod(self.acoustic_strides) * 4 != self.hop:
             raise ConfigError(f"acoustic strides {self.acoustic_strides} x 4 must equal the hop {self.hop}")
         if math.prod(self.semantic_strides) * 4 * self.sample_rate != self.hop * self.semantic_rate:
@@ -105,19 +110,19 @@ class CodecConfig:
     def paper(cls) -> CodecConfig:
         """Widths of §2.1.2: acoustic encoder up to 512 channels at 50 Hz, W2v-BERT 2.0 teacher."""
         return cls(acoustic_base=32, semantic_base=64, semantic_dim=1024, latent_dim=512, vocos_dim=512,
-                   vocos_layers=8, teacher_dim=1024, mrf_kernels=(3, 7, 11))
+                   vocos_layers=8, teacher_dim=1024, mrf_kernels=(3, 7, 11), quantizer="residual")
 
     @classmethod
     def embedded(cls) -> CodecConfig:
         """The checkpoint trained on 2 CPU cores: the paper's layout, narrower and shallower."""
         return cls(acoustic_base=8, semantic_base=8, semantic_dim=128, latent_dim=128, vocos_dim=128,
-                   vocos_layers=4, mrf_kernels=(3, 5, 7), mrf_dilations=(1, 3))
+                   vocos_layers=4, mrf_kernels=(3, 5, 7), mrf_dilations=(1, 3), quantizer="residual")
 
     @classmethod
     def tiny(cls) -> CodecConfig:
         """For tests: every part present, a few thousand parameters per part."""
         return cls(acoustic_base=4, semantic_base=4, semantic_dim=16, latent_dim=16, code_dim=4, vocos_dim=16,
-                   vocos_layers=1, mrf_kernels=(3, 3, 3), mrf_dilations=(1, 3), teacher_dim=8)
+                   vocos_layers=1, mrf_kernels=(3, 3, 3), mrf_dilations=(1, 3), teacher_dim=8, quantizer="residual")
 
 
 PRESETS = {"paper": CodecConfig.paper, "embedded": CodecConfig.embedded, "tiny": CodecConfig.tiny}

@@ -125,13 +125,13 @@ class KodamaCodec(nn.Module):
         self.band_split = BandSplit(cfg.semantic_dim, cfg.band_cutoff)
         self.semantic_in = nn.Conv1d(cfg.semantic_dim, cfg.latent_dim, 1)
         self.semantic_rvq = ResidualVQ(cfg.latent_dim, n_q=cfg.n_semantic_q, codebook_size=cfg.codebook_size,
-                                       code_dim=cfg.code_dim)
+                                       code_dim=cfg.code_dim, mode=cfg.quantizer)
         self.acoustic = AcousticEncoder(cfg)
         self.acoustic_down = _downsampler(self.acoustic.dim, cfg.latent_dim, 4)  # 50 -> 12.5 Hz
         self.high_in = nn.Conv1d(cfg.semantic_dim, cfg.latent_dim, 1)
         self.fuse = nn.Conv1d(2 * cfg.latent_dim, cfg.latent_dim, 1)
         self.acoustic_rvq = ResidualVQ(cfg.latent_dim, n_q=cfg.n_acoustic_q, codebook_size=cfg.codebook_size,
-                                       code_dim=cfg.code_dim)
+                                       code_dim=cfg.code_dim, mode=cfg.quantizer)
         self.decoder = VocosDecoder(cfg)
         # training only: quantised low band -> teacher features at the teacher's frame rate
         self.teacher_per_frame = round(cfg.teacher_rate / cfg.frame_rate)

@@ -1,10 +1,20 @@
-"""Residual vector quantisation (Eq. 4's commitment term) with factorised, l2-normalised codes.
+"""Residual vector quantisation (Eq. 4's commitment term) with factorised codes.
 
 A `VectorQuantizer` projects its input to `code_dim`, finds the nearest of `codebook_size`
-unit-norm codes by cosine similarity, and projects back (DAC's factorised codes: lookups in a
-small space use the codebook far better than in the full width). A `ResidualVQ` is a stack of
-them, each quantising what the previous ones left. Both return `(quantized, indices, loss)` and
-invert with `from_indices`.
+codes by cosine similarity, and projects back (DAC's factorised codes: lookups in a small space
+use the codebook far better than in the full width). A `ResidualVQ` is a stack of them, each
+quantising what the previous ones left. Both return `(quantized, indices, loss)` and invert with
+`from_indices`.
+
+Two modes, chosen by the checkpoint's `quantizer` setting:
+- `residual` (DAC): the code's own vector is what goes back, and the commitment pulls the
+  *unnormalised* projection onto it, so each stage transmits direction and size and leaves a
+  genuinely smaller residual for the next.
+- `cosine` (the first embedded checkpoints): unit-norm codes, commitment between unit vectors.
+  It transmits directions only and leaves the input's scale free; trained that way, the latent
+  grew to ~1e7 while each code's output stayed ~2, so every stage saw nearly the same vector and
+  the stack behaved as six projections of one latent, not as a residual quantiser. Kept so those
+  checkpoints still load.
 """
 
 from __future__ import annotations
@@ -22,8 +32,11 @@ def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 
 
 class VectorQuantizer(nn.Module):
-    def __init__(self, dim: int, *, codebook_size: int, code_dim: int) -> None:
+    def __init__(self, dim: int, *, codebook_size: int, code_dim: int, mode: str = "residual") -> None:
         super().__init__()
+        if mode not in ("residual", "cosine"):
+            raise ValueError(f"quantizer mode must be 'residual' or 'cosine', not {mode!r}")
+        self.mode = mode
         self.codebook_size = codebook_size
         self.proj_in = nn.Conv1d(dim, code_dim, 1)
         self.proj_out = nn.Conv1d(code_dim, dim, 1)
@@ -43,16 +56,21 @@ class VectorQuantizer(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D, T) -> latents (B, T, d) and indices (B, T)."""
-        z = F.normalize(pointwise(self.proj_in, x).transpose(1, 2), dim=-1)  # (B, T, d)
-        idx = (z @ self._codes().t()).argmax(dim=-1)  # max cosine == min distance on the sphere
-        return z, idx
+        z = pointwise(self.proj_in, x).transpose(1, 2)  # (B, T, d)
+        u = F.normalize(z, dim=-1)
+        idx = (u @ self._codes().t()).argmax(dim=-1)  # max cosine == min distance on the sphere
+        return (z if self.mode == "residual" else u), idx
+
+    def _values(self) -> torch.Tensor:
+        """What a code sends back: its own vector (residual) or its direction (cosine)."""
+        return self.codebook.weight if self.mode == "residual" else self._codes()
 
     def from_indices(self, idx: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, D, T)
-        return pointwise(self.proj_out, F.embedding(idx, self._codes()).transpose(1, 2))
+        return pointwise(self.proj_out, F.embedding(idx, self._values()).transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z, idx = self.encode(x)
-        q = F.embedding(idx, self._codes())  # (B, T, d)
+        q = F.embedding(idx, self._values())  # (B, T, d)
         # commitment pulls the encoder to its code, the codebook term pulls the code to the encoder
         loss = 0.25 * F.mse_loss(z, q.detach()) + F.mse_loss(q, z.detach())
         q = z + (q - z).detach()  # straight-through estimator
@@ -86,10 +104,10 @@ class VectorQuantizer(nn.Module):
 
 
 class ResidualVQ(nn.Module):
-    def __init__(self, dim: int, *, n_q: int, codebook_size: int, code_dim: int) -> None:
+    def __init__(self, dim: int, *, n_q: int, codebook_size: int, code_dim: int, mode: str = "residual") -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            VectorQuantizer(dim, codebook_size=codebook_size, code_dim=code_dim) for _ in range(n_q))
+            VectorQuantizer(dim, codebook_size=codebook_size, code_dim=code_dim, mode=mode) for _ in range(n_q))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, D, T) -> quantized (B, D, T), indices (B, n_q, T), summed commitment loss."""

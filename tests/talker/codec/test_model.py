@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mio.core.errors import CheckpointError, ConfigError, InputError
 from mio.talker.codec.config import BITRATE, FRAME_RATE, HOP, CodecConfig
@@ -282,3 +283,47 @@ def test_warm_start_grows_the_decoder_without_changing_the_output(tmp_path):
         warm_start(wider, tmp_path / "src")
     shallower = KodamaCodec(CodecConfig.from_dict({**src.cfg.to_dict(), "vocos_layers": 1}))
     warm_start(shallower, tmp_path / "src")  # same depth: a plain reload
+
+
+def test_residual_quantizer_leaves_less_for_each_stage():
+    """DAC-style RVQ: after fitting, every stage shrinks the residual, so more codebooks
+    reconstruct better."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 16, 8) * 3.0
+    rvq = ResidualVQ(16, n_q=4, codebook_size=64, code_dim=8).train()
+    opt = torch.optim.Adam(rvq.parameters(), lr=1e-2)
+    for step in range(300):
+        q, _, commit = rvq(x)
+        loss = F.mse_loss(q, x) + commit
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 49:
+            rvq.revive_dead_codes()
+    rvq.eval()
+    with torch.no_grad():
+        codes = rvq.encode(x)
+        errs = [float((x - sum(rvq.layers[i].from_indices(codes[:, i]) for i in range(k))).pow(2).mean())
+                for k in range(1, 5)]
+    assert errs[0] < float(x.pow(2).mean()) and all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 0.5 * float(x.pow(2).mean()), errs
+
+
+def test_residual_commitment_sees_the_latents_size():
+    """The residual mode's commitment is on the unnormalised projection, so a latent that grows
+    pays for it (what keeps the encoder's scale tied to the codes); the cosine mode's is blind to
+    size, which let the first embedded checkpoint's latent drift to ~1e7."""
+    x = torch.randn(2, 16, 5)
+    for mode, scale_matters in (("residual", True), ("cosine", False)):
+        torch.manual_seed(0)
+        vq = ResidualVQ(16, n_q=1, codebook_size=32, code_dim=4, mode=mode).eval()
+        small, big = float(vq(x)[2]), float(vq(100 * x)[2])
+        assert (big > 10 * small) == scale_matters, (mode, small, big)
+
+
+def test_checkpoints_without_a_quantizer_setting_load_as_cosine():
+    legacy = {k: v for k, v in CodecConfig.embedded().to_dict().items() if k != "quantizer"}
+    assert CodecConfig.from_dict(legacy).quantizer == "cosine"
+    assert CodecConfig.embedded().quantizer == "residual" == CodecConfig.paper().quantizer
+    with pytest.raises(ConfigError, match="quantizer"):
+        CodecConfig.from_dict({**legacy, "quantizer": "scalar"})
