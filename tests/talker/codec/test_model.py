@@ -305,7 +305,7 @@ def test_residual_quantizer_leaves_less_for_each_stage():
         codes = rvq.encode(x)
         errs = [float((x - sum(rvq.layers[i].from_indices(codes[:, i]) for i in range(k))).pow(2).mean())
                 for k in range(1, 5)]
-    assert errs[0] < float(x.pow(2).mean()) and all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert errs[0] < float(x.pow(2).mean()) and all(b < a for a, b in zip(errs, errs[1:], strict=False)), errs
     assert errs[-1] < 0.5 * float(x.pow(2).mean()), errs
 
 
