@@ -35,7 +35,9 @@ from mio.talker.codec.losses import (
     semantic_loss,
 )
 from mio.talker.codec.model import KodamaCodec
+from mio.talker.codec.quant import pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
+from mio.train.checkpoint import load_pretrained
 
 KIND = "kodama-codec"
 
@@ -107,7 +109,7 @@ def warm_start(model: KodamaCodec, src: str | Path) -> int:
     The extra ConvNeXt blocks start with a zero layer scale, so the warm-started model computes
     exactly what the source did and training grows the new capacity from there. Every other
     tensor must match. Returns the number of new decoder blocks."""
-    from mio.train.checkpoint import load_pretrained, load_weights
+    from mio.train.checkpoint import load_weights
 
     state, _ = load_pretrained(src, kind=KIND)
     own = model.state_dict()
@@ -120,6 +122,30 @@ def warm_start(model: KodamaCodec, src: str | Path) -> int:
         for i in new:
             model.decoder.blocks[int(i)].gamma.zero_()
     return len(new)
+
+
+@torch.no_grad()
+def to_residual_quantizer(model: KodamaCodec, example: torch.Tensor) -> dict[str, float]:
+    """Carry a model trained with the direction-only ('cosine') quantiser over to the residual one.
+
+    Codebooks become unit vectors (what the cosine mode sent back, so the first stage's output is
+    unchanged), and the layers that feed each RVQ are rescaled so that the first stage's projection
+    has unit size on `example` audio: the residual then lives on the codes' scale. Stages after the
+    first see true residuals from here on and re-learn their codes in training. Returns the scales."""
+    scales = {}
+    low, fused = model._latents(example)
+    for name, rvq, feed, lat in (("semantic", model.semantic_rvq, model.semantic_in, low),
+                                 ("acoustic", model.acoustic_rvq, model.fuse, fused)):
+        z = pointwise(rvq.layers[0].proj_in, lat)
+        c = 1.0 / float(z.norm(dim=1).mean().clamp_min(1e-12))
+        feed.weight.mul_(c)
+        feed.bias.mul_(c)
+        for vq in rvq.layers:  # scaling the biases too keeps every projection's direction exact
+            vq.proj_in.bias.mul_(c)
+            vq.mode = "residual"
+            vq.codebook.weight.copy_(torch.nn.functional.normalize(vq.codebook.weight, dim=-1))
+        scales[name] = c
+    return scales
 
 
 def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg: CodecTrainConfig, *,
@@ -147,6 +173,8 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
     if init_from and not (Path(out_dir) / "train_state" / "state.json").is_file():
         grown = warm_start(model, init_from)
         log(f"warm start from {init_from}" + (f" with {grown} new decoder blocks" if grown else ""))
+        if cfg.quantizer == "residual" and load_pretrained(init_from, kind=KIND)[1].get("quantizer", "cosine") == "cosine":
+            log(f"cosine -> residual quantiser, latents rescaled by {to_residual_quantizer(model, sampler(0)[0])}")
     disc = Discriminators()
     g_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr, betas=(0.8, 0.99))
     d_opt = torch.optim.AdamW(disc.parameters(), lr=tcfg.disc_lr, betas=(0.8, 0.99))
@@ -187,10 +215,9 @@ def _train(args: argparse.Namespace) -> int:
     from mio.train import shutdown_distributed
 
     cfg = PRESETS[args.preset]()
-    if args.init_from:  # the source's widths; only the decoder may grow
-        from mio.train.checkpoint import load_pretrained
-
-        cfg = CodecConfig.from_dict(load_pretrained(args.init_from, kind=KIND)[1])
+    if args.init_from:  # the source's widths; only the decoder may grow, the quantiser become residual
+        cfg = CodecConfig.from_dict({**load_pretrained(args.init_from, kind=KIND)[1],
+                                     **({"quantizer": args.quantizer} if args.quantizer else {})})
     if args.vocos_layers:
         cfg = CodecConfig.from_dict({**cfg.to_dict(), "vocos_layers": args.vocos_layers})
     tcfg = CodecTrainConfig(steps=args.steps, batch=args.batch, segment_frames=args.segment_frames, lr=args.lr,
@@ -233,6 +260,8 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--mel-floor", type=float, default=CodecTrainConfig.mel_floor,
                    help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
+    p.add_argument("--quantizer", choices=("residual", "cosine"), default=None,
+                   help="with --init-from: 'residual' carries a cosine-quantiser checkpoint over to the residual RVQ")
     p.add_argument("--vocos-layers", type=int, default=None,
                    help="decoder depth; with --init-from, blocks beyond the source's start as identities")
     p.add_argument("--save-every", type=int, default=200)

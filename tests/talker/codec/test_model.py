@@ -327,3 +327,23 @@ def test_checkpoints_without_a_quantizer_setting_load_as_cosine():
     assert CodecConfig.embedded().quantizer == "residual" == CodecConfig.paper().quantizer
     with pytest.raises(ConfigError, match="quantizer"):
         CodecConfig.from_dict({**legacy, "quantizer": "scalar"})
+
+
+def test_cosine_checkpoint_carries_over_to_the_residual_quantizer():
+    from mio.talker.codec.train import to_residual_quantizer
+
+    torch.manual_seed(0)
+    tiny = CodecConfig.tiny().to_dict()
+    old = KodamaCodec(CodecConfig.from_dict({**tiny, "quantizer": "cosine"})).eval()
+    new = KodamaCodec(CodecConfig.from_dict(tiny)).eval()
+    new.load_state_dict(old.state_dict())
+    x = _speechlike(HOP * 4)
+    with torch.no_grad():
+        scales = to_residual_quantizer(new, x)
+        before, after = old.encode(x), new.encode(x)
+        assert torch.equal(before[:, 0], after[:, 0]) and torch.equal(before[:, 2], after[:, 2])  # first stages
+        z = new.semantic_rvq.layers[0].encode(new._latents(x)[0])[0]
+    assert set(scales) == {"semantic", "acoustic"}
+    assert abs(float(z.norm(dim=-1).mean()) - 1) < 0.05
+    assert all(vq.mode == "residual" for vq in new.acoustic_rvq.layers)
+    assert torch.allclose(new.acoustic_rvq.layers[3].codebook.weight.norm(dim=-1), torch.ones(CodecConfig.tiny().codebook_size))
