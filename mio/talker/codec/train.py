@@ -182,7 +182,8 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
     trainer = Trainer(TrainerConfig(out_dir=str(out_dir), max_steps=tcfg.steps, log_every=10, save_every=save_every,
                                     seed=tcfg.seed, resume=resume, threads=threads, desc="codec", progress=progress),
                       model, {"gen": g_opt, "disc": d_opt}, schedulers={"gen": sched},
-                      model_config={**cfg.to_dict(), "teacher": name, "train": asdict(tcfg)}, kind=KIND,
+                      model_config={**cfg.to_dict(), "teacher": name, "train": asdict(tcfg),
+                                    "loss_weights": asdict(weights or LossWeights())}, kind=KIND,
                       extra_modules={"disc": disc}, info=info)
     gen, dis = trainer.ddp(model), trainer.ddp(disc)
     mel_loss, pitch_loss = MelLoss(cfg.sample_rate, floor=tcfg.mel_floor), PitchLoss(cfg.sample_rate)
@@ -226,7 +227,8 @@ def _train(args: argparse.Namespace) -> int:
     corpus = Path(args.corpus)
     if args.build_corpus and not (corpus / "manifest.jsonl").is_file():
         build_corpus(corpus, n_train=args.build_corpus, progress=lambda m: print(m, file=sys.stderr))
-    last = train_codec(corpus, args.out, cfg, tcfg, teacher=args.teacher, resume=not args.no_resume,
+    weights = LossWeights(mel=args.mel_weight) if args.mel_weight is not None else None
+    last = train_codec(corpus, args.out, cfg, tcfg, teacher=args.teacher, weights=weights, resume=not args.no_resume,
                        save_every=args.save_every, threads=args.threads, init_from=args.init_from,
                        log=lambda m: print(m, file=sys.stderr))
     is_main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
@@ -259,6 +261,8 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="step from which the learning rate decays (cosine) to 2%% at --steps; default: constant")
     p.add_argument("--mel-floor", type=float, default=CodecTrainConfig.mel_floor,
                    help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech)")
+    p.add_argument("--mel-weight", type=float, default=None,
+                   help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep intelligibility)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
     p.add_argument("--quantizer", choices=("residual", "cosine"), default=None,
                    help="with --init-from: 'residual' carries a cosine-quantiser checkpoint over to the residual RVQ")
