@@ -215,12 +215,14 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
 def _train(args: argparse.Namespace) -> int:
     from mio.train import shutdown_distributed
 
-    cfg = PRESETS[args.preset]()
-    if args.init_from:  # the source's widths; only the decoder may grow, the quantiser become residual
-        cfg = CodecConfig.from_dict({**load_pretrained(args.init_from, kind=KIND)[1],
-                                     **({"quantizer": args.quantizer} if args.quantizer else {})})
-    if args.vocos_layers:
-        cfg = CodecConfig.from_dict({**cfg.to_dict(), "vocos_layers": args.vocos_layers})
+    out = Path(args.out)
+    resuming = not args.no_resume and (out / "train_state" / "state.json").is_file()
+    if resuming:  # a resumed run keeps the model it was started with, whatever the flags say now
+        cfg = CodecConfig.from_dict(load_pretrained(out, kind=KIND)[1])
+    else:
+        base = load_pretrained(args.init_from, kind=KIND)[1] if args.init_from else PRESETS[args.preset]().to_dict()
+        overrides = {"quantizer": args.quantizer, "vocos_layers": args.vocos_layers}
+        cfg = CodecConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})
     tcfg = CodecTrainConfig(steps=args.steps, batch=args.batch, segment_frames=args.segment_frames, lr=args.lr,
                             gan_start=args.gan_start if args.gan_start is not None else int(args.steps * 0.85),
                             decay_start=args.decay_start, mel_floor=args.mel_floor, seed=args.seed)
@@ -249,7 +251,8 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--corpus", default="out/codec-corpus", help="folder of wavs (LibriTTS layout or any tree)")
     p.add_argument("--build-corpus", type=int, nargs="?", const=1500, default=0, metavar="N",
                    help="first build a corpus of N training utterances from the embedded voices if absent")
-    p.add_argument("--out", default="out/train/codec", help="checkpoint folder (rerun to resume)")
+    p.add_argument("--out", default="out/train/codec",
+                   help="checkpoint folder (rerun to resume; a resumed run keeps its own model settings)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="embedded")
     p.add_argument("--teacher", default="whisper", help="'whisper' or a local W2v-BERT 2.0 folder")
     p.add_argument("--steps", type=int, default=CodecTrainConfig.steps)
@@ -265,7 +268,8 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep intelligibility)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
     p.add_argument("--quantizer", choices=("residual", "cosine"), default=None,
-                   help="with --init-from: 'residual' carries a cosine-quantiser checkpoint over to the residual RVQ")
+                   help="RVQ mode (default: the preset's, or --init-from's); 'residual' with a cosine --init-from "
+                        "carries that checkpoint over to the residual RVQ")
     p.add_argument("--vocos-layers", type=int, default=None,
                    help="decoder depth; with --init-from, blocks beyond the source's start as identities")
     p.add_argument("--save-every", type=int, default=200)

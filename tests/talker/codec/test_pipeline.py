@@ -190,3 +190,13 @@ def test_stoi_split_names_the_bottleneck(corpus):
     y = torch.istft(torch.polar(mag, spec.angle()), 960, 240, window=win, length=len(x)).numpy()
     split = stoi_split(x, y, stoi)
     assert split["stoi_own_phase"] > 0.95 and split["stoi_own_magnitude"] < split["stoi_own_phase"] - 0.05, split
+
+
+def test_cli_resume_keeps_the_runs_own_model_settings(corpus, tmp_path):
+    out = tmp_path / "run"
+    flags = ["train", "codec", "--corpus", str(corpus), "--preset", "tiny", "--batch", "2", "--segment-frames", "4",
+             "--gan-start", "100", "--save-every", "2", "--threads", "1", "--out", str(out)]
+    assert main([*flags, "--steps", "2", "--quantizer", "cosine"]) == 0
+    assert main([*flags, "--steps", "4", "--vocos-layers", "3"]) == 0  # flags that would change the model: ignored
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["trained_steps"] == 4 and cfg["quantizer"] == "cosine" and cfg["vocos_layers"] == 1
