@@ -84,22 +84,27 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def revive_dead_codes(self, threshold: float = 0.02) -> int:
         """Replace codes whose usage fell below `threshold` x uniform by recent encoder outputs.
-        Under DDP rank 0's choice is broadcast, so the replicas stay identical."""
+
+        Under DDP every rank updates `usage` from its own batch, so the ranks first agree on rank
+        0's usage (otherwise one rank could find dead codes and wait in a broadcast that another
+        never joins), then rank 0's replacements are broadcast: the replicas stay identical."""
         if self.last_latents is None:
             return 0
-        dead = self.usage < threshold
+        distributed = dist.is_available() and dist.is_initialized()
+        usage = self.usage.clone()
+        if distributed:
+            dist.broadcast(usage, 0)
+        dead = usage < threshold
         n = int(dead.sum())
         if n:
             pick = self.last_latents[torch.randint(0, self.last_latents.shape[0], (n,))]
             new = self.codebook.weight.data.clone()
             new[dead] = pick + 0.01 * torch.randn_like(pick)
-            usage = self.usage.clone()
             usage[dead] = 1.0
-            if dist.is_available() and dist.is_initialized():
+            if distributed:
                 dist.broadcast(new, 0)
-                dist.broadcast(usage, 0)
             self.codebook.weight.data.copy_(new)
-            self.usage.copy_(usage)
+        self.usage.copy_(usage)
         return n
 
 

@@ -200,3 +200,34 @@ def test_cli_resume_keeps_the_runs_own_model_settings(corpus, tmp_path):
     assert main([*flags, "--steps", "4", "--vocos-layers", "3"]) == 0  # flags that would change the model: ignored
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["trained_steps"] == 4 and cfg["quantizer"] == "cosine" and cfg["vocos_layers"] == 1
+
+
+REVIVE_SCRIPT = r"""
+import torch, torch.distributed as dist
+from mio.talker.codec.quant import VectorQuantizer
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(rank)  # different latents per rank, as under DDP
+vq = VectorQuantizer(8, codebook_size=16, code_dim=4).train()
+vq(torch.randn(2, 8, 5))
+vq.usage.fill_(1.0)
+if rank == 0:
+    vq.usage[:3] = 0.0  # only rank 0's batches left codes unused
+n = vq.revive_dead_codes()
+print("R", rank, n, float(vq.codebook.weight.double().sum()), float(vq.usage.sum()), flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_reviving_codes_under_ddp_when_ranks_disagree(tmp_path):
+    """Ranks see different batches, so their code usage differs; reviving must not deadlock and
+    must leave identical codebooks (a one-sided broadcast hung a 2-process run at step 899)."""
+    script = tmp_path / "revive.py"
+    script.write_text(REVIVE_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), str(script)],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = sorted(line.split()[1:] for line in out.stdout.splitlines() if line.startswith("R "))
+    assert [r[0] for r in rows] == ["0", "1"] and rows[0][1:] == rows[1][1:] and rows[0][1] == "3"
