@@ -169,7 +169,7 @@ def test_embedded_checkpoint_reconstructs_held_out_speech(corpus):
         with torch.inference_mode():
             y = decode_array(codec, encode_array(codec, x))[: len(x)]
         scores.append(stoi(x, y, 24000))
-    assert np.mean(scores) > 0.5, scores  # floor above an untrained codec (~0.38); the bench reports the real figure
+    assert np.mean(scores) > 0.65, scores  # untrained ~0.38, first checkpoint ~0.68; the bench reports the real figure
 
 
 def test_stoi_split_names_the_bottleneck(corpus):
