@@ -37,7 +37,7 @@ from mio.talker.codec.losses import (
 from mio.talker.codec.model import KodamaCodec
 from mio.talker.codec.quant import pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
-from mio.train.checkpoint import load_pretrained
+from mio.train.checkpoint import load_pretrained, load_weights
 
 KIND = "kodama-codec"
 
@@ -53,7 +53,7 @@ class CodecTrainConfig:
     gan_start: int = 2000  # step at which the discriminators join
     revive_every: int = 50  # replace dead codebook entries this often
     decay_start: int | None = None  # from this step the learning rate follows a cosine to 2% at `steps`
-    mel_floor: float = 1e-5  # added to mel power before the log: sets how far below speech L_mel still looks
+    mel_floor: float = 1e-3  # added to mel power before the log: sets how far below speech L_mel still looks
     seed: int = 0
 
 
@@ -109,8 +109,6 @@ def warm_start(model: KodamaCodec, src: str | Path) -> int:
     The extra ConvNeXt blocks start with a zero layer scale, so the warm-started model computes
     exactly what the source did and training grows the new capacity from there. Every other
     tensor must match. Returns the number of new decoder blocks."""
-    from mio.train.checkpoint import load_weights
-
     state, _ = load_pretrained(src, kind=KIND)
     own = model.state_dict()
     new = sorted({k.split(".")[2] for k in own if k.startswith("decoder.blocks.") and k not in state}, key=int)
@@ -263,7 +261,8 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--decay-start", type=int, default=None,
                    help="step from which the learning rate decays (cosine) to 2%% at --steps; default: constant")
     p.add_argument("--mel-floor", type=float, default=CodecTrainConfig.mel_floor,
-                   help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech)")
+                   help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech; "
+                        "the first embedded stage used 1e-5)")
     p.add_argument("--mel-weight", type=float, default=None,
                    help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep intelligibility)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
