@@ -66,8 +66,10 @@ class CodecConfig:
         self.check()
 
     def check(self) -> None:
-        if self.quantizer not in ("residual", "cosine"):
-            raise ConfigError(f"quantizer must be 'residual' or 'cosine', not {self.quantizer!r}")
+        from mio.talker.codec.quant import QUANTIZERS
+
+        if self.quantizer not in QUANTIZERS:
+            raise ConfigError(f"quantizer must be one of {QUANTIZERS}, not {self.quantizer!r}")
         if math.prod(self.acoustic_strides) * 4 != self.hop:
             raise ConfigError(f"acoustic strides {self.acoustic_strides} x 4 must equal the hop {self.hop}")
         if math.prod(self.semantic_strides) * 4 * self.sample_rate != self.hop * self.semantic_rate:

@@ -24,6 +24,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+QUANTIZERS = ("residual", "cosine")  # RVQ modes; see the module docstring
+
 
 def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 Conv1d as a matmul: same numbers, without conv1d's slow path for short inputs."""
@@ -34,8 +36,8 @@ def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 class VectorQuantizer(nn.Module):
     def __init__(self, dim: int, *, codebook_size: int, code_dim: int, mode: str = "residual") -> None:
         super().__init__()
-        if mode not in ("residual", "cosine"):
-            raise ValueError(f"quantizer mode must be 'residual' or 'cosine', not {mode!r}")
+        if mode not in QUANTIZERS:
+            raise ValueError(f"quantizer mode must be one of {QUANTIZERS}, not {mode!r}")
         self.mode = mode
         self.codebook_size = codebook_size
         self.proj_in = nn.Conv1d(dim, code_dim, 1)

@@ -35,7 +35,7 @@ from mio.talker.codec.losses import (
     semantic_loss,
 )
 from mio.talker.codec.model import KodamaCodec
-from mio.talker.codec.quant import pointwise
+from mio.talker.codec.quant import QUANTIZERS, pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
 from mio.train.checkpoint import load_pretrained, load_weights
 
@@ -129,7 +129,10 @@ def to_residual_quantizer(model: KodamaCodec, example: torch.Tensor) -> dict[str
     Codebooks become unit vectors (what the cosine mode sent back, so the first stage's output is
     unchanged), and the layers that feed each RVQ are rescaled so that the first stage's projection
     has unit size on `example` audio: the residual then lives on the codes' scale. Stages after the
-    first see true residuals from here on and re-learn their codes in training. Returns the scales."""
+    first see true residuals from here on and re-learn their codes in training. `model` must be
+    built in the residual mode (it holds the cosine checkpoint's weights). Returns the scales."""
+    if model.cfg.quantizer != "residual":
+        raise ValueError("to_residual_quantizer needs a model built with quantizer='residual'")
     scales = {}
     low, fused = model._latents(example)
     for name, rvq, feed, lat in (("semantic", model.semantic_rvq, model.semantic_in, low),
@@ -140,7 +143,6 @@ def to_residual_quantizer(model: KodamaCodec, example: torch.Tensor) -> dict[str
         feed.bias.mul_(c)
         for vq in rvq.layers:  # scaling the biases too keeps every projection's direction exact
             vq.proj_in.bias.mul_(c)
-            vq.mode = "residual"
             vq.codebook.weight.copy_(torch.nn.functional.normalize(vq.codebook.weight, dim=-1))
         scales[name] = c
     return scales
@@ -266,7 +268,7 @@ def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--mel-weight", type=float, default=None,
                    help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep intelligibility)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
-    p.add_argument("--quantizer", choices=("residual", "cosine"), default=None,
+    p.add_argument("--quantizer", choices=QUANTIZERS, default=None,
                    help="RVQ mode (default: the preset's, or --init-from's); 'residual' with a cosine --init-from "
                         "carries that checkpoint over to the residual RVQ")
     p.add_argument("--vocos-layers", type=int, default=None,
