@@ -203,7 +203,7 @@ def test_cli_resume_keeps_the_runs_own_model_settings(corpus, tmp_path):
 
 
 REVIVE_SCRIPT = r"""
-import torch, torch.distributed as dist
+import sys, torch, torch.distributed as dist
 from mio.talker.codec.quant import VectorQuantizer
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -214,7 +214,8 @@ vq.usage.fill_(1.0)
 if rank == 0:
     vq.usage[:3] = 0.0  # only rank 0's batches left codes unused
 n = vq.revive_dead_codes()
-print("R", rank, n, float(vq.codebook.weight.double().sum()), float(vq.usage.sum()), flush=True)
+with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as f:  # one file per rank: a shared stdout interleaves
+    print("R", rank, n, float(vq.codebook.weight.double().sum()), float(vq.usage.sum()), file=f)
 dist.destroy_process_group()
 """
 
@@ -226,8 +227,9 @@ def test_reviving_codes_under_ddp_when_ranks_disagree(tmp_path):
     script.write_text(REVIVE_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), str(script)],
+                          "--master_port", str(_free_port()), str(script), str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = sorted(line.split()[1:] for line in out.stdout.splitlines() if line.startswith("R "))
+    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    rows = sorted(line.split()[1:] for line in lines if line.startswith("R "))
     assert [r[0] for r in rows] == ["0", "1"] and rows[0][1:] == rows[1][1:] and rows[0][1] == "3"
