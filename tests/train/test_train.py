@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ import torch
 from mio.core.errors import CheckpointError
 from mio.train import Trainer, TrainerConfig, load_pretrained, save_pretrained
 from mio.train.checkpoint import load_weights
+from tests.torchrun import run_two_ranks
 
 
 def _toy(seed: int = 0):
@@ -90,7 +87,7 @@ info = init_distributed()
 torch.manual_seed(0)
 model = torch.nn.Linear(4, 1)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
-tr = Trainer(TrainerConfig(out_dir=sys.argv[1], max_steps=3, log_every=1, progress=False), model, {"main": opt},
+tr = Trainer(TrainerConfig(out_dir=sys.argv[1] + "/ck", max_steps=3, log_every=1, progress=False), model, {"main": opt},
              model_config={}, kind="toy", info=info)
 ddp = tr.ddp(model)
 def batch_fn(step):
@@ -103,24 +100,14 @@ def step_fn(step, x):
 tr.fit(batch_fn, step_fn)
 import json, pathlib
 # one file per rank: prints from two processes interleave on the shared stdout
-pathlib.Path(sys.argv[1], f"rank{info.rank}.json").write_text(
+pathlib.Path(sys.argv[1], f"rank{info.rank}.txt").write_text(
     json.dumps({"world": info.world_size, "weight": model.weight.detach().tolist()}))
 """
 
 
 @pytest.mark.slow
 def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MIO_TRAIN_THREADS": "1"}
-    with socket.socket() as s:  # a free port: two runs at once must not collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(port), str(script), str(tmp_path / "ck")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    ranks = [json.loads((tmp_path / "ck" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = [json.loads(r) for r in run_two_ranks(DDP_SCRIPT, tmp_path)]
     assert all(r["world"] == 2 for r in ranks)
     assert ranks[0]["weight"] == ranks[1]["weight"]  # gradients were averaged: both replicas hold the same weights
     assert (tmp_path / "ck" / "model.safetensors").is_file()

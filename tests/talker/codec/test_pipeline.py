@@ -5,9 +5,6 @@ and the embedded checkpoint. Voices are Debian's espeak-ng; the teacher is whisp
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import torch
 from mio.cli import main
 from mio.core.errors import InputError
 from mio.talker.codec.data import VOICES, build_corpus, load_audio, scan, story_sentences
+from tests.torchrun import run_two_ranks
 
 pytestmark = pytest.mark.slow
 ESPEAK = tuple(v for v in VOICES if v.engine == "espeak")
@@ -93,33 +91,18 @@ from mio.talker.codec.config import CodecConfig
 from mio.talker.codec.train import CodecTrainConfig, train_codec
 from mio.train.dist import init_distributed
 info = init_distributed()
-train_codec(sys.argv[1], sys.argv[2], CodecConfig.tiny(), CodecTrainConfig(steps=2, batch=2, segment_frames=4,
+train_codec(sys.argv[2], sys.argv[1] + "/ck", CodecConfig.tiny(), CodecTrainConfig(steps=2, batch=2, segment_frames=4,
             gan_start=1, warmup=1), save_every=2, threads=1, progress=False)
 from mio.talker.codec.stream import load_codec
-m = load_codec(sys.argv[2])
-print("W", info.rank, info.world_size, float(sum(p.double().sum() for p in m.parameters())))
+m = load_codec(sys.argv[1] + "/ck")
+with open(f"{sys.argv[1]}/rank{info.rank}.txt", "w") as f:
+    print(info.world_size, float(sum(p.double().sum() for p in m.parameters())), file=f)
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:  # other jobs on the machine may run torchrun too: no fixed port
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_on_two_gloo_processes(corpus, trained, tmp_path):
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MIO_TRAIN_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), str(script), str(corpus), str(tmp_path / "ck")],
-                         capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("W ")]
-    assert sorted(r[1] for r in rows) == ["0", "1"] and all(r[2] == "2" for r in rows)
-    assert rows[0][3] == rows[1][3]
+    rows = [r.split() for r in run_two_ranks(DDP_SCRIPT, tmp_path, str(corpus), timeout=600)]
+    assert all(r[0] == "2" for r in rows) and rows[0][1] == rows[1][1]
 
 
 def test_cli_encode_decode_any_speech_file(trained, corpus, tmp_path, capsys):
@@ -214,8 +197,8 @@ vq.usage.fill_(1.0)
 if rank == 0:
     vq.usage[:3] = 0.0  # only rank 0's batches left codes unused
 n = vq.revive_dead_codes()
-with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as f:  # one file per rank: a shared stdout interleaves
-    print("R", rank, n, float(vq.codebook.weight.double().sum()), float(vq.usage.sum()), file=f)
+with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as f:
+    print(rank, n, float(vq.codebook.weight.double().sum()), float(vq.usage.sum()), file=f)
 dist.destroy_process_group()
 """
 
@@ -223,13 +206,5 @@ dist.destroy_process_group()
 def test_reviving_codes_under_ddp_when_ranks_disagree(tmp_path):
     """Ranks see different batches, so their code usage differs; reviving must not deadlock and
     must leave identical codebooks (a one-sided broadcast hung a 2-process run at step 899)."""
-    script = tmp_path / "revive.py"
-    script.write_text(REVIVE_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), str(script), str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
-    rows = sorted(line.split()[1:] for line in lines if line.startswith("R "))
+    rows = sorted(r.split() for r in run_two_ranks(REVIVE_SCRIPT, tmp_path, timeout=120))
     assert [r[0] for r in rows] == ["0", "1"] and rows[0][1:] == rows[1][1:] and rows[0][1] == "3"
