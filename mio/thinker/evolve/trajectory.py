@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mio.core.errors import InputError
+from mio.core.paths import memory_folder
 from mio.thinker.evolve import visual as vis
 from mio.thinker.evolve.prosody import Prosody, prosody
 from mio.thinker.memory.db import Database, to_blob
@@ -86,10 +87,7 @@ class TrajectoryLog:
 
     @classmethod
     def in_memory_dir(cls, memory_dir: str | None) -> TrajectoryLog:
-        import os
-
-        folder = memory_dir if memory_dir is not None else os.environ.get(
-            "MIO_MEMORY_DIR", str(Path.home() / ".cache" / "mio" / "memory"))
+        folder = memory_folder(memory_dir)
         return cls(":memory:" if folder == ":memory:" else Path(folder) / "trajectories.sqlite")
 
     # -- writing ------------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""`mio bench llm`: the embedded LLM's speed and fidelity in each encoding it can be served in.
+
+A reply's first word waits for the pre-fill of everything new in the prompt (this turn's memory
+note and the user's words) and then for the tokens of its first clause. This suite measures both
+per encoding, side by side in one run (the encodings take turns within every repetition, so a
+noisy machine slows them alike):
+
+- pre-fill ms/token over a 60-token prompt and decode ms/token, at the configured thread counts;
+- fidelity to the model as shipped: next-token KL divergence and top-1 agreement on the character's
+  persona text (an f16 copy is the reference for what "exact up to arithmetic" looks like);
+- the Thinker's time to its first clause on real turns of the configured character, memory on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mio.core.config import MioConfig, to_dict
+
+TURNS = (
+    "Hello! What's your name?",
+    "What do you think about the sea?",
+    "Tell me about the Nautilus.",
+    "Do you have any friends aboard?",
+    "What is your favourite thing to do?",
+    "Why do you stay under the water?",
+)
+
+
+def _logsoftmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def next_token_logprobs(llm, tokens: list[int]) -> np.ndarray:
+    """(len(tokens), vocab) log-probabilities of each next token; `llm` made with logits_all=True."""
+    llm.reset()
+    llm.eval(tokens)
+    return _logsoftmax(np.asarray(llm.scores[: len(tokens)], dtype=np.float64))
+
+
+def fidelity(ref: np.ndarray, other: np.ndarray, tokens: list[int]) -> dict[str, float]:
+    """How closely `other` predicts what `ref` predicts, over the same tokens."""
+    kl = (np.exp(ref) * (ref - other)).sum(-1)
+    return {"kl_to_shipped_mean": round(float(kl.mean()), 5),
+            "kl_to_shipped_p99": round(float(np.quantile(kl, 0.99)), 5),
+            "top1_agreement": round(float(np.mean(ref.argmax(-1) == other.argmax(-1))), 4),
+            "nll_per_token": round(float(-np.mean(other[np.arange(len(tokens) - 1), tokens[1:]])), 4)}
+
+
+def _f16_copy(src: Path, out: Path) -> Path:
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
+    params.allow_requantize = True
+    params.nthread = 2
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params)) != 0:
+        raise RuntimeError(f"llama.cpp could not write an f16 copy of {src}")
+    return out
+
+
+def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS),
+              progress: Callable[[str], None] | None = None) -> dict:
+    import llama_cpp
+
+    from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, embedded_q8_0
+    from mio.thinker.memory.embed import create_embedder
+    from mio.thinker.persona import load_character
+    from mio.thinker.thinker import Thinker
+
+    say = progress or (lambda m: None)
+    tcfg = config.thinker
+    character = load_character(config.character)
+    tmp = Path(tempfile.mkdtemp(prefix="mio-bench-llm-"))
+    say("preparing the encodings (q8_0 is cached; the f16 reference is written to a temp folder)")
+    files = {"shipped (Q4_1)": embedded_gguf(), "q8_0": embedded_q8_0(), "f16 (reference)": _f16_copy(embedded_gguf(), tmp / "f16.gguf")}
+
+    # -- raw speed and fidelity -------------------------------------------------------------------
+    models = {name: llama_cpp.Llama(model_path=str(p), n_ctx=tcfg.n_ctx, n_threads=tcfg.n_threads,
+                                    n_threads_batch=tcfg.n_threads_batch, n_batch=256, logits_all=True, verbose=False)
+              for name, p in files.items()}
+    text = character.system_prompt()
+    ref_tokens = next(iter(models.values())).tokenize(text.encode())[:512]
+    prompt = ref_tokens[:60]
+    decode_tokens = ref_tokens[60:76]
+    prefill: dict[str, list[float]] = {n: [] for n in models}
+    decode: dict[str, list[float]] = {n: [] for n in models}
+    for rep in range(reps):
+        say(f"speed: repetition {rep + 1}/{reps}")
+        for name, llm in models.items():
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(prompt)
+            prefill[name].append((time.perf_counter() - t0) / len(prompt) * 1e3)
+            t0 = time.perf_counter()
+            for tok in decode_tokens:
+                llm.eval([tok])
+            decode[name].append((time.perf_counter() - t0) / len(decode_tokens) * 1e3)
+    say(f"fidelity: next-token distributions over {len(ref_tokens)} tokens of the persona")
+    logp = {name: next_token_logprobs(llm, ref_tokens) for name, llm in models.items()}
+    fidelity_ = {name: fidelity(logp["shipped (Q4_1)"], lp, ref_tokens) for name, lp in logp.items()}
+    del models
+
+    # -- the Thinker's first clause on real turns ----------------------------------------------------
+    embedder = create_embedder(tcfg.embedder)
+    thinkers, convs = {}, {}
+    for name, weights in (("shipped (Q4_1)", "shipped"), ("q8_0", "q8_0")):
+        cfg = dataclasses.replace(tcfg, weights=weights, model_path=None, memory_dir=str(tmp / "memory"),
+                                  episodic=False)
+        thinkers[name] = Thinker(cfg, llm=LlamaCppLLM(cfg), embedder=embedder)
+        convs[name] = thinkers[name].new_conversation(character, user_id="bench")
+        thinkers[name].warm(convs[name])
+    first_clause: dict[str, list[float]] = {n: [] for n in thinkers}
+    note_tokens: dict[str, list[int]] = {n: [] for n in thinkers}
+    for i, user in enumerate(TURNS[:turns]):
+        say(f"first clause, turn {i + 1}/{turns} of {character.name}: {user}")
+        for name, th in thinkers.items():  # the encodings take turns: machine noise hits both alike
+            ctx = th.llm.llm._ctx.ctx
+            llama_cpp.llama_perf_context_reset(ctx)
+            t0 = time.perf_counter()
+            clauses = th.reply(convs[name], user)
+            first = next(clauses)
+            first_clause[name].append((time.perf_counter() - t0) * 1e3)
+            rest = list(clauses)
+            note_tokens[name].append(int(llama_cpp.llama_perf_context(ctx).n_p_eval))
+            convs[name].add("user", user)
+            convs[name].add("assistant", " ".join(c.text for c in (first, *rest)))
+    del thinkers
+
+    def med(xs: list[float]) -> float:
+        return round(statistics.median(xs), 2)
+
+    base, fast = "shipped (Q4_1)", "q8_0"
+    summary = {
+        "prefill_ms_per_token": {n: med(v) for n, v in prefill.items()},
+        "decode_ms_per_token": {n: med(v) for n, v in decode.items()},
+        "prefill_speedup_q8_0": round(statistics.median(prefill[base]) / statistics.median(prefill[fast]), 2),
+        "decode_speedup_q8_0": round(statistics.median(decode[base]) / statistics.median(decode[fast]), 2),
+        "kl_to_shipped_mean": {n: f["kl_to_shipped_mean"] for n, f in fidelity_.items()},
+        "top1_agreement": {n: f["top1_agreement"] for n, f in fidelity_.items()},
+        "first_clause_ms_p50": {n: med(v) for n, v in first_clause.items()},
+    }
+    return {
+        "suite": "llm",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "config": {"character": config.character, "thinker": to_dict(tcfg)},
+        "files": {n: {"path": str(p), "mb": round(p.stat().st_size / 1e6, 1)} for n, p in files.items()},
+        "summary": summary,
+        "fidelity": fidelity_,
+        "per_rep": {"prefill_ms_per_token": prefill, "decode_ms_per_token": decode},
+        "per_turn": {"turns": list(TURNS[:turns]), "first_clause_ms": first_clause, "prefilled_tokens": note_tokens},
+    }
