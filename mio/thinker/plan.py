@@ -89,26 +89,46 @@ def clean_spoken(text: str) -> str:
 
 
 _BOUNDARY = re.compile(r"([.!?;:]+[\"')\]]*|,|\u2014| - )\s")
+# The first clause may end at its sentence mark without waiting for the next token to confirm it
+# (one decoding step, ~30 ms of the time to first audio): only after a word of 3+ letters that is
+# not a common abbreviation, so "Mr.", "Capt." and "3." wait.
+_EAGER_END = re.compile(r"\b([A-Za-z]{3,})[.!?]$")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "jr", "sr", "st", "mt", "capt", "prof", "gen", "col", "sgt", "lt",
+                  "rev", "hon", "etc", "vs", "no"}
+_LAST_WORD = re.compile(r"([A-Za-z]+)$")
+
+
+def _after_abbreviation(text: str) -> bool:
+    """Whether `text` (up to a ".") ends with an abbreviation such as "Capt": no sentence ends there."""
+    m = _LAST_WORD.search(text)
+    return m is not None and m.group(1).lower() in _ABBREVIATIONS
 
 
 def split_clauses(pieces: Iterable[str], first_min_words: int = 2, max_words: int = 14) -> Iterator[tuple[str, bool]]:
     """Group a stream of text pieces into speakable clauses as soon as each one is complete.
 
-    A clause ends at sentence punctuation; a comma ends it only when the clause already has
+    A clause ends at sentence punctuation (the first one as soon as the mark arrives, later ones
+    when the next word confirms it); a comma ends it only when the clause already has
     `first_min_words` (for the first clause, so audio starts early) or 6 words (later ones);
     a run of `max_words` without punctuation is cut at a word boundary. Yields (clause, is_tail):
     the tail is what was left when the stream ended, possibly cut off mid-sentence.
     """
     buf = ""
     emitted = 0
+    eager = False  # the first clause was cut at a sentence mark at the very end of the text so far
     for piece in pieces:
         buf += piece
+        if eager and buf.strip():
+            buf = buf.lstrip(".!?\"')]")  # the rest of an ellipsis or a closing quote: already ended
+            eager = False
         while True:
             cut = None
             for m in _BOUNDARY.finditer(buf):
                 candidate = buf[: m.end()].strip()
                 if candidate.count("[") > candidate.count("]"):
                     continue  # never cut inside an inline tag such as "[emotion: sad]"
+                if m.group(1) == "." and _after_abbreviation(buf[: m.start()]):
+                    continue
                 words = len(TAG.sub("", candidate).split())
                 is_comma = m.group(1) in (",", "\u2014", " - ")
                 need = first_min_words if emitted == 0 else 6
@@ -117,6 +137,10 @@ def split_clauses(pieces: Iterable[str], first_min_words: int = 2, max_words: in
                     break
             if cut is None and len(buf.split()) > max_words and buf.endswith((" ", "\n")):
                 cut = len(buf)
+            end = _EAGER_END.search(buf) if cut is None and emitted == 0 else None
+            if (end and not _after_abbreviation(end.group(1)) and buf.count('"') % 2 == 0
+                    and buf.count("[") == buf.count("]")):
+                cut, eager = len(buf), True
             if cut is None:
                 break
             clause, buf = buf[:cut].strip(), buf[cut:]

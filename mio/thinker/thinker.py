@@ -131,6 +131,25 @@ class Conversation:
         return self.character.story.clock.label(self.story_time)
 
 
+def distinct_facts(texts: list[str], overlap: float = 0.75) -> list[str]:
+    """Drop a retrieved fact whose content words are mostly said by the facts before it.
+
+    A node and the edge retrieved beside it often state one thing twice ("The Nautilus is seventy
+    metres long and eight wide, ..." / "The Nautilus is seventy metres long."); every prompted token
+    is pre-filled before the reply's first word (~10 ms each here), so the repeat costs latency and
+    tells the model nothing.
+    """
+    kept: list[str] = []
+    seen: set[str] = set()
+    for text in texts:
+        words = guards.content_words(text)
+        if words and len(words & seen) >= overlap * len(words):
+            continue
+        kept.append(text)
+        seen |= words
+    return kept
+
+
 class Thinker:
     def __init__(self, config: ThinkerConfig, llm: ChatLLM | None = None, embedder: Embedder | None = None) -> None:
         self.config = config
@@ -242,7 +261,7 @@ class Thinker:
             flat = self.config.memory == "flat"
             retrieval = store.retrieve(q, conv.story_time, k_nodes=self.config.facts_nodes,
                                        k_edges=self.config.facts_edges, min_score=self.config.min_score, flat=flat)
-            facts = [h.text for h in retrieval.hits]
+            facts = distinct_facts([h.text for h in retrieval.hits])
             if facts:
                 lines.append("Your notes: " + " ".join(facts))
         if self.episodic is not None and q is not None:

@@ -13,6 +13,32 @@ def test_first_clause_is_cut_early_at_a_comma_later_ones_need_more_words():
     assert out[-1][1] is True and not any(tail for _, tail in out[:-1])
 
 
+def test_first_sentence_ends_when_its_mark_arrives_not_one_token_later():
+    """Token by token: the first clause is out as soon as its "." arrives (no waiting for the next
+    word), but not after an abbreviation or a number; what follows an early cut is not lost."""
+    def stream(tokens):
+        out, seen = [], []
+        for clause, _ in split_clauses(_feed(tokens, seen)):
+            out.append((clause, len(seen)))
+        return out
+
+    def _feed(tokens, seen):
+        for t in tokens:
+            seen.append(t)
+            yield t
+
+    out = stream(["The", " sea", " is", " my", " home", ".", " I", " live", " there", "."])
+    assert out == [("The sea is my home.", 6), ("I live there.", 10)]
+    out = stream(["Well", ".", "..", " I", " suppose", " so", "."])  # an ellipsis after the early cut
+    assert [c for c, _ in out] == ["Well.", "I suppose so."]
+    out = stream(["Capt", ".", " Nemo", " speaks", ",", " friend", "."])
+    assert out[0] == ("Capt. Nemo speaks,", 6)  # "Capt." is no sentence end
+    out = stream(["It", " is", " 3", ".", "5", " knots", "."])
+    assert [c for c, _ in out] == ["It is 3.5 knots."]
+    out = stream(['"', "Mobilis", " in", " mobili", '."', " Our", " motto", "."])
+    assert [c for c, _ in out] == ['"Mobilis in mobili."', "Our motto."]
+
+
 def test_long_runs_without_punctuation_are_cut_and_tail_is_flagged():
     words = " ".join(f"w{i}" for i in range(30))
     out = clauses(words)

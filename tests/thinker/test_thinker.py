@@ -126,3 +126,16 @@ def test_openai_compatible_backend_streams_over_http(monkeypatch):
         list(OpenAICompatLLM(ThinkerConfig(url="http://127.0.0.1:9/v1")).stream([], 1, 0))
     with pytest.raises(BackendError, match="needs thinker.url"):
         OpenAICompatLLM(ThinkerConfig(backend="openai"))
+
+
+def test_a_retrieved_fact_that_repeats_an_earlier_one_is_not_prompted():
+    from mio.thinker.thinker import distinct_facts
+
+    node = "The Nautilus is seventy metres long and eight wide, displacing about fifteen hundred tonnes."
+    assert distinct_facts([node, "The Nautilus is seventy metres long."]) == [node]
+    other = "Aronnax and Ned Land became friends aboard the frigate."
+    assert distinct_facts([node, other]) == [node, other]
+    # mostly new words: kept although it shares some
+    walk = "The Nautilus carries diving suits for walks on the sea floor."
+    suits = "Diving suits with air tanks on the back and electric lamps let men walk on the sea floor."
+    assert distinct_facts([suits, walk]) == [suits, walk]
