@@ -8,7 +8,9 @@ noisy machine slows them alike):
 - pre-fill ms/token over a 60-token prompt and decode ms/token, at the configured thread counts;
 - fidelity to the model as shipped: next-token KL divergence and top-1 agreement on the character's
   persona text (an f16 copy is the reference for what "exact up to arithmetic" looks like);
-- the Thinker's time to its first clause on real turns of the configured character, memory on.
+- the Thinker's time to its first clause on real turns of the configured character, memory on;
+- decoding speed while the avatar renders at 25 fps with the renderer on a thread of this process
+  (moderngl holds the GIL while it draws) vs in its own process (`render.process`, the default).
 """
 
 from __future__ import annotations
@@ -71,7 +73,48 @@ def _f16_copy(src: Path, out: Path) -> Path:
     return out
 
 
-def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS),
+def _beside_renderer(config: MioConfig, reps: int, say: Callable[[str], None]) -> dict[str, list[float]]:
+    """ms per generated token while a 25 fps render loop runs, the renderer on a thread vs in a process."""
+    import threading
+
+    from mio.core.layouts import ARKIT52
+    from mio.runtime.render_process import RenderProcess, create_renderer
+    from mio.runtime.session import RenderWorker
+    from mio.thinker.llm.llama import LlamaCppLLM
+
+    llm = LlamaCppLLM(config.thinker)
+    rcfg = config.render
+    out: dict[str, list[float]] = {"renderer on a thread": [], "renderer in a process": []}
+    for rep in range(reps):
+        say(f"decoding beside the renderer: repetition {rep + 1}/{reps}")
+        for mode in out:
+            renderer = (RenderWorker(lambda: create_renderer(rcfg.backend, rcfg)) if mode == "renderer on a thread"
+                        else RenderProcess(rcfg.backend, rcfg))
+            stop = threading.Event()
+
+            def loop(r=renderer, stop=stop) -> None:
+                face, t = ARKIT52.zeros(), time.perf_counter()
+                while not stop.is_set():
+                    face[17] = 0.5 + 0.5 * np.sin(t)  # something changes every frame
+                    r.render(face, None)
+                    t += 0.04
+                    time.sleep(max(0.0, t - time.perf_counter()))
+
+            worker = threading.Thread(target=loop, daemon=True)
+            worker.start()
+            time.sleep(1.0)
+            question = f"Tell me about the sea, question {rep} ({mode})."
+            t0, n = time.perf_counter(), 0
+            for _ in llm.stream([{"role": "user", "content": question}], 32, 0.0):
+                n += 1
+            out[mode].append((time.perf_counter() - t0) / max(n, 1) * 1e3)
+            stop.set()
+            worker.join()
+            renderer.close()
+    return out
+
+
+def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_renderer: bool = True,
               progress: Callable[[str], None] | None = None) -> dict:
     import llama_cpp
 
@@ -139,6 +182,8 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS),
             convs[name].add("assistant", " ".join(c.text for c in (first, *rest)))
     del thinkers
 
+    beside = _beside_renderer(config, reps, say) if beside_renderer else {}
+
     def med(xs: list[float]) -> float:
         return round(statistics.median(xs), 2)
 
@@ -151,6 +196,7 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS),
         "kl_to_shipped_mean": {n: f["kl_to_shipped_mean"] for n, f in fidelity_.items()},
         "top1_agreement": {n: f["top1_agreement"] for n, f in fidelity_.items()},
         "first_clause_ms_p50": {n: med(v) for n, v in first_clause.items()},
+        "ms_per_token_beside_renderer": {n: med(v) for n, v in beside.items()},
     }
     return {
         "suite": "llm",
@@ -159,6 +205,7 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS),
         "files": {n: {"path": str(p), "mb": round(p.stat().st_size / 1e6, 1)} for n, p in files.items()},
         "summary": summary,
         "fidelity": fidelity_,
-        "per_rep": {"prefill_ms_per_token": prefill, "decode_ms_per_token": decode},
+        "per_rep": {"prefill_ms_per_token": prefill, "decode_ms_per_token": decode,
+                    "ms_per_token_beside_renderer": beside},
         "per_turn": {"turns": list(TURNS[:turns]), "first_clause_ms": first_clause, "prefilled_tokens": note_tokens},
     }

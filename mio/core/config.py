@@ -81,6 +81,7 @@ class RenderConfig:
     samples: int = 0  # MSAA samples (0 or 4 on llvmpipe); 4x doubles the draw time here
     threads: int | None = None  # llvmpipe rasteriser threads; None = Mesa's default (one per core)
     cache_dir: str | None = None  # prepared avatar asset; None = ~/.cache/mio
+    process: bool = True  # draw in a child process: moderngl holds Python's GIL while it draws (live sessions)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import time
 import uuid
@@ -42,6 +43,7 @@ from mio.runtime.processors import (
     TalkerProcessor,
     ThinkerProcessor,
 )
+from mio.runtime.render_process import RenderProcess, create_renderer
 from mio.runtime.stats import Stats
 from mio.thinker.persona import Character, load_character
 from mio.thinker.thinker import Thinker
@@ -99,28 +101,28 @@ class Models:
         self.voice = timed(f"talker ({cfg.talker.backend})", lambda: _warmed(registry.create("talker", cfg.talker.backend, cfg.talker)))
         self.face = timed(f"face ({cfg.face.backend})", lambda: registry.create("face", cfg.face.backend, cfg.face))
         self.body = timed(f"body ({cfg.body.backend})", lambda: registry.create("body", cfg.body.backend, cfg.body))
-        self.renderer = timed(
-            f"renderer ({cfg.render.backend})",
-            lambda: RenderWorker(lambda: registry.create("render", cfg.render.backend, self._render_config())),
-        )
+        where = "own process" if cfg.render.process else "thread"
+        self.renderer = timed(f"renderer ({cfg.render.backend}, {where})", self._start_renderer)
         self.asr = None
         if asr:
             from mio.talker.asr import WhisperASR
 
             self.asr = timed("asr (whisper tiny.en)", WhisperASR)
 
-    def _render_config(self):
-        """The render config, with the character pack's look unless the user chose one (`render.look`)."""
-        from dataclasses import replace
-
+    def _look_spec(self) -> str | dict | None:
+        """The character pack's look, unless the user chose one (`render.look`)."""
         from mio.core.config import RenderConfig
 
         rcfg = self.config.render
         if rcfg.backend == "anny" and rcfg.look == RenderConfig().look and (self.character.avatar or self.character.look):
-            from mio.render.avatar import look_from_spec
+            return self.character.avatar or self.character.look
+        return None
 
-            rcfg = replace(rcfg, look=look_from_spec(self.character.avatar or self.character.look))
-        return rcfg
+    def _start_renderer(self) -> RenderProcess | RenderWorker:
+        rcfg = self.config.render
+        if rcfg.process:
+            return RenderProcess(rcfg.backend, rcfg, self._look_spec())
+        return RenderWorker(functools.partial(create_renderer, rcfg.backend, rcfg, self._look_spec()))
 
     def close(self) -> None:
         self.renderer.close()

@@ -90,7 +90,8 @@ def _bench_llm(args: argparse.Namespace) -> int:
     from mio.bench.llm import bench_llm
     from mio.cli import _say, _write_bench, config_from_args
 
-    return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns, progress=_say), args.output)
+    return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns,
+                                 beside_renderer=not args.no_renderer, progress=_say), args.output)
 
 
 def register(sub, bench_sub, common) -> None:
@@ -124,5 +125,6 @@ def register(sub, bench_sub, common) -> None:
                                   "speed, fidelity, time to the first clause")
     m.add_argument("--reps", type=int, default=5, help="speed repetitions (the encodings alternate within each)")
     m.add_argument("--turns", type=int, default=6, help="Thinker turns per encoding for the first-clause time")
+    m.add_argument("--no-renderer", action="store_true", help="skip decoding beside the renderer (thread vs process)")
     m.add_argument("-o", "--output", default="out/bench/llm.json")
     m.set_defaults(func=_bench_llm)

@@ -1,0 +1,210 @@
+"""The renderer in a child process.
+
+moderngl never releases Python's GIL: while a frame is drawn and read back (~10 ms of every 40 ms
+frame here) no other thread of the process can run Python, so the LLM's token loop, the voice and
+the face and body stages wait behind the rasteriser. In its own process the renderer draws beside
+them. Measured on 2 cores, the LLM generating while the avatar renders at 25 fps (`mio bench
+pipeline`; docs in README "Decisions"): ~39 ms per token with the renderer on a thread, ~31 ms with
+it in a process, ~29 ms with no renderer at all.
+
+Frames come back through one shared-memory buffer (owned and unlinked by the parent); requests and
+errors go over a pipe. One request at a time: the renderer has one GL context.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+
+from mio.core import errors, registry
+from mio.core.config import RenderConfig, to_dict
+from mio.core.errors import BackendError
+
+START_TIMEOUT_S = 300.0  # the first run prepares the avatar asset (~2 min); later ones load it in ~15 ms
+
+
+def create_renderer(backend: str, config: RenderConfig, look_spec: str | dict | None = None):
+    """Build a renderer; `look_spec` is a character pack's look (a preset name or a mapping that
+    changes one), resolved here so a look registered at run time exists in this process too."""
+    if look_spec is not None:
+        from mio.render.avatar import look_from_spec
+
+        config = replace(config, look=look_from_spec(look_spec))
+    return registry.create("render", backend, config)
+
+
+# -- the wire: one JSON message per request and per reply (no pickles); frames in shared memory --
+def _camera_to_json(camera) -> dict | None:
+    if camera is None:
+        return None
+    return {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy, "width": camera.width,
+            "height": camera.height, "R": np.asarray(camera.R).tolist(), "t": np.asarray(camera.t).tolist(),
+            "near": camera.near, "far": camera.far}
+
+
+def _camera_from_json(d: dict | None):
+    if d is None:
+        return None
+    from mio.render.camera import Camera
+
+    return Camera(**{**d, "R": np.asarray(d["R"], np.float32), "t": np.asarray(d["t"], np.float32)})
+
+
+def _error_to_json(e: BaseException) -> dict:
+    return {"type": type(e).__name__, "message": str(e)}
+
+
+def _error_from_json(d: dict) -> Exception:
+    cls = getattr(errors, d["type"], None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(d["message"])
+    return RuntimeError(f"{d['type']} in the render process: {d['message']}")
+
+
+def _send(conn: Connection, msg: dict) -> None:
+    conn.send_bytes(json.dumps(msg).encode())
+
+
+def _recv(conn: Connection) -> dict:
+    return json.loads(conn.recv_bytes())
+
+
+def _attach(name: str) -> SharedMemory:
+    """Open the parent's frame buffer. The parent made it and unlinks it: this process must not
+    (Python < 3.13 registers an attached segment with this process's resource tracker, which would
+    unlink it when this process exits)."""
+    shm = SharedMemory(name=name)
+    if sys.version_info < (3, 13):
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(shm._name, "shared_memory")
+    return shm
+
+
+def serve(conn: Connection) -> None:
+    """The child's loop. First message: {backend, config, look_spec}; then
+    {op: render, face, joints, camera, shm} -> {shape} | {error}, until {op: close} or EOF."""
+    setup = _recv(conn)
+    try:
+        renderer = create_renderer(setup["backend"], RenderConfig(**setup["config"]), setup["look_spec"])
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
+        _send(conn, {"error": _error_to_json(e)})
+        return
+    _send(conn, {"width": renderer.width, "height": renderer.height})
+    shm: SharedMemory | None = None
+    try:
+        while True:
+            try:
+                msg = _recv(conn)
+            except EOFError:  # the parent went away
+                break
+            if msg["op"] == "close":
+                break
+            try:
+                joints = None if msg["joints"] is None else np.asarray(msg["joints"], np.float64)
+                image = renderer.render(np.asarray(msg["face"], np.float64), joints, _camera_from_json(msg["camera"]))
+                if shm is None or shm.name != msg["shm"]:
+                    if shm is not None:
+                        shm.close()
+                    shm = _attach(msg["shm"])
+                if image.nbytes > shm.size:
+                    raise BackendError(f"a frame of {image.nbytes} bytes does not fit the {shm.size}-byte buffer")
+                np.ndarray(image.shape, np.uint8, buffer=shm.buf)[...] = image
+                _send(conn, {"shape": list(image.shape)})
+            except Exception as e:  # noqa: BLE001 - bad input must not end the renderer
+                _send(conn, {"error": _error_to_json(e)})
+    finally:
+        if shm is not None:
+            shm.close()
+        renderer.close()
+        conn.close()
+
+
+class RenderProcess:
+    """`render(face, joints, camera)` in a child process; the same frames as calling the renderer."""
+
+    def __init__(self, backend: str, config: RenderConfig, look_spec: str | dict | None = None) -> None:
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter, not multiprocessing's spawn: that re-imports the caller's __main__,
+        # which breaks any script without an `if __name__ == "__main__"` guard.
+        self._proc = subprocess.Popen([sys.executable, "-m", "mio.runtime.render_process", str(theirs.fileno())],
+                                      pass_fds=(theirs.fileno(),))
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._lock = threading.Lock()
+        self._shm: SharedMemory | None = None
+        self._closed = False
+        _send(self._conn, {"backend": backend, "config": to_dict(config), "look_spec": look_spec})
+        if not self._conn.poll(START_TIMEOUT_S):
+            self._kill()
+            raise BackendError(f"the render process did not start within {START_TIMEOUT_S:.0f} s")
+        reply = self._exchange(None)
+        if "error" in reply:
+            self._kill()
+            raise _error_from_json(reply["error"])
+        self.width, self.height = reply["width"], reply["height"]
+
+    def _exchange(self, msg: dict | None) -> dict:
+        """Send `msg` (None: only wait) and return the reply; a dead child is a BackendError."""
+        try:
+            if msg is not None:
+                _send(self._conn, msg)
+            return _recv(self._conn)
+        except (EOFError, OSError) as e:
+            code = self._proc.wait(timeout=5)
+            raise BackendError(f"the render process exited (exit code {code})") from e
+
+    def _buffer(self, nbytes: int) -> SharedMemory:
+        if self._shm is None or self._shm.size < nbytes:
+            if self._shm is not None:
+                self._shm.close()
+                self._shm.unlink()
+            self._shm = SharedMemory(create=True, size=nbytes)
+        return self._shm
+
+    def render(self, face: np.ndarray, joints: np.ndarray | None, camera=None) -> np.ndarray:
+        w, h = (camera.width, camera.height) if camera is not None else (self.width, self.height)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("renderer is closed")
+            shm = self._buffer(max(int(w) * int(h) * 3, 1))
+            reply = self._exchange({"op": "render", "face": np.asarray(face, np.float64).tolist(),
+                                    "joints": None if joints is None else np.asarray(joints, np.float64).tolist(),
+                                    "camera": _camera_to_json(camera), "shm": shm.name})
+            if "error" in reply:
+                raise _error_from_json(reply["error"])
+            return np.ndarray(reply["shape"], np.uint8, buffer=shm.buf).copy()  # the next frame overwrites it
+
+    def _kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                _send(self._conn, {"op": "close"})
+                self._proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._kill()
+            if self._shm is not None:
+                self._shm.close()
+                self._shm.unlink()
+                self._shm = None
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))

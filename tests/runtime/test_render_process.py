@@ -1,0 +1,84 @@
+"""The renderer in its own process: the same frames as in-process, errors that keep it alive, a
+clear error when it dies, and no `__main__` guard needed in the caller's script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mio.core.config import RenderConfig
+from mio.core.errors import BackendError, InputError
+from mio.core.layouts import ARKIT52, blendshape_index
+
+pytestmark = pytest.mark.slow
+CFG = RenderConfig(width=160, height=160)
+
+
+@pytest.fixture(scope="module")
+def both():
+    pytest.importorskip("moderngl")
+    from mio.runtime.render_process import RenderProcess, create_renderer
+
+    local, remote = create_renderer("anny", CFG), RenderProcess("anny", CFG)
+    yield local, remote
+    local.close()
+    remote.close()
+
+
+def test_frames_equal_the_in_process_renderer(both):
+    from mio.body.retarget import relaxed_joints
+
+    local, remote = both
+    assert (remote.width, remote.height) == (160, 160)
+    face = ARKIT52.zeros()
+    face[blendshape_index("jawOpen")] = 0.7
+    joints = relaxed_joints(local.rig)
+    joints[20] += [0.1, 0.3, 0.0]  # a wrist up
+    cam = local.preset_camera("upper_body")
+    for args in ((face, None, None), (face, joints, cam)):
+        a, b = local.render(*args), remote.render(*args)
+        assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+        assert np.array_equal(a, b)
+    wide = type(cam).look_at((0, 1.5, 2.5), (0, 1.4, 0), width=240, height=120)  # another size: a new buffer
+    assert np.array_equal(local.render(face, joints, wide), remote.render(face, joints, wide))
+
+
+def test_bad_input_is_the_renderers_error_and_the_process_lives_on(both):
+    _, remote = both
+    with pytest.raises(InputError, match="arkit52"):
+        remote.render(np.zeros(5), None)
+    with pytest.raises(InputError, match="NaN"):
+        remote.render(np.full(ARKIT52.dim, np.nan), None)
+    assert remote.render(ARKIT52.zeros(), None).shape == (160, 160, 3)
+
+
+def test_a_dead_render_process_is_a_clear_error():
+    from mio.runtime.render_process import RenderProcess
+
+    r = RenderProcess("anny", CFG)
+    r._proc.kill()
+    r._proc.wait()
+    with pytest.raises(BackendError, match="render process exited"):
+        r.render(ARKIT52.zeros(), None)
+    r.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        r.render(ARKIT52.zeros(), None)
+
+
+def test_a_script_without_a_main_guard_can_render(tmp_path):
+    """multiprocessing's spawn would re-run this script in the child and fail; ours does not."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from mio.core.config import RenderConfig\n"
+        "from mio.core.layouts import ARKIT52\n"
+        "from mio.runtime.render_process import RenderProcess\n"
+        "r = RenderProcess('anny', RenderConfig(width=64, height=64))\n"
+        "print(r.render(ARKIT52.zeros(), None).shape)\n"
+        "r.close()\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(64, 64, 3)"
