@@ -4,6 +4,7 @@ dual-level retrieval, the flat Baseline, persistence across restarts, concurrenc
 import threading
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,25 @@ def test_episodic_memory_is_per_user_persistent_and_safe_under_concurrency(tmp_p
     assert not any("Anna" in e.text for e in c.recall("bob", "nemo", "my name is Anna", min_score=-1, k=50))
     assert c.recall("anna", "nemo", "my name is Anna", exclude_session="s1", min_score=0.5) == []  # same session excluded
     assert c.recall("anna", "aronnax", "my name is Anna", min_score=-1) == []  # per character, too
+
+
+@pytest.mark.slow
+def test_numpy_minilm_equals_sentence_transformers_and_needs_no_torch():
+    """The memory's MiniLM runs in numpy: the same embeddings as sentence-transformers (whose
+    torch import took ~7 s of every start), for short, empty, accented and over-long texts."""
+    import subprocess
+    import sys
+
+    from sentence_transformers import SentenceTransformer
+
+    from mio.thinker.memory.embed import MiniLMEmbedder, minilm_folder
+
+    texts = ["What do you think about the sea?", "", "Ünïcödé — dashes, numbers 3.5!", "sea " * 400,
+             "The Nautilus is seventy metres long and eight wide, displacing about fifteen hundred tonnes."]
+    ours = MiniLMEmbedder().encode(texts)
+    ref = SentenceTransformer(str(minilm_folder()), device="cpu").encode(texts, normalize_embeddings=True)
+    assert ours.shape == (5, 384) and ours.dtype == np.float32
+    assert np.all((ours * ref).sum(-1) > 0.99999)
+    code = ("import sys; from mio.thinker.memory.embed import MiniLMEmbedder; MiniLMEmbedder().encode(['hi']); "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
