@@ -95,3 +95,32 @@ def test_embedded_model_is_served_as_q8_0_with_the_shipped_outputs(tmp_path, mon
     f = fidelity(next_token_logprobs(shipped, tokens), next_token_logprobs(served, tokens), tokens)
     # measured 0.007 (an f16 copy: 0.004); a 4-bit re-encoding (Q4_0, IQ4_NL): 0.2-0.3
     assert f["kl_to_shipped_mean"] < 0.03 and f["top1_agreement"] > 0.9, f
+
+
+def test_the_persona_prefix_is_kept_on_disk_between_processes(tmp_path, monkeypatch):
+    """A second model (as in a new process) loads the warmed persona from the state file instead of
+    pre-filling it again, and then answers exactly as a freshly pre-filled one; a damaged file is
+    replaced by pre-filling."""
+    import llama_cpp
+
+    monkeypatch.setenv("MIO_CACHE", str(tmp_path))
+    character = load_character("mio")
+    cfg = ThinkerConfig(memory_dir=":memory:", episodic=False, temperature=0.0)
+
+    def session() -> tuple[int, str]:
+        th = Thinker(cfg)
+        conv = th.new_conversation(character)
+        ctx = th.llm.llm._ctx.ctx
+        llama_cpp.llama_perf_context_reset(ctx)
+        th.warm(conv)
+        warmed = llama_cpp.llama_perf_context(ctx).n_p_eval
+        return warmed, " ".join(c.text for c in th.reply(conv, "What do you like to do?"))
+
+    first, fresh = session()
+    files = list((tmp_path / "llm" / "prefix").glob("*.state"))
+    assert first > 100 and len(files) == 1
+    second, loaded = session()
+    assert second <= 1 and loaded == fresh
+    files[0].write_bytes(b"not a llama.cpp state file")
+    third, again = session()
+    assert third > 100 and again == fresh

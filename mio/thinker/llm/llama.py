@@ -9,7 +9,9 @@ prefix and the conversation so far are pre-filled once and only each new turn is
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -55,6 +57,9 @@ def embedded_q8_0() -> Path:
     import llama_cpp
 
     sys.stderr.write("mio: re-encoding the embedded LLM as Q8_0 for faster pre-fill (once, a few seconds)\n")
+    from llama_cpp import _logger
+
+    _logger.set_verbose(bool(os.environ.get("MIO_LLAMA_VERBOSE")))  # not llama.cpp's 300 lines of tensor log
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
@@ -100,6 +105,7 @@ class LlamaCppLLM(ChatLLM):
             if not lora.is_file():
                 raise BackendError(f"LoRA adapter {lora} does not exist (make one with `mio evolve train`)")
         self.lora_path = lora
+        self.lora_scale = float(config.lora_scale)
         self._lock = threading.Lock()  # one llama context; sessions take turns on it
         kwargs = {"lora_path": str(lora), "lora_scale": float(config.lora_scale)} if lora is not None else {}
         try:
@@ -144,5 +150,55 @@ class LlamaCppLLM(ChatLLM):
         return out["choices"][0]["message"].get("content") or ""
 
     def warm(self, messages: list[dict[str, str]]) -> None:
+        """Pre-fill `messages` (the persona prefix), from a state file saved by an earlier warm-up of
+        the same prompt on the same model when there is one: a ~400-token persona costs ~4 s to
+        pre-fill here and ~20 ms to load."""
         with self._lock:
+            path = self._prefix_file(messages)
+            if path.is_file() and self._load_prefix(path):
+                return
             self.llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+            self._save_prefix(path)
+
+    # -- the persona prefix, kept on disk (llama.cpp's own session-file format; nothing is unpickled) --
+    def _prefix_file(self, messages: list[dict[str, str]]) -> Path:
+        import llama_cpp
+
+        st = self.model_path.stat()
+        ident = {"model": str(self.model_path), "size": st.st_size, "mtime": int(st.st_mtime),
+                 "lora": str(self.lora_path), "lora_scale": self.lora_scale, "n_ctx": self.llm.n_ctx(),
+                 "llama_cpp": llama_cpp.__version__, "messages": messages}
+        key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+        return cache_root() / "llm" / "prefix" / f"{key}.state"
+
+    def _load_prefix(self, path: Path) -> bool:
+        import llama_cpp
+
+        n_ctx = self.llm.n_ctx()
+        tokens = (llama_cpp.llama_token * n_ctx)()
+        n = ctypes.c_size_t(0)
+        self.llm.reset()
+        if not llama_cpp.llama_state_load_file(self.llm._ctx.ctx, str(path).encode(), tokens, n_ctx, ctypes.byref(n)):
+            path.unlink(missing_ok=True)  # unreadable (an older llama.cpp, a cut-off write): pre-fill instead
+            self.llm.reset()
+            return False
+        self.llm.input_ids[: n.value] = tokens[: n.value]
+        self.llm.n_tokens = n.value
+        self.llm._requires_eval = True  # the logits of the last token are evaluated again, as after load_state
+        os.utime(path)  # recently used: kept when old files are pruned
+        return True
+
+    def _save_prefix(self, path: Path, keep: int = 32) -> None:
+        import llama_cpp
+
+        n = self.llm.n_tokens
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tokens = (llama_cpp.llama_token * n)(*self.llm.input_ids[:n].tolist())
+        if llama_cpp.llama_state_save_file(self.llm._ctx.ctx, str(tmp).encode(), tokens, n):
+            os.replace(tmp, path)
+        else:
+            tmp.unlink(missing_ok=True)
+        files = sorted(path.parent.glob("*.state"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in files[keep:]:  # ~10 MB each: the most recently used ones stay
+            old.unlink(missing_ok=True)
