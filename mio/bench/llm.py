@@ -59,20 +59,6 @@ def fidelity(ref: np.ndarray, other: np.ndarray, tokens: list[int]) -> dict[str,
             "nll_per_token": round(float(-np.mean(other[np.arange(len(tokens) - 1), tokens[1:]])), 4)}
 
 
-def _f16_copy(src: Path, out: Path) -> Path:
-    import ctypes
-
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
-    params.allow_requantize = True
-    params.nthread = 2
-    if llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params)) != 0:
-        raise RuntimeError(f"llama.cpp could not write an f16 copy of {src}")
-    return out
-
-
 def _beside_renderer(config: MioConfig, reps: int, say: Callable[[str], None]) -> dict[str, list[float]]:
     """ms per generated token while a 25 fps render loop runs, the renderer on a thread vs in a process."""
     import threading
@@ -118,7 +104,7 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
               progress: Callable[[str], None] | None = None) -> dict:
     import llama_cpp
 
-    from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, embedded_q8_0
+    from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, embedded_q8_0, requantize
     from mio.thinker.memory.embed import create_embedder
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
@@ -128,7 +114,7 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
     character = load_character(config.character)
     tmp = Path(tempfile.mkdtemp(prefix="mio-bench-llm-"))
     say("preparing the encodings (q8_0 is cached; the f16 reference is written to a temp folder)")
-    files = {"shipped (Q4_1)": embedded_gguf(), "q8_0": embedded_q8_0(), "f16 (reference)": _f16_copy(embedded_gguf(), tmp / "f16.gguf")}
+    files = {"shipped (Q4_1)": embedded_gguf(), "q8_0": embedded_q8_0(), "f16 (reference)": requantize(embedded_gguf(), tmp / "f16.gguf", "f16")}
 
     # -- raw speed and fidelity -------------------------------------------------------------------
     models = {name: llama_cpp.Llama(model_path=str(p), n_ctx=tcfg.n_ctx, n_threads=tcfg.n_threads,

@@ -3,9 +3,9 @@
 moderngl never releases Python's GIL: while a frame is drawn and read back (~10 ms of every 40 ms
 frame here) no other thread of the process can run Python, so the LLM's token loop, the voice and
 the face and body stages wait behind the rasteriser. In its own process the renderer draws beside
-them. Measured on 2 cores, the LLM generating while the avatar renders at 25 fps (`mio bench
-pipeline`; docs in README "Decisions"): ~39 ms per token with the renderer on a thread, ~31 ms with
-it in a process, ~29 ms with no renderer at all.
+them. Measured on 2 cores, the LLM generating while the avatar renders at 25 fps (`mio bench llm`,
+README "Decisions"): ~39.5 ms per token with the renderer on a thread, ~30.3 ms with it in a
+process, ~29 ms with no renderer at all.
 
 Frames come back through one shared-memory buffer (owned and unlinked by the parent); requests and
 errors go over a pipe. One request at a time: the renderer has one GL context.

@@ -43,35 +43,42 @@ def embedded_gguf() -> Path:
 def embedded_q8_0() -> Path:
     """The shipped Q4_1 model re-encoded as Q8_0, made once (~3 s) and cached.
 
-    Q8_0 holds every Q4_1 weight almost exactly (next-token KL to the shipped model 0.006 nats, the
-    same as an f16 copy's 0.003; top-1 agreement 96%, like f16), and llama.cpp's Q8_0 kernels pre-fill
-    a prompt ~1.7x faster than its Q4_1 ones on these CPUs at the same decoding speed (measured with
-    `mio bench llm`). Pre-fill is what a turn waits for before its first word: the memory note and
-    the user's words are evaluated token by token through the whole model.
+    Q8_0 holds every Q4_1 weight almost exactly (next-token KL to the shipped model 0.007 nats, like
+    an f16 copy's 0.004; top-1 agreement 96%, like f16), and llama.cpp's Q8_0 kernels pre-fill a
+    prompt ~1.6-1.7x faster than its Q4_1 ones on these CPUs at the same decoding speed (measured
+    with `mio bench llm`). Pre-fill is what a turn waits for before its first word: the memory note
+    and the user's words go through the whole model before anything is sampled.
     """
     src = embedded_gguf()
     st = src.stat()
     out = cache_root() / "llm" / f"{src.stem.replace('.Q4_1', '')}-{st.st_size}.Q8_0.gguf"
     if out.is_file():
         return out
-    import llama_cpp
-
     sys.stderr.write("mio: re-encoding the embedded LLM as Q8_0 for faster pre-fill (once, a few seconds)\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    try:
+        requantize(src, tmp, "q8_0")
+    except BackendError as e:
+        raise BackendError(f"{e}; set thinker.weights=shipped to serve the file as shipped") from e
+    os.replace(tmp, out)  # atomic: a second process never sees half a file
+    return out
+
+
+def requantize(src: Path, out: Path, to: str) -> Path:
+    """Write `src` re-encoded as `to` ("q8_0" or "f16") with llama.cpp's own quantiser."""
+    import llama_cpp
     from llama_cpp import _logger
 
     _logger.set_verbose(bool(os.environ.get("MIO_LLAMA_VERBOSE")))  # not llama.cpp's 300 lines of tensor log
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16}[to]
     params.allow_requantize = True
     params.nthread = 2
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
-    if rc != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise BackendError(f"llama.cpp could not re-encode {src} as Q8_0 (code {rc}); "
-                           "set thinker.weights=shipped to serve the file as shipped")
-    os.replace(tmp, out)  # atomic: a second process never sees half a file
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
+    if rc != 0 or not out.is_file():
+        out.unlink(missing_ok=True)
+        raise BackendError(f"llama.cpp could not re-encode {src} as {to} (code {rc})")
     return out
 
 
