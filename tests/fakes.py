@@ -33,7 +33,7 @@ class FakeLLM(ChatLLM):
         self.calls: list[list[dict[str, str]]] = []
         self.warmed = 0
 
-    def stream(self, messages, max_tokens, temperature) -> Iterator[str]:
+    def stream(self, messages, max_tokens, temperature, *, session=None) -> Iterator[str]:
         self.calls.append(messages)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         for i, word in enumerate(reply.split(" ")):
@@ -41,7 +41,7 @@ class FakeLLM(ChatLLM):
                 time.sleep(self.delay)
             yield word if i == 0 else " " + word
 
-    def warm(self, messages) -> None:
+    def warm(self, messages, *, session=None) -> None:
         self.warmed += 1
 
 

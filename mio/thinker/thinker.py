@@ -222,7 +222,7 @@ class Thinker:
             self.graph(conv.character)
         if self.config.episodic:
             _ = self.episodic
-        self.llm.warm(conv.messages("Hello."))
+        self.llm.warm(conv.messages("Hello."), session=conv.session_id)
 
     def check_input(self, text: str) -> str:
         text = (text or "").strip()
@@ -305,7 +305,7 @@ class Thinker:
         for attempt in range(2):
             produced, leaked = 0, False
             temperature = self.config.temperature if attempt == 0 else min(self.config.temperature, 0.2)
-            for clause in self._draft(messages, ch, temperature):
+            for clause in self._draft(messages, ch, temperature, conv.session_id):
                 if spoilers is not None and spoilers.check(clause.text, user_text) is not None:
                     leaked = True  # stop here: the rest of the draft is not spoken
                     break
@@ -318,9 +318,10 @@ class Thinker:
             # else nothing valid came out (malformed output): regenerate once
         yield annotate(ch.unknown if leaked else ch.refusal_for(user_text), ch.default_emotion)
 
-    def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float) -> Iterator[Clause]:
+    def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float,
+               session: str | None = None) -> Iterator[Clause]:
         """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped)."""
-        pieces = self.llm.stream(messages, self.config.max_tokens, temperature)
+        pieces = self.llm.stream(messages, self.config.max_tokens, temperature, session=session)
         first = ""
         pieces = iter(pieces)
         for piece in pieces:  # a JSON plan (stronger models may answer in JSON) is parsed whole

@@ -124,3 +124,43 @@ def test_the_persona_prefix_is_kept_on_disk_between_processes(tmp_path, monkeypa
     files[0].write_bytes(b"not a llama.cpp state file")
     third, again = session()
     assert third > 100 and again == fresh
+
+
+def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypatch):
+    """Two conversations alternating on the one llama context: each turn pre-fills only its new
+    tokens (its conversation is restored, not re-read), and each conversation gets exactly the
+    replies it gets when it runs alone."""
+    import llama_cpp
+
+    monkeypatch.setenv("MIO_CACHE", str(tmp_path))
+    cfg = ThinkerConfig(memory_dir=":memory:", episodic=False, temperature=0.0, max_tokens=24)
+    character = load_character("mio")
+    lines = ["Hello! Who are you?", "What do you like to do?", "Tell me about your day."]
+
+    def run(th: Thinker, conv) -> tuple[str, int]:
+        ctx = th.llm.llm._ctx.ctx
+        llama_cpp.llama_perf_context_reset(ctx)
+        text = " ".join(c.text for c in th.reply(conv, line))
+        conv.add("user", line)
+        conv.add("assistant", text)
+        return text, llama_cpp.llama_perf_context(ctx).n_p_eval
+
+    th = Thinker(cfg)
+    alone = th.new_conversation(character, session_id="alone")
+    th.warm(alone)
+    expected = []
+    for line in lines:
+        expected.append(run(th, alone)[0])
+
+    th = Thinker(cfg)
+    a, b = th.new_conversation(character, session_id="a"), th.new_conversation(character, session_id="b")
+    th.warm(a)
+    th.warm(b)
+    got, prefilled = [], []
+    for line in lines:
+        text, n = run(th, a)
+        got.append(text)
+        prefilled.append(n)
+        prefilled.append(run(th, b)[1])
+    assert got == expected
+    assert max(prefilled) < 60, prefilled  # without the saved states the last turns re-read ~150 tokens

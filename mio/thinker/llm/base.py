@@ -10,8 +10,12 @@ class ChatLLM(ABC):
     name: str = "llm"
 
     @abstractmethod
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
-        """Yield text pieces of the assistant's reply to `messages` (OpenAI chat format)."""
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
+               session: str | None = None) -> Iterator[str]:
+        """Yield text pieces of the assistant's reply to `messages` (OpenAI chat format).
 
-    def warm(self, messages: list[dict[str, str]]) -> None:  # noqa: B027 - optional
-        """Pre-fill a prompt prefix (the persona) so the first turn starts fast."""
+        `session` names the conversation the call belongs to, so a backend holding one context can
+        keep each conversation's pre-filled state apart (sessions take turns on it)."""
+
+    def warm(self, messages: list[dict[str, str]], *, session: str | None = None) -> None:  # noqa: B027
+        """Pre-fill a prompt prefix (the persona) so the first turn starts fast (optional)."""

@@ -36,7 +36,8 @@ class OpenAICompatLLM(ChatLLM):
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout)
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
+               session: str | None = None) -> Iterator[str]:
         body = json.dumps(
             {"model": self.model, "messages": messages, "max_tokens": max_tokens,
              "temperature": temperature, "stream": True}
