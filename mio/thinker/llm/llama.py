@@ -213,9 +213,14 @@ class LlamaCppLLM(ChatLLM):
         if llama_cpp.llama_state_set_data(self.llm._ctx.ctx, buf, len(data)) != len(data):
             self.llm.reset()  # could not restore: the prompt is pre-filled from the start instead
             return
+        self._holds(tokens)
+
+    def _holds(self, tokens) -> None:
+        """Tell llama-cpp-python which tokens the restored KV cache holds (as its load_state does):
+        the next prompt is matched against them and only what differs is evaluated."""
         self.llm.input_ids[: len(tokens)] = tokens
         self.llm.n_tokens = len(tokens)
-        self.llm._requires_eval = True
+        self.llm._requires_eval = True  # the last token's logits are evaluated again before sampling
 
     # -- the persona prefix, kept on disk (llama.cpp's own session-file format; nothing is unpickled) --
     def _prefix_file(self, messages: list[dict[str, str]]) -> Path:
@@ -239,9 +244,7 @@ class LlamaCppLLM(ChatLLM):
             path.unlink(missing_ok=True)  # unreadable (an older llama.cpp, a cut-off write): pre-fill instead
             self.llm.reset()
             return False
-        self.llm.input_ids[: n.value] = tokens[: n.value]
-        self.llm.n_tokens = n.value
-        self.llm._requires_eval = True  # the logits of the last token are evaluated again, as after load_state
+        self._holds(tokens[: n.value])
         os.utime(path)  # recently used: kept when old files are pruned
         return True
 
