@@ -31,10 +31,13 @@ class FakeLLM(ChatLLM):
         self.replies = [reply] if isinstance(reply, str) else list(reply)  # one per call; the last repeats
         self.reply, self.delay = self.replies[0], delay
         self.calls: list[list[dict[str, str]]] = []
+        self.sessions: list[str | None] = []  # the session of each call
+        self.forgotten: list[str] = []
         self.warmed = 0
 
     def stream(self, messages, max_tokens, temperature, *, session=None) -> Iterator[str]:
         self.calls.append(messages)
+        self.sessions.append(session)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         for i, word in enumerate(reply.split(" ")):
             if self.delay:
@@ -43,6 +46,9 @@ class FakeLLM(ChatLLM):
 
     def warm(self, messages, *, session=None) -> None:
         self.warmed += 1
+
+    def forget(self, session: str) -> None:
+        self.forgotten.append(session)
 
 
 class FakeVoice(Voice):

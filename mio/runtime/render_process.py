@@ -132,6 +132,15 @@ class RenderProcess:
     """`render(face, joints, camera)` in a child process; the same frames as calling the renderer."""
 
     def __init__(self, backend: str, config: RenderConfig, look_spec: str | dict | None = None) -> None:
+        self._args = (backend, config, look_spec)
+        self._lock = threading.Lock()
+        self._shm: SharedMemory | None = None
+        self._closed = False
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        backend, config, look_spec = self._args
         ours, theirs = socket.socketpair()
         # A fresh interpreter, not multiprocessing's spawn: that re-imports the caller's __main__,
         # which breaks any script without an `if __name__ == "__main__"` guard.
@@ -139,9 +148,6 @@ class RenderProcess:
                                       pass_fds=(theirs.fileno(),))
         theirs.close()
         self._conn = Connection(ours.detach())
-        self._lock = threading.Lock()
-        self._shm: SharedMemory | None = None
-        self._closed = False
         _send(self._conn, {"backend": backend, "config": to_dict(config), "look_spec": look_spec})
         if not self._conn.poll(START_TIMEOUT_S):
             self._kill()
@@ -176,9 +182,17 @@ class RenderProcess:
             if self._closed:
                 raise RuntimeError("renderer is closed")
             shm = self._buffer(max(int(w) * int(h) * 3, 1))
-            reply = self._exchange({"op": "render", "face": np.asarray(face, np.float64).tolist(),
-                                    "joints": None if joints is None else np.asarray(joints, np.float64).tolist(),
-                                    "camera": _camera_to_json(camera), "shm": shm.name})
+            msg = {"op": "render", "face": np.asarray(face, np.float64).tolist(),
+                   "joints": None if joints is None else np.asarray(joints, np.float64).tolist(),
+                   "camera": _camera_to_json(camera), "shm": shm.name}
+            try:
+                reply = self._exchange(msg)
+            except BackendError as e:  # the child died (a GL driver crash): one fresh start, then the frame again
+                sys.stderr.write(f"mio: {e}; starting a new one\n")
+                self._kill()
+                self.restarts += 1
+                self._start()
+                reply = self._exchange(msg)  # a second death in a row is the caller's error
             if "error" in reply:
                 raise _error_from_json(reply["error"])
             return np.ndarray(reply["shape"], np.uint8, buffer=shm.buf).copy()  # the next frame overwrites it

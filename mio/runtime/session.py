@@ -262,6 +262,7 @@ class Session:
             await asyncio.wait_for(self.pipeline.wait(), 60)
         finally:
             await self.pipeline.stop()
+            self.models.thinker.forget(self.conversation)
             if self.trajectory is not None:
                 self.trajectory.close()
 
@@ -272,6 +273,7 @@ class Session:
         self._turn_done.set()
         await self.pipeline.put(Interrupt(session_id=self.id, pts=self.clock.now(), reason="closed"))
         await self.pipeline.stop()
+        self.models.thinker.forget(self.conversation)
 
 
 def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -224,6 +224,10 @@ class Thinker:
             _ = self.episodic
         self.llm.warm(conv.messages("Hello."), session=conv.session_id)
 
+    def forget(self, conv: Conversation) -> None:
+        """The session of `conv` has ended: the LLM drops the state it kept for it (its memories stay)."""
+        self.llm.forget(conv.session_id)
+
     def check_input(self, text: str) -> str:
         text = (text or "").strip()
         if not text:

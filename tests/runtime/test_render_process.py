@@ -55,17 +55,24 @@ def test_bad_input_is_the_renderers_error_and_the_process_lives_on(both):
     assert remote.render(ARKIT52.zeros(), None).shape == (160, 160, 3)
 
 
-def test_a_dead_render_process_is_a_clear_error():
+def test_a_render_process_that_dies_is_started_again_and_a_closed_one_refuses():
     from mio.runtime.render_process import RenderProcess
 
     r = RenderProcess("anny", CFG)
-    r._proc.kill()
+    first = r.render(ARKIT52.zeros(), None)
+    r._proc.kill()  # as a crash in the GL driver would
     r._proc.wait()
-    with pytest.raises(BackendError, match="render process exited"):
-        r.render(ARKIT52.zeros(), None)
+    assert np.array_equal(r.render(ARKIT52.zeros(), None), first) and r.restarts == 1
     r.close()
     with pytest.raises(RuntimeError, match="closed"):
         r.render(ARKIT52.zeros(), None)
+
+
+def test_a_renderer_that_cannot_start_is_a_clear_error():
+    from mio.runtime.render_process import RenderProcess
+
+    with pytest.raises(BackendError, match="unknown|render"):
+        RenderProcess("no-such-renderer", CFG)
 
 
 def test_a_script_without_a_main_guard_can_render(tmp_path):

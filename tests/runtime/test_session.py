@@ -125,6 +125,8 @@ def test_sessions_are_isolated():
     assert any("secret" in t.text for t in a.conversation.turns)
     assert not any("secret" in t.text for t in b.conversation.turns)
     assert a.face is not b.face and a.body is not b.body
+    llm = models.thinker.llm  # each call named its session; a closed session's LLM state is dropped
+    assert llm.sessions == [a.id, b.id] and llm.forgotten == [a.id, b.id]
     models.close()
 
 

@@ -137,7 +137,7 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
     character = load_character("mio")
     lines = ["Hello! Who are you?", "What do you like to do?", "Tell me about your day."]
 
-    def run(th: Thinker, conv) -> tuple[str, int]:
+    def run(th: Thinker, conv, line: str) -> tuple[str, int]:
         ctx = th.llm.llm._ctx.ctx
         llama_cpp.llama_perf_context_reset(ctx)
         text = " ".join(c.text for c in th.reply(conv, line))
@@ -150,7 +150,7 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
     th.warm(alone)
     expected = []
     for line in lines:
-        expected.append(run(th, alone)[0])
+        expected.append(run(th, alone, line)[0])
 
     th = Thinker(cfg)
     a, b = th.new_conversation(character, session_id="a"), th.new_conversation(character, session_id="b")
@@ -158,9 +158,9 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
     th.warm(b)
     got, prefilled = [], []
     for line in lines:
-        text, n = run(th, a)
+        text, n = run(th, a, line)
         got.append(text)
         prefilled.append(n)
-        prefilled.append(run(th, b)[1])
+        prefilled.append(run(th, b, line)[1])
     assert got == expected
     assert max(prefilled) < 60, prefilled  # without the saved states the last turns re-read ~150 tokens

@@ -19,3 +19,6 @@ class ChatLLM(ABC):
 
     def warm(self, messages: list[dict[str, str]], *, session: str | None = None) -> None:  # noqa: B027
         """Pre-fill a prompt prefix (the persona) so the first turn starts fast (optional)."""
+
+    def forget(self, session: str) -> None:  # noqa: B027 - optional
+        """The conversation `session` has ended: drop whatever is kept for it."""

@@ -197,6 +197,12 @@ class LlamaCppLLM(ChatLLM):
             self._restore(*state)
         self._holder = session
 
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._saved.pop(session, None)
+            if self._holder == session:
+                self._holder = None  # what the context holds stays, as a prefix anyone may share
+
     def _snapshot(self) -> tuple[np.ndarray, bytes]:
         import llama_cpp
 
