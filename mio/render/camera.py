@@ -35,6 +35,20 @@ class Camera:
         fy = 0.5 * height / np.tan(np.radians(fov_y_deg) / 2)
         return Camera(fx=fy, fy=fy, cx=width / 2, cy=height / 2, width=width, height=height, R=R, t=t)
 
+    def to_dict(self) -> dict:
+        """JSON-ready, in the camera-file format of `mio render --camera-file` (OpenGL convention)."""
+        return {"width": int(self.width), "height": int(self.height), "fx": float(self.fx), "fy": float(self.fy),
+                "cx": float(self.cx), "cy": float(self.cy), "R": np.asarray(self.R).tolist(),
+                "t": np.asarray(self.t).tolist(), "near": float(self.near), "far": float(self.far)}
+
+    @staticmethod
+    def from_dict(d: dict) -> Camera:
+        """The inverse of `to_dict`; `near` and `far` are optional."""
+        clip = {k: float(d[k]) for k in ("near", "far") if k in d}
+        return Camera(fx=float(d["fx"]), fy=float(d["fy"]), cx=float(d["cx"]), cy=float(d["cy"]),
+                      width=int(d["width"]), height=int(d["height"]), R=np.asarray(d["R"], np.float32).reshape(3, 3),
+                      t=np.asarray(d["t"], np.float32).reshape(3), **clip)
+
     def view_matrix(self) -> np.ndarray:
         m = np.eye(4, dtype=np.float32)
         m[:3, :3] = self.R

@@ -109,10 +109,7 @@ def _camera_from_dict(d: dict, where: str):
         if d.get("convention", "opengl") == "opencv":
             K = np.array([[d["fx"], 0, d["cx"]], [0, d["fy"], d["cy"]], [0, 0, 1]], np.float64)
             return from_opencv(K, np.asarray(d["R"], np.float64), np.asarray(d["t"], np.float64), w, h)
-        R = np.asarray(d["R"], np.float32).reshape(3, 3)
-        t = np.asarray(d["t"], np.float32).reshape(3)
-        return Camera(fx=float(d["fx"]), fy=float(d["fy"]), cx=float(d["cx"]), cy=float(d["cy"]),
-                      width=w, height=h, R=R, t=t)
+        return Camera.from_dict(d)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{where}: a camera needs width, height, fx, fy, cx, cy, R (3x3), t (3): {e}") from e
 

@@ -8,7 +8,7 @@ README "Decisions"): ~39.5 ms per token with the renderer on a thread, ~30.3 ms 
 process, ~29 ms with no renderer at all.
 
 Frames come back through one shared-memory buffer (owned and unlinked by the parent); requests and
-errors go over a pipe. One request at a time: the renderer has one GL context.
+errors go over a socket as JSON. One request at a time: the renderer has one GL context.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from mio.core import errors, registry
 from mio.core.config import RenderConfig, to_dict
 from mio.core.errors import BackendError
+from mio.render.camera import Camera
 
 START_TIMEOUT_S = 300.0  # the first run prepares the avatar asset (~2 min); later ones load it in ~15 ms
 
@@ -42,22 +43,6 @@ def create_renderer(backend: str, config: RenderConfig, look_spec: str | dict | 
 
 
 # -- the wire: one JSON message per request and per reply (no pickles); frames in shared memory --
-def _camera_to_json(camera) -> dict | None:
-    if camera is None:
-        return None
-    return {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy, "width": camera.width,
-            "height": camera.height, "R": np.asarray(camera.R).tolist(), "t": np.asarray(camera.t).tolist(),
-            "near": camera.near, "far": camera.far}
-
-
-def _camera_from_json(d: dict | None):
-    if d is None:
-        return None
-    from mio.render.camera import Camera
-
-    return Camera(**{**d, "R": np.asarray(d["R"], np.float32), "t": np.asarray(d["t"], np.float32)})
-
-
 def _error_to_json(e: BaseException) -> dict:
     return {"type": type(e).__name__, "message": str(e)}
 
@@ -110,7 +95,8 @@ def serve(conn: Connection) -> None:
                 break
             try:
                 joints = None if msg["joints"] is None else np.asarray(msg["joints"], np.float64)
-                image = renderer.render(np.asarray(msg["face"], np.float64), joints, _camera_from_json(msg["camera"]))
+                camera = None if msg["camera"] is None else Camera.from_dict(msg["camera"])
+                image = renderer.render(np.asarray(msg["face"], np.float64), joints, camera)
                 if shm is None or shm.name != msg["shm"]:
                     if shm is not None:
                         shm.close()
@@ -184,7 +170,7 @@ class RenderProcess:
             shm = self._buffer(max(int(w) * int(h) * 3, 1))
             msg = {"op": "render", "face": np.asarray(face, np.float64).tolist(),
                    "joints": None if joints is None else np.asarray(joints, np.float64).tolist(),
-                   "camera": _camera_to_json(camera), "shm": shm.name}
+                   "camera": None if camera is None else camera.to_dict(), "shm": shm.name}
             try:
                 reply = self._exchange(msg)
             except BackendError as e:  # the child died (a GL driver crash): one fresh start, then the frame again

@@ -62,10 +62,9 @@ class MiniLMEmbedder(Embedder):
         from tokenizers import Tokenizer
 
         folder = minilm_folder()
-        # Linear weights stored (in, out) and contiguous: x @ W runs straight through BLAS.
-        self.w = {k[: -len(".weight")] + ".wt" if k.endswith(".dense.weight") or ".self." in k and k.endswith("weight")
-                  else k: np.ascontiguousarray(v.T if k.endswith(".weight") and v.ndim == 2
-                                               and not k.startswith("embeddings.") else v, dtype=np.float32)
+        # The encoder's linear weights are kept transposed, (in, out) and contiguous: x @ W goes
+        # straight to BLAS. Embedding tables (2-D too) stay as they are.
+        self.w = {k: np.ascontiguousarray(v.T if k.startswith("encoder.") and v.ndim == 2 else v, dtype=np.float32)
                   for k, v in load_file(str(folder / "model.safetensors")).items()}
         self.layers = 1 + max(int(k.split(".")[2]) for k in self.w if k.startswith("encoder.layer."))
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -80,7 +79,7 @@ class MiniLMEmbedder(Embedder):
         return (x - mu) / np.sqrt(var + 1e-12) * g + b
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        w = self.w[f"{name}.wt"]  # 2-D operands: numpy hands a (rows, in) @ (in, out) product to BLAS
+        w = self.w[f"{name}.weight"]  # (in, out); 2-D operands: numpy hands the product to BLAS
         return (x.reshape(-1, w.shape[0]) @ w + self.w[f"{name}.bias"]).reshape(*x.shape[:-1], w.shape[1])
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
