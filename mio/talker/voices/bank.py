@@ -48,6 +48,7 @@ INTONATION_RANGE = (0.0, 2.0)  # 0 = monotone
 SPEC_KEYS = ("backend", "voice", "pitch", "formant", "speed", "tilt", "intonation")
 KODAMA_DEFAULT = "default"  # the Kodama-TTS checkpoint's own speaker
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+KODAMA_EMBEDDED = Path(__file__).parents[1] / "tts" / "weights" / "kodama-tts-tiny"
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ def _espeak_table() -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _kodama_voices() -> list[str]:
     if importlib.util.find_spec("torch") is None:
         return []
-    from mio.talker.tts.voice import EMBEDDED
-
-    return [KODAMA_DEFAULT] if (EMBEDDED / "config.json").is_file() else []
+    # mio.talker.tts.voice.EMBEDDED, without importing that module (it imports torch: ~2 s that
+    # `mio story validate` would pay just to see whether a file exists)
+    return [KODAMA_DEFAULT] if (KODAMA_EMBEDDED / "config.json").is_file() else []
 
 
 def available_voices() -> dict[str, list[str]]:
@@ -193,7 +194,9 @@ def _check_voice(backend: str, voice: str | None, where: str) -> None:
             raise ConfigError(f"{where}: espeak voice {voice!r}: no language {language!r}; English ones: "
                               f"{_choices(english)} (optionally +variant, e.g. en-us+m3)")
         if variant and variant not in variants:
-            raise ConfigError(f"{where}: espeak voice {voice!r}: no variant {variant!r}; variants: {_choices(list(variants))}")
+            # the classic male/female variants (m1..m7, f1..f5) first: the alphabetical head is exotic
+            shown = sorted(variants, key=lambda v: (not (len(v) == 2 and v[0] in "mf" and v[1].isdigit()), v))
+            raise ConfigError(f"{where}: espeak voice {voice!r}: no variant {variant!r}; variants: {_choices(shown)}")
     elif backend == "kodama":
         if voice is None or voice == KODAMA_DEFAULT:
             if not installed:
