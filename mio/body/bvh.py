@@ -238,9 +238,13 @@ def parse_bvh(text: str, where: str = "BVH") -> BvhFile:
     if frames_m is None or time_m is None:
         raise BvhError(f"{where}: MOTION needs 'Frames:' and 'Frame Time:' lines")
     try:
-        n_frames, frame_time = int(frames_m.group(1)), float(time_m.group(1))
+        n_frames = int(frames_m.group(1))
     except ValueError:
-        raise BvhError(f"{where}: bad 'Frames: {frames_m.group(1)}' or 'Frame Time: {time_m.group(1)}'") from None
+        raise BvhError(f"{where}: 'Frames: {frames_m.group(1)[:20]}' is not a frame count") from None
+    try:
+        frame_time = float(time_m.group(1))
+    except ValueError:
+        raise BvhError(f"{where}: 'Frame Time: {time_m.group(1)[:20]}' is not a number of seconds") from None
     if n_frames < 1:
         raise BvhError(f"{where}: the file has no frames (Frames: {n_frames})")
     if not (math.isfinite(frame_time) and 1e-4 <= frame_time <= 10.0):
