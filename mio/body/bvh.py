@@ -20,7 +20,10 @@ Joint names are mapped for the common skeletons: HumanML3D/SMPL names; and the m
 Unreal `thigh_l`, Blender `thigh.L`, 3ds Max Biped). The spine is mapped by structure: spine3 is
 where the arms branch off, spine1/spine2 the intermediate joints nearest to SMPL's proportions, or
 points along the bones when the file has fewer; a missing neck, collar or toe is a point on its
-bone too. The imported joints keep the performer's proportions; features are HumanML3D's.
+bone too. Mocap Head joints sit at the skull base straight above the neck; the head becomes the
+point carried by the file's head bone where SMPL's head joint is in the file's rest pose (36
+degrees forward). A file whose toes point behind the hips' facing is left-handed and is mirrored.
+The imported joints keep the performer's proportions; features are HumanML3D's.
 
 Writing: HumanML3D stores joint positions; BVH wants a hierarchy with fixed offsets and per-joint
 rotations. Each bone's offset has the motion's own length (its median over the clip) along the
@@ -44,7 +47,7 @@ import math
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +76,8 @@ UNITS: dict[str, float] = {  # metres per file unit
     "cmu": 0.0254 / 0.45,  # CMU ASF/AMC length unit (1/0.45 inch), kept by its BVH conversions
 }
 SIZE_RATIO_RANGE = (0.35, 2.5)  # plausible performer size / the rest skeleton's (a toddler .. a giant)
-MAX_BVH_BYTES = 1 << 30  # 1 GiB of text is ~2 hours of 120 fps full-body capture
+MAX_BVH_BYTES = 512 << 20  # ~30 minutes of a 100-joint skeleton at 120 fps; parsing needs ~3x this in RAM
+MOTION_CHUNK_CHARS = 1 << 22  # MOTION text converted per step (4 MB)
 POSITION_TOLERANCE_M = 1e-4  # the writer adds position channels where rotation-only FK misses by more
 OUT_CHANNELS = ("Zrotation", "Yrotation", "Xrotation")
 OUT_POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -161,6 +165,28 @@ def _is_number(word: str) -> bool:
     return True
 
 
+def _motion_values(text: str, start: int, columns: int, where: str) -> np.ndarray:
+    """Every number after `start`, as float64, converted in chunks of whole lines."""
+    chunks: list[np.ndarray] = []
+    count, pos = 0, start
+    while pos < len(text):
+        end = text.find("\n", pos + MOTION_CHUNK_CHARS)
+        end = len(text) if end < 0 else end
+        words = text[pos:end].split()
+        try:
+            chunks.append(np.array(words, dtype=np.float64))
+        except ValueError:
+            bad = next(k for k, w in enumerate(words) if not _is_number(w))
+            if end == len(text) and bad == len(words) - 1:
+                raise BvhError(f"{where}: the MOTION data ends in the middle of a number ({words[bad]!r}; "
+                               "truncated?)") from None
+            raise BvhError(f"{where}: MOTION value {words[bad][:20]!r} in frame {(count + bad) // columns + 1} "
+                           "is not a number") from None
+        count += len(words)
+        pos = end
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
 def parse_bvh(text: str, where: str = "BVH") -> BvhFile:
     """Parse BVH text; every malformed input raises a one-line `BvhError` naming `where`."""
     m = re.search(r"^\s*MOTION\b", text, flags=re.MULTILINE)
@@ -232,9 +258,10 @@ def parse_bvh(text: str, where: str = "BVH") -> BvhFile:
     if columns == 0:
         raise BvhError(f"{where}: no joint has CHANNELS: nothing moves")
 
-    rest = text[m.end():]
-    frames_m = re.search(r"Frames\s*:\s*(\S+)", rest)
-    time_m = re.search(r"Frame\s+Time\s*:\s*(\S+)", rest)
+    # The MOTION block is most of a file: search and convert it in place, a few MB at a time.
+    head_end = min(len(text), m.end() + 4096)
+    frames_m = re.compile(r"Frames\s*:\s*(\S+)").search(text, m.end(), head_end)
+    time_m = re.compile(r"Frame\s+Time\s*:\s*(\S+)").search(text, m.end(), head_end)
     if frames_m is None or time_m is None:
         raise BvhError(f"{where}: MOTION needs 'Frames:' and 'Frame Time:' lines")
     try:
@@ -249,15 +276,7 @@ def parse_bvh(text: str, where: str = "BVH") -> BvhFile:
         raise BvhError(f"{where}: the file has no frames (Frames: {n_frames})")
     if not (math.isfinite(frame_time) and 1e-4 <= frame_time <= 10.0):
         raise BvhError(f"{where}: Frame Time {frame_time} s is not a frame rate (0.1-10000 fps)")
-    words = rest[time_m.end():].split()
-    try:
-        values = np.array(words, dtype=np.float64)
-    except ValueError:
-        bad = next(k for k, w in enumerate(words) if not _is_number(w))
-        frame = bad // columns + 1
-        raise BvhError(f"{where}: " + (f"the MOTION data ends in the middle of a number ({words[bad]!r}; truncated?)"
-                                       if bad == len(words) - 1 else
-                                       f"MOTION value {words[bad][:20]!r} in frame {frame} is not a number")) from None
+    values = _motion_values(text, time_m.end(), columns, where)
     if values.size != n_frames * columns:
         got = values.size / columns
         raise BvhError(f"{where}: declares {n_frames} frames of {columns} channels but holds {got:g} frames"
@@ -275,7 +294,7 @@ def read_bvh(path: str | Path) -> BvhFile:
     try:
         size = p.stat().st_size
         if size > MAX_BVH_BYTES:
-            raise BvhError(f"{p}: {size / 2**30:.1f} GiB is more than the {MAX_BVH_BYTES >> 30} GiB a BVH may be")
+            raise BvhError(f"{p}: {size / 2**20:.0f} MiB is more than the {MAX_BVH_BYTES >> 20} MiB a BVH may be")
         text = p.read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise BvhError(f"{p}: not a BVH file (not text)") from None
@@ -309,22 +328,26 @@ def local_transforms(bvh: BvhFile) -> tuple[Rotation, np.ndarray]:
     return Rotation.from_quat(quats.reshape(-1, 4)), trans
 
 
-def resample_local(rot: Rotation, trans: np.ndarray, fps_in: float, fps_out: float) -> tuple[Rotation, np.ndarray]:
-    """Resample local transforms to fps_out: slerp of rotations, linear translations. (T, J, ...)"""
-    t, n = trans.shape[:2]
-    if abs(fps_in - fps_out) < 1e-6 * fps_out or t == 1:
-        return rot, trans
-    n_out = int(np.floor((t - 1) * fps_out / fps_in + 1e-6)) + 1
+def sample_plan(frames: int, fps_in: float, fps_out: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which source frames each output frame at fps_out lies between: (i0, i1, weight of i1), (T_out,)."""
+    if abs(fps_in - fps_out) < 1e-6 * fps_out or frames == 1:
+        i = np.arange(frames)
+        return i, i, np.zeros(frames)
+    n_out = int(np.floor((frames - 1) * fps_out / fps_in + 1e-6)) + 1
     at = np.arange(n_out) * (fps_in / fps_out)  # source frame of each output frame
-    i0 = np.minimum(np.floor(at).astype(np.int64), t - 1)
-    i1 = np.minimum(i0 + 1, t - 1)
-    w = at - i0  # (n_out,)
+    i0 = np.minimum(np.floor(at).astype(np.int64), frames - 1)
+    i1 = np.minimum(i0 + 1, frames - 1)
+    return i0, i1, at - i0
+
+
+def interpolate_local(rot: Rotation, trans: np.ndarray, i0: np.ndarray, i1: np.ndarray, w: np.ndarray
+                      ) -> tuple[Rotation, np.ndarray]:
+    """Local transforms (T, J, ...) at fractional frames: slerp of rotations, linear translations."""
+    n = trans.shape[1]
     idx = lambda i: (i[:, None] * n + np.arange(n)[None]).reshape(-1)  # noqa: E731 - frame-major flat index
     r0, r1 = rot[idx(i0)], rot[idx(i1)]
     step = (r0.inv() * r1).as_rotvec() * np.repeat(w, n)[:, None]  # the shorter arc, scaled
-    out_rot = r0 * Rotation.from_rotvec(step)
-    out_trans = trans[i0] * (1.0 - w)[:, None, None] + trans[i1] * w[:, None, None]
-    return out_rot, out_trans
+    return r0 * Rotation.from_rotvec(step), trans[i0] * (1.0 - w)[:, None, None] + trans[i1] * w[:, None, None]
 
 
 def bvh_positions(bvh: BvhFile, rot: Rotation, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -724,8 +747,9 @@ class ImportedMotion:
 
 @dataclass(frozen=True)
 class _Loaded:
-    bvh: BvhFile
-    skeleton: SkeletonMap
+    bvh: BvhFile  # as read (all joints and frames)
+    convention: str
+    mapping: tuple[str, ...]
     joints: np.ndarray  # (T, 22, 3) metres, Y up, right-handed, at `fps`
     fps: float
     units: str
@@ -736,11 +760,16 @@ class _Loaded:
 
 def _load(path: str | Path, units: str | float | None, up: str | None, fps: float | None) -> _Loaded:
     where = str(path)
-    bvh = read_bvh(path)
-    skeleton = map_skeleton(bvh, where)
-    rot, trans = local_transforms(bvh)
-    out_fps = bvh.fps if fps is None else float(fps)
-    rot, trans = resample_local(rot, trans, bvh.fps, out_fps)
+    source = read_bvh(path)
+    skeleton = map_skeleton(source, where)
+    mapping = skeleton.describe(source)
+    out_fps = source.fps if fps is None else float(fps)
+    # Only the source frames the output lies between, and only the joints the 22 hang from
+    # (fingers, props and faces are read but not moved): long takes stay small in memory.
+    i0, i1, w = sample_plan(source.frames, source.fps, out_fps)
+    frames = np.unique(np.concatenate([i0, i1]))
+    bvh, skeleton = _prune(source, skeleton, frames)
+    rot, trans = interpolate_local(*local_transforms(bvh), np.searchsorted(frames, i0), np.searchsorted(frames, i1), w)
     raw = skeleton.positions(*bvh_positions(bvh, rot, trans))  # (T, 22, 3) file units and axes
     per = parse_units(units)
     if per is None:
@@ -762,7 +791,21 @@ def _load(path: str | Path, units: str | float | None, up: str | None, fps: floa
         joints[..., 0] *= -1.0
     if not np.all(np.isfinite(joints)):
         raise BvhError(f"{where}: the motion's joint positions are not finite")
-    return _Loaded(bvh, skeleton, joints, out_fps, unit_label, per, axis_label, mirrored)
+    return _Loaded(source, skeleton.convention, mapping, joints, out_fps, unit_label, per, axis_label, mirrored)
+
+
+def _prune(bvh: BvhFile, skeleton: SkeletonMap, frames: np.ndarray) -> tuple[BvhFile, SkeletonMap]:
+    """The file cut to the given frames and to the joints the skeleton map uses (and their parents)."""
+    used: set[int] = set()
+    for src in skeleton.sources:
+        for k in (src.a, src.b):
+            if k >= 0:
+                used.update(_ancestors(bvh, k))
+    keep = sorted(used)  # file order: parents stay before children
+    new = {old: i for i, old in enumerate(keep)}
+    joints = tuple(replace(bvh.joints[k], parent=new.get(bvh.joints[k].parent, -1)) for k in keep)
+    sources = tuple(replace(src, a=new[src.a], b=new[src.b] if src.b >= 0 else -1) for src in skeleton.sources)
+    return BvhFile(joints, bvh.frame_time, bvh.motion[frames]), SkeletonMap(skeleton.convention, sources)
 
 
 def import_bvh(path: str | Path, *, units: str | float | None = None, up: str | None = None,
@@ -785,8 +828,8 @@ def import_bvh(path: str | Path, *, units: str | float | None = None, up: str | 
         metres_per_unit=loaded.per_unit,
         up=loaded.up,
         mirrored=loaded.mirrored,
-        convention=loaded.skeleton.convention,
-        mapping=loaded.skeleton.describe(loaded.bvh),
+        convention=loaded.convention,
+        mapping=loaded.mapping,
     )
 
 
