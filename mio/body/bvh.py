@@ -496,12 +496,12 @@ def _along(bvh: BvhFile, path: list[int], frac: float) -> JointSource:
     return JointSource(path[k], path[k + 1], float(s))
 
 
-def _spine(bvh: BvhFile, path: list[int]) -> tuple[JointSource, JointSource]:
+def _spine(bvh: BvhFile, path: list[int], where: str) -> tuple[JointSource, JointSource]:
     """spine1, spine2 on the pelvis -> spine3 path: real joints nearest SMPL's fractions, else bone points."""
     lengths = [float(np.linalg.norm(bvh.joints[k].offset)) for k in path[1:]]
     total = sum(lengths)
     if total <= 0:
-        raise BvhError("the chest (where the arms branch) sits on the pelvis")
+        raise BvhError(f"{where}: the chest (where the arms branch off) sits on the pelvis")
     cum = np.cumsum(lengths) / total
     inner = [(path[i + 1], float(cum[i])) for i in range(len(path) - 2) if 1e-3 < cum[i] < 1 - 1e-3]
     f1, f2 = SPINE_FRACTIONS
@@ -579,7 +579,7 @@ def map_skeleton(bvh: BvhFile, where: str = "BVH") -> SkeletonMap:
     if chest is None or spine_path is None or len(spine_path) < 2:
         raise BvhError(f"{where}: cannot find the chest: the arms do not branch off a joint above the pelvis")
     found["spine3"] = chest
-    found["spine1"], found["spine2"] = _spine(bvh, spine_path)
+    found["spine1"], found["spine2"] = _spine(bvh, spine_path, where)
     head_path = _path(bvh, chest, found["head"])  # type: ignore[arg-type]
     if head_path is None:
         raise BvhError(f"{where}: the head is not above the chest ({bvh.joints[chest].name})")
