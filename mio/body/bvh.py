@@ -453,24 +453,33 @@ ELBOW_BASES = ("forearm", "lowerarm", "elbow", "radius")
 WRIST_BASES = ("hand", "wrist")
 NECK_NAMES = ("neck", "neck1", "neck01")
 HEAD_NAMES = ("head",)
+_SIDE_WORDS = ("left", "right", "l", "r", "lf", "rt")
 
 
 class _Names:
-    """Looks up file joints by normalised name (first in file order wins); End Sites are skipped."""
+    """Looks up file joints by normalised name (first in file order wins; End Sites are skipped).
+    A name also answers without its leading words, so rig prefixes need no table: 'Bip01 L Thigh'
+    is also 'lthigh', 'Character1_Hips' also 'hips' (a name keeps at least two words)."""
 
     def __init__(self, bvh: BvhFile) -> None:
-        names = [_norm(jt.name) if not jt.end_site else "" for jt in bvh.joints]
-        real = [n for n in names if n]
-        prefix = os.path.commonprefix(real) if len(real) > 1 else ""
-        if len(prefix) >= 3:  # a rig-wide prefix: 'Bip01 L Thigh', 'Character1_Hips'
-            names = [n[len(prefix):] if n else n for n in names]
-        self.index: dict[str, int] = {}
-        for i, n in enumerate(names):
-            if n:
-                self.index.setdefault(n, i)
+        self.exact: dict[str, int] = {}
+        self.short: dict[str, int] = {}
+        for i, jt in enumerate(bvh.joints):
+            if jt.end_site:
+                continue
+            self.exact.setdefault(_norm(jt.name), i)
+            words = [w for w in re.split(r"[^a-z0-9]+", jt.name.rsplit(":", 1)[-1].lower()) if w]
+            for k in range(1, max(len(words) - 1, 2 if len(words) == 2 else 1)):  # 'Character1_Hips' -> 'hips'
+                if words[k - 1] in _SIDE_WORDS:  # never drop the side: 'Left_Up_Leg' is no 'upleg'
+                    break
+                self.short.setdefault("".join(words[k:]), i)
 
     def find(self, aliases: tuple[str, ...]) -> int | None:
-        return next((self.index[a] for a in aliases if a in self.index), None)
+        for table in (self.exact, self.short):
+            hit = next((table[a] for a in aliases if a in table), None)
+            if hit is not None:
+                return hit
+        return None
 
 
 def _ancestors(bvh: BvhFile, j: int) -> list[int]:

@@ -485,3 +485,47 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys) -> None:
     assert main(["body", "import", str(tmp_path / "missing.bvh")]) == 2
     errs = capsys.readouterr().err.strip().splitlines()
     assert len(errs) == 3 and all(e.startswith("mio: error: ") for e in errs)
+
+
+RENAMES = {  # Mixamo's joint -> other rigs' names (left side; right by symmetry)
+    "unreal": {"Hips": "pelvis", "Spine": "spine_01", "Spine1": "spine_02", "Spine2": "spine_03", "Neck": "neck_01",
+               "Head": "head", "LeftShoulder": "clavicle_l", "LeftArm": "upperarm_l", "LeftForeArm": "lowerarm_l",
+               "LeftHand": "hand_l", "LeftUpLeg": "thigh_l", "LeftLeg": "calf_l", "LeftFoot": "foot_l",
+               "LeftToeBase": "ball_l"},
+    "biped": {"Hips": "Bip01 Pelvis", "Spine": "Bip01 Spine", "Spine1": "Bip01 Spine1", "Spine2": "Bip01 Spine2",
+              "Neck": "Bip01 Neck", "Head": "Bip01 Head", "LeftShoulder": "Bip01 L Clavicle",
+              "LeftArm": "Bip01 L UpperArm", "LeftForeArm": "Bip01 L Forearm", "LeftHand": "Bip01 L Hand",
+              "LeftUpLeg": "Bip01 L Thigh", "LeftLeg": "Bip01 L Calf", "LeftFoot": "Bip01 L Foot",
+              "LeftToeBase": "Bip01 L Toe0"},
+    "unity": {"Spine1": "Chest", "Spine2": "UpperChest", "LeftArm": "LeftUpperArm", "LeftForeArm": "LeftLowerArm",
+              "LeftUpLeg": "LeftUpperLeg", "LeftLeg": "LeftLowerLeg", "LeftToeBase": "LeftToes"},
+    "blender": {"Hips": "hips", "LeftShoulder": "shoulder.L", "LeftArm": "upper_arm.L", "LeftForeArm": "forearm.L",
+                "LeftHand": "hand.L", "LeftUpLeg": "thigh.L", "LeftLeg": "shin.L", "LeftFoot": "foot.L",
+                "LeftToeBase": "toe.L"},
+}
+
+
+@pytest.mark.parametrize("rig", list(RENAMES))
+def test_other_rigs_names_map(rig, tmp_path) -> None:
+    def rename(name: str | None) -> str | None:
+        if name is None:
+            return None
+        base = name.removeprefix("mixamorig:")
+        table = RENAMES[rig]
+        left = base.replace("Right", "Left")
+        if left in table:
+            new = table[left]
+            if base != left:  # the right side: mirror the spelling
+                new = new.replace("_l", "_r").replace(" L ", " R ").replace(".L", ".R").replace("Left", "Right")
+            return new
+        return base
+
+    joints = [Joint(rename(j.name), rename(j.parent), j.offset, j.end) for j in mixamo_skeleton()]
+    ref = Take(mixamo_skeleton(), "ZXY", 30.0, scale=100.0)
+    tk = Take(joints, "ZXY", 30.0, scale=100.0)
+    tk.angles = {rename(k): v for k, v in ref.angles.items()}  # the same motion under the other names
+    got = import_bvh(tk.write(tmp_path / f"{rig}.bvh"))
+    want = import_bvh(ref.write(tmp_path / "mixamo.bvh"))
+    assert got.mapping[_idx("left_knee")] == rename("mixamorig:LeftLeg")
+    assert got.mapping[_idx("right_collar")] == rename("mixamorig:RightShoulder")
+    np.testing.assert_allclose(got.joints, want.joints, atol=1e-6)
