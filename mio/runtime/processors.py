@@ -7,6 +7,7 @@ load once per process, see `mio.runtime.session.Models`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import threading
 import time
@@ -338,6 +339,9 @@ class TalkerProcessor(Processor):
         self.playhead = self.clock.now()
 
 
+MAX_SKIPS_KEPT = 10000  # skipped frame times a live session remembers (benches read them)
+
+
 class FrameClock(Processor):
     """Emits a `Tick` for every video frame that is due.
 
@@ -357,6 +361,7 @@ class FrameClock(Processor):
         self.index = 0  # next frame to tick
         self.horizon = 0.0
         self.skipped = 0
+        self.skipped_pts: collections.deque[float] = collections.deque(maxlen=MAX_SKIPS_KEPT)  # for benches
         self._timer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -374,6 +379,7 @@ class FrameClock(Processor):
                 await asyncio.sleep(delay)
             if self.backlog() > self.max_backlog:
                 self.skipped += 1
+                self.skipped_pts.append(due)
             else:
                 await self.push(Tick(index=self.index, pts=due))
             self.index += 1
