@@ -37,7 +37,15 @@ from mio.core.layouts import VIDEO_FPS
 from mio.runtime.pacing import trim_silence
 from mio.runtime.pipeline import Processor
 from mio.runtime.stats import Stats
-from mio.talker.stream_asr import VAD_FRAME, VAD_RATE, EndpointConfig, Endpointer, is_backchannel, load_vad
+from mio.talker.stream_asr import (
+    VAD_FRAME,
+    VAD_RATE,
+    EndpointConfig,
+    Endpointer,
+    is_backchannel,
+    load_vad,
+    shared_scheduler,
+)
 
 
 @dataclass(frozen=True)
@@ -90,39 +98,47 @@ class ASRProcessor(Processor):
         self._ep = Endpointer(vad if vad is not None else load_vad(), endpoint or EndpointConfig()) \
             if self.streaming else None
         self._utt_start_pts = 0.0  # session time of the utterance's first sample
-        self._decodes: dict[int, asyncio.Task[str]] = {}  # speech_end (samples) -> decode of audio[:speech_end]
-        self._caption: asyncio.Task[str] | None = None
+        self._decodes: dict[int, asyncio.Future] = {}  # speech_end (samples) -> decode of audio[:speech_end]
+        self._caption: asyncio.Future | None = None
         self._sid = ""
 
     # -- decoding -----------------------------------------------------------------------------
-    def _decode(self, audio: np.ndarray, rate: int) -> asyncio.Task[str]:
-        async def run() -> str:
-            if self.asr is None:
-                return ""
-            with self.stats.time("asr", media=len(audio) / rate):
-                return await self.run_blocking(self.asr.transcribe, audio, rate, self.context)
-
-        return asyncio.ensure_future(run())
+    def _decode(self, audio: np.ndarray, rate: int, caption: bool = False) -> asyncio.Future:
+        """A future transcript of `audio` from the process's shared decode queue (None: a caption
+        that was not worth running now). Urgent decodes go before every session's captions."""
+        if self.asr is None:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result("")
+            return fut
+        t0 = time.perf_counter()
+        fut = shared_scheduler(self.asr).submit(audio, rate, self.context, caption)
+        fut.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None or f.result() is None
+                              else self.stats.add("asr", time.perf_counter() - t0, media=len(audio) / rate))
+        return fut
 
     def _speculate(self, speech_end: int) -> None:
         """Decode the utterance up to `speech_end` now; keep it if the endpoint follows."""
         if self.asr is None or speech_end in self._decodes:
             return
-        self._decodes = {k: t for k, t in self._decodes.items() if not t.done() or k == speech_end}
         self._decodes[speech_end] = self._decode(self._ep.samples[:speech_end], VAD_RATE)
 
+    def _drop_stale(self) -> None:
+        """Speech resumed: decodes of the utterance so far are stale (a queued one is skipped)."""
+        for fut in self._decodes.values():
+            fut.cancel()
+        self._decodes = {}
+
     def _live_caption(self, speech_end: int) -> None:
-        if self.asr is None or (self._caption is not None and not self._caption.done()) or any(
-                not t.done() for t in self._decodes.values()):
-            return  # one decode at a time: captions never delay the transcript that matters
-        task = self._decode(self._ep.samples[:speech_end], VAD_RATE)
-        self._caption = task
+        if self.asr is None or (self._caption is not None and not self._caption.done()) or self._decodes:
+            return  # one decode at a time per session: captions never delay a transcript
+        fut = self._decode(self._ep.samples[:speech_end], VAD_RATE, caption=True)
+        self._caption = fut
 
-        def done(t: asyncio.Task[str]) -> None:
-            if not t.cancelled() and t.exception() is None and t.result() and self._ep.in_speech:
-                asyncio.ensure_future(self.on_event(SpeechEvent("partial", t.result())))
+        def done(f: asyncio.Future) -> None:
+            if not f.cancelled() and f.exception() is None and f.result() and self._ep.in_speech:
+                asyncio.ensure_future(self.on_event(SpeechEvent("partial", f.result())))
 
-        task.add_done_callback(done)
+        fut.add_done_callback(done)
 
     # -- frames -------------------------------------------------------------------------------
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
@@ -165,6 +181,8 @@ class ASRProcessor(Processor):
                 self._live_caption(event.speech_end)
             elif event.kind == "pause":
                 self._speculate(event.speech_end)
+            elif event.kind == "resume":
+                self._drop_stale()
             elif event.kind == "end":
                 # Wall time the speech ended: this chunk arrived with audio after that moment.
                 after_end = (before + len(samples) - event.speech_end) / VAD_RATE
@@ -180,7 +198,7 @@ class ASRProcessor(Processor):
         if task is None:
             task = self._decode(self._ep.samples[:speech_end], VAD_RATE)
         self._decodes = {}
-        text = (await task).strip()
+        text = ((await task) or "").strip()
         # What the recogniser adds after the endpoint (the hang-over itself is the endpointer's).
         self.stats.add("asr_after_endpoint", time.perf_counter() - t_endpoint)
         self.stats.mark("asr_decode_reused", 1.0 if reused else 0.0)
@@ -196,7 +214,7 @@ class ASRProcessor(Processor):
         sr = self._buf[0].sample_rate
         audio = np.concatenate([b.samples for b in self._buf])
         self._buf = []
-        text = (await self._decode(audio, sr)).strip()
+        text = ((await self._decode(audio, sr)) or "").strip()
         yield frame
         if text:
             yield UserText(text=text, session_id=frame.session_id, pts=frame.pts)

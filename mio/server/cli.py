@@ -53,7 +53,8 @@ def _bench_serve(args: argparse.Namespace) -> int:
     from mio.cli import _write_bench, config_from_args
 
     return _write_bench(bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
-                                    progress=_say), args.output)
+                                    progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns),
+                        args.output)
 
 
 def register(sub, bench_sub, common) -> None:
@@ -73,7 +74,10 @@ def register(sub, bench_sub, common) -> None:
 
     b = bench_sub.add_parser("serve", parents=[common],
                              help="latency, fps, A/V drift and barge-in through the real WebSocket")
-    b.add_argument("--turns", type=int, default=4)
+    b.add_argument("--turns", type=int, default=4, help="typed turns per session")
+    b.add_argument("--spoken-turns", type=int, default=None,
+                   help="spoken turns per session (the user's lines in piper's voice over the microphone; default: --turns)")
+    b.add_argument("--sessions", type=int, default=1, help="clients talking at the same time, each its own session")
     b.add_argument("--browser", action="store_true",
                    help="also drive the page in Chromium and measure drift where it is drawn")
     b.add_argument("-o", "--output", default="out/bench/serve.json")

@@ -241,3 +241,84 @@ def is_backchannel(text: str, avatar_has_floor: bool, brief: bool = False) -> bo
         return True
     phrase = " ".join(words)
     return all(_non_lexical(w) or w in ACKNOWLEDGEMENTS for w in words) or phrase in ACKNOWLEDGEMENTS
+
+
+class DecodeScheduler:
+    """One recogniser shared by every session, one decode at a time, most urgent first.
+
+    Whisper on two cores decodes one utterance in ~0.3-0.6 s and CTranslate2 runs one request at
+    a time, so with two users a caption of one could hold up the other's transcript for seconds.
+    Here the transcripts that may end a turn (decoded at a pause) go first, a queued one that a
+    resumed utterance made stale is skipped, and a live caption runs only when nothing else waits
+    (else it is dropped: a newer caption follows)."""
+
+    URGENT, CAPTION = 0, 1
+
+    def __init__(self, asr) -> None:
+        import heapq
+        import itertools
+        import threading
+
+        self.asr = asr
+        self._heap: list = []
+        self._push, self._pop = heapq.heappush, heapq.heappop
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._busy = False
+        self.skipped_captions = 0
+        self._thread = threading.Thread(target=self._work, name="mio-asr", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                _, _, fut, loop, args = self._pop(self._heap)
+                self._busy = True
+            try:
+                if fut.cancelled():
+                    continue
+                try:
+                    result = self.asr.transcribe(*args)
+                except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+                    loop.call_soon_threadsafe(_settle, fut, None, e)
+                else:
+                    loop.call_soon_threadsafe(_settle, fut, result, None)
+            finally:
+                with self._cv:
+                    self._busy = False
+
+    def submit(self, audio: np.ndarray, rate: int, context: str | None, caption: bool = False):
+        """An asyncio future of the transcript; for a caption None when it was not worth running now."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if caption and (self._busy or self._heap):
+                self.skipped_captions += 1
+                fut.set_result(None)
+                return fut
+            self._push(self._heap, (self.CAPTION if caption else self.URGENT, next(self._seq), fut, loop,
+                                    (audio, rate, context)))
+            self._cv.notify()
+        return fut
+
+
+def _settle(fut, result, error) -> None:
+    if fut.cancelled():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+def shared_scheduler(asr) -> DecodeScheduler:
+    """The scheduler of a recogniser (one per loaded model, shared by its sessions)."""
+    sched = getattr(asr, "_mio_scheduler", None)
+    if sched is None:
+        sched = DecodeScheduler(asr)
+        asr._mio_scheduler = sched
+    return sched
