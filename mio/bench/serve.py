@@ -273,7 +273,14 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
             else:
                 msg = {"type": "interrupt"} if how == "interrupt" else {"type": "text", "text": "Wait, stop."}
                 t_cut = await c.send(msg)
-            got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut, timeout=30)
+            try:
+                got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut, timeout=15)
+            except TimeoutError:  # the reply ended before the barge-in: nothing was left to cut
+                cuts[how] = {"latency_s": None, "note": "the reply had finished playing before the user's "
+                             "speech reached the barge-in length"}
+                await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
+                await asyncio.sleep(2.0)
+                continue
             if how == "voice":
                 t_cut = (await started)[0]  # from the first voiced sample of the user's speech
             await asyncio.sleep(1.0)
@@ -375,7 +382,7 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "interrupt_latency_s": cuts.get("interrupt", {}).get("latency_s"),
             "typed_barge_in_latency_s": cuts.get("typed", {}).get("latency_s"),
             "voice_barge_in_latency_s": cuts.get("voice", {}).get("latency_s"),
-            "audio_after_interrupt": sum(v["audio_after"] for v in cuts.values()),
+            "audio_after_interrupt": sum(v.get("audio_after", 0) for v in cuts.values()),
             "disconnect_cleanup_s": round(cleanup, 4),
         },
         "wall_s": round(wall, 2),
