@@ -44,6 +44,7 @@ from starlette.websockets import WebSocketDisconnect
 from mio.core.errors import ConfigError, InputError
 from mio.core.layouts import ARKIT_BLENDSHAPES, LAYOUTS
 from mio.runtime.transports.web import MODES, ClientStalled, WebLimits, WebTransport, find_story_clock
+from mio.server.scale import sticky_cookie
 from mio.server.store import SessionStore
 from mio.thinker.persona import STORIES_DIR, Character, load_character
 
@@ -67,6 +68,7 @@ class ServeSettings:
     data_dir: str = "out/serve"  # sessions.sqlite: transcripts and ratings
     ws_max_size: int = 1 << 20  # the WebSocket layer closes the connection above this (1009)
     limits: WebLimits = field(default_factory=WebLimits)  # per-message limits answered with errors
+    worker_id: str | None = None  # behind a sticky proxy: this worker's name (mio.server.scale)
 
 
 class Refused(Exception):
@@ -396,9 +398,11 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             ticket = hub.issue(await json_body(request), request.headers)
         except Refused as r:
             return refused(r)
-        return JSONResponse({"token": ticket.token, "ws": f"/ws/{_path(ticket.mode)}?token={ticket.token}",
-                             "mode": ticket.mode, "character": ticket.character_id,
-                             "expires_in_s": settings.token_ttl_s})
+        response = JSONResponse({"token": ticket.token, "ws": f"/ws/{_path(ticket.mode)}?token={ticket.token}",
+                                 "mode": ticket.mode, "character": ticket.character_id,
+                                 "expires_in_s": settings.token_ttl_s})
+        sticky_cookie(response, settings.worker_id)  # the WebSocket must reach this worker
+        return response
 
     @app.post("/api/rating")
     async def rating(request: Request) -> JSONResponse:
