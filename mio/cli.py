@@ -32,6 +32,7 @@ EXTENSIONS = (
     "mio.train.cli",  # mio train <module>
     "mio.talker.codec.cli",  # mio codec encode|decode, mio bench codec
     "mio.talker.tts.cli",  # mio tts, mio bench tts
+    "mio.talker.voices.cli",  # mio voices, mio bench voices
     "mio.face.unils.cli",  # mio face track|animate, mio bench face
     "mio.body.flood.cli",  # mio body generate, mio bench body
     "mio.render.cli",  # mio render, mio export, mio bench render

@@ -4,6 +4,11 @@ A backend implements `_render(text, prosody) -> (samples, rate)`; `EmbeddedVoice
 does the rest: validates the clause, turns the emotion into speed/pitch factors, resamples to
 `TalkerConfig.sample_rate` (24 kHz) and adds word/phone timings (pocketsphinx forced alignment,
 or an estimate when `TalkerConfig.align` is off or alignment fails).
+
+`synthesize_shaped(text, emotion, shape)` speaks with a character's `VoiceShape` (pitch, formant,
+tilt, intonation, speed; see shape.py) on the same loaded engine: a backend that can shape its own
+synthesis (hibari) overrides `_render_shaped`; for the others the rendered waveform goes through
+the WORLD shift. The voice bank (bank.py) gives each character such a shaped view of one engine.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from mio.core.frames import Emotion
 from mio.talker.align import Timings, align, estimate_timings
 from mio.talker.base import Speech, Voice
 from mio.talker.text import Lexicon, clean_text
+from mio.talker.voices.shape import VoiceShape, world_shift
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+PEAK_LIMIT = 0.97  # shaped speech louder than this (a bright tilt) is scaled down, not clipped
 
 
 @dataclass(frozen=True)
@@ -90,16 +97,32 @@ class EmbeddedVoice(Voice):
     def _render(self, text: str, prosody: Prosody) -> tuple[np.ndarray, int]:
         """Engine audio for one clean clause: (float32 samples, their sample rate)."""
 
+    def _render_shaped(self, text: str, prosody: Prosody, shape: VoiceShape) -> tuple[np.ndarray, int]:
+        """Engine audio with the shape applied. Default: render, then the WORLD shift (speed is
+        already in `prosody`, the engine's own duration control)."""
+        samples, rate = self._render(text, prosody)
+        if not shape.changes_source:
+            return samples, rate
+        return world_shift(np.asarray(samples, np.float32).reshape(-1), rate, shape, prosody.pitch), rate
+
     def synthesize(self, text: str, emotion: Emotion | None = None) -> Speech:
+        return self.synthesize_shaped(text, emotion, VoiceShape(speed=self.config.speed))
+
+    def synthesize_shaped(self, text: str, emotion: Emotion | None, shape: VoiceShape) -> Speech:
+        """Speak one clause as `shape` says (its speed replaces `TalkerConfig.speed`)."""
         text = clean_text(text)
         p = emotion_prosody(emotion)
-        prosody = Prosody(min(max(p.speed * self.config.speed, MIN_SPEED), MAX_SPEED), p.pitch)
-        samples, rate = self._render(text, prosody)
+        prosody = Prosody(min(max(p.speed * shape.speed, MIN_SPEED), MAX_SPEED), p.pitch)
+        samples, rate = self._render_shaped(text, prosody, shape) if shape.changes_source else self._render(text, prosody)
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if samples.size == 0 or not np.any(samples):
             raise BackendError(f"the {self.name} voice produced no audio for {text[:60]!r}")
         if not np.all(np.isfinite(samples)):
             raise BackendError(f"the {self.name} voice produced NaN/inf samples for {text[:60]!r}")
+        if shape.changes_source:
+            peak = float(np.max(np.abs(samples)))
+            if peak > PEAK_LIMIT:
+                samples = samples * np.float32(PEAK_LIMIT / peak)
         out = np.clip(resample(samples, rate, self.sample_rate), -1.0, 1.0)
         timings = self.timings(out, text)
         return Speech(samples=out, sample_rate=self.sample_rate, words=timings.words, phones=timings.phones)

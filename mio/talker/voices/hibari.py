@@ -6,9 +6,16 @@ hibari's cache: other voices would be downloaded from a hub at run time, which M
 Emotion: speed goes to the model's duration input; pitch scales the predicted F0 curve before
 hibari's own harmonic-plus-noise synthesis (hibari.dsp.synth), so a happier clause is a little
 faster and higher, a sad one slower and lower.
+
+Character voices (`synthesize_shaped`): the same predicted frames are reshaped before that
+synthesis (F0 shift and intonation, envelope warp and tilt; shape.py), so one loaded model
+gives several distinct speakers at the cost of one. Threads: onnxruntime sessions run
+concurrently; hibari's G2P (Python, with caches) is guarded by a lock.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -16,6 +23,7 @@ from mio.core.config import TalkerConfig
 from mio.core.errors import BackendError, InputError
 from mio.talker.text import ipa_to_arpabet
 from mio.talker.voices._common import EmbeddedVoice, Prosody
+from mio.talker.voices.shape import VoiceShape, shape_hibari_frames
 
 DEFAULT_VOICE = "heart"
 
@@ -49,28 +57,35 @@ class HibariVoice(EmbeddedVoice):
         self.engine_rate = int(hibari.SAMPLE_RATE)
         self.seed = seed
         self.voice = voice
+        self._g2p_lock = threading.Lock()  # the G2P keeps Python caches; the ONNX session is thread-safe
 
     def pronounce(self, word: str) -> list[str]:
         """hibari's own G2P (misaki phonemes) mapped to ARPABET: numbers and names as hibari reads them."""
         try:
-            phones = ipa_to_arpabet(self._tts.g2p(word) or "")
+            with self._g2p_lock:
+                ipa = self._tts.g2p(word) or ""
+            phones = ipa_to_arpabet(ipa)
         except Exception:  # noqa: BLE001 - the G2P may refuse odd tokens; fall back to the lexicon
             phones = []
         return phones or super().pronounce(word)
 
     def _render(self, text: str, prosody: Prosody) -> tuple[np.ndarray, int]:
+        return self._render_shaped(text, prosody, VoiceShape())
+
+    def _render_shaped(self, text: str, prosody: Prosody, shape: VoiceShape) -> tuple[np.ndarray, int]:
         tts = self._tts
         rng = np.random.default_rng(self.seed)  # fixed noise: the same clause sounds the same
+        with self._g2p_lock:
+            chunks = [tts.ids(phonemes) for phonemes in tts.phonemize(text)]
         parts = []
-        for phonemes in tts.phonemize(text):
-            ids = tts.ids(phonemes)
+        for ids in chunks:
             if len(ids) < 3:
                 continue
             out = tts.sess.run(
                 None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([prosody.speed], np.float32)}
             )
-            lh, th, ln, lr, phi, f0 = (o[0] for o in out)
-            parts.append(self._dsp.synth(lh, th, ln, lr, phi, f0 * np.float32(prosody.pitch), rng))
+            frames = shape_hibari_frames(tuple(o[0] for o in out), shape, prosody.pitch)
+            parts.append(self._dsp.synth(*frames, rng))
         if not parts:
             raise InputError(f"hibari found nothing to pronounce in {text[:60]!r}")
         return np.concatenate(parts), self.engine_rate

