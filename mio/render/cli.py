@@ -180,7 +180,6 @@ def render_video(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from mio.cli import config_from_args
-    from mio.core import registry
 
     cfg = config_from_args(args)
     rcfg = cfg.render
@@ -194,7 +193,9 @@ def render_video(args: argparse.Namespace) -> dict:
     look = args.look or _character_look(args, rcfg.look)
     from dataclasses import replace
 
-    rcfg = replace(rcfg, look=look, **overrides)
+    from mio.runtime.render_process import create_renderer
+
+    rcfg = replace(rcfg, **overrides)
     face, motion = load_inputs(args.inputs)
     fps = args.fps
     duration = max(len(face[0]) / face[1] if face else 0.0, len(motion[0]) / motion[1] if motion else 0.0)
@@ -203,7 +204,8 @@ def render_video(args: argparse.Namespace) -> dict:
     joints = resample(motion[0], motion[1], n, fps) if motion else None
     if joints is not None and not args.no_follow:
         joints = follow(joints)
-    renderer = registry.create("render", rcfg.backend, rcfg)
+    renderer = create_renderer(rcfg.backend, rcfg, look)
+    look = renderer.default_look
     t0 = time.perf_counter()
     try:
         cams = camera_track(args, renderer, n, fps)
@@ -222,15 +224,15 @@ def render_video(args: argparse.Namespace) -> dict:
             "output": str(args.output)}
 
 
-def _character_look(args: argparse.Namespace, default: str) -> str:
-    """The look named in the character pack (avatar: {look: ...}) unless render.look was set."""
+def _character_look(args: argparse.Namespace, default: str) -> str | dict:
+    """The look spec of the character pack (its `avatar:` mapping, which may change a preset) unless
+    render.look was set."""
     if any(s.startswith("render.look=") for s in (args.set or [])) or not getattr(args, "character", None):
         return default
-    from mio.render.avatar import look_from_spec
     from mio.thinker.persona import load_character
 
     character = load_character(args.character)
-    return look_from_spec(getattr(character, "avatar", None) or character.look)  # a mapping may change a preset
+    return getattr(character, "avatar", None) or character.look
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
@@ -246,9 +248,9 @@ def _export_avatar(args: argparse.Namespace) -> int:
     from mio.render.export import write_glb
 
     cfg = config_from_args(args)
-    look = args.look or _character_look(args, cfg.render.look)
-    path = write_glb(load_avatar(look, cfg.render.cache_dir), args.output)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; look {look!r}: mesh, 52 ARKit morph targets, "
+    asset = load_avatar(args.look or _character_look(args, cfg.render.look), cfg.render.cache_dir)
+    path = write_glb(asset, args.output)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; look {asset.look!r}: mesh, 52 ARKit morph targets, "
           "104-bone skin)")
     return 0
 
