@@ -41,7 +41,7 @@ from mio.core.errors import BackendError, ConfigError
 from mio.core.layouts import ARKIT_BLENDSHAPES
 from mio.core.paths import cache_root as default_cache_root
 
-ASSET_VERSION = 9  # bump whenever the baking code changes; the look's own content is hashed into the name
+ASSET_VERSION = 10  # bump whenever the baking code changes; the look's own content is hashed into the name
 MAX_INFLUENCES = 4  # skinning influences kept per vertex (anny uses up to 9; the rest carry <0.5% on average)
 
 # Material ids (per vertex). The fragment shader picks specular and subsurface response by id.
@@ -148,13 +148,13 @@ LOOKS: dict[str, Look] = {
         face={"head-age-incr": 0.5, "eyebrows-angle-up": -0.6, "eyebrows-trans-up": -0.3, "nose-hump-incr": 0.4,
               "chin-width-incr": 0.3, "cheek-bones-incr": 0.4, "mouth-laugh-lines-out": 0.3, "eye-bag-incr": 0.3},
         skin=(0.80, 0.60, 0.48),
-        lips=(0.62, 0.38, 0.36),
+        lips=(0.56, 0.34, 0.31),
         iris=(0.20, 0.16, 0.12),
         weathered=0.3,
         hair=(0.09, 0.07, 0.06),
         hair_grey=0.25,
         hairline=0.062,
-        hair_recession=0.012,
+        hair_recession=0.018,
         hair_length=0.03,
         hair_volume=0.009,
         beard="short",
@@ -180,8 +180,8 @@ LOOKS: dict[str, Look] = {
         hair=(0.30, 0.19, 0.11),
         hair_grey=0.08,
         hairline=0.060,
-        hair_recession=0.006,
-        hair_volume=0.010,
+        hair_recession=0.014,
+        hair_volume=0.007,
         beard="moustache",
         top="coat",
         top_color=(0.36, 0.23, 0.14),
@@ -205,8 +205,8 @@ LOOKS: dict[str, Look] = {
         iris=(0.18, 0.12, 0.08),
         hair=(0.05, 0.04, 0.04),
         hairline=0.056,
-        hair_recession=0.008,
-        hair_volume=0.007,
+        hair_recession=0.012,
+        hair_volume=0.006,
         top="coat",
         top_color=(0.08, 0.08, 0.09),
         sleeves="long",
@@ -226,14 +226,15 @@ LOOKS: dict[str, Look] = {
         face={"chin-width-incr": 0.7, "chin-prominent-incr": 0.3, "nose-scale-horiz-incr": 0.4,
               "nose-flaring-incr": 0.3, "head-fat-incr": 0.2, "neck-scale-horiz-incr": 0.5,
               "eyebrows-trans-forward": 0.5, "head-age-incr": 0.3},
-        skin=(0.74, 0.50, 0.38),
+        skin=(0.78, 0.56, 0.44),
         lips=(0.58, 0.34, 0.30),
         iris=(0.28, 0.36, 0.42),
         weathered=0.8,
         hair=(0.36, 0.24, 0.14),
         hair_grey=0.05,
         hairline=0.054,
-        hair_volume=0.012,
+        hair_recession=0.010,
+        hair_volume=0.008,
         hair_length=0.02,
         beard="stubble",
         top="shirt",

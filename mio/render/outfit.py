@@ -37,7 +37,7 @@ TONGUE_COLOR = (0.75, 0.40, 0.42)
 
 # Layer heights over the skin, metres: a layer drawn above another one steps up at their border.
 LAYER = {
-    "hair": 0.0015,  # at the hairline; the crown rises by Look.hair_volume
+    "hair": 0.0010,  # at the hairline; the crown rises by Look.hair_volume
     "beard": 0.0015,  # at its edge; rises by BEARD_DEPTH inside
     "shirt": 0.0020,
     "trousers": 0.0070,  # loose over the legs; a tucked shirt disappears under the waistband
@@ -51,6 +51,7 @@ LAYER = {
     "cuff": 0.0055,  # a rolled sleeve
 }
 BEARD_DEPTH = 0.0035
+COAT_BELOW_HIP = 0.075  # a coat's hem: this far below the hip joint (above the crotch: the legs part below it)
 BOOTS_FROM = 0.12  # shoes reaching higher than this are boots
 ARM_BONES = ("upperarm", "lowerarm", "wrist", "finger", "metacarpal")
 HEAD_BONES = ("head", "eye", "jaw", "tongue", "special", "oris", "levator", "orbicularis", "temporalis", "risorius")
@@ -211,7 +212,7 @@ def torso_frame(mesh: Mesh, body: Body) -> Frame:
         tip = wr + 0.19 * (wr - el) / np.linalg.norm(wr - el)
         arms.append(np.stack([sh, el, wr, tip]))
     return Frame(neck=n1, neck_top=n3, neck_r=neck_r, waist=float(body.joint("spine04")[1] + 0.01),
-                 hip=float(body.joint("root")[1] - 0.075), arms=(arms[0], arms[1]))
+                 hip=float(body.joint("root")[1] - COAT_BELOW_HIP), arms=(arms[0], arms[1]))
 
 
 def arm_coordinate(pos: np.ndarray, arm_w: np.ndarray, frame: Frame) -> np.ndarray:
@@ -320,7 +321,7 @@ def add_buttons(mesh: Mesh, at: list[int], rgb: tuple[float, float, float]) -> M
     return mesh
 
 
-CHECK_PERIOD = 0.07  # metres: a buffalo check's squares are half this
+CHECK_PERIOD = 0.09  # metres: a buffalo check's squares are half this
 
 
 def check_lines(coord: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -349,7 +350,7 @@ BOB_OPEN = 64.0  # degrees either side of the face the bob leaves open (the ears
 BOB_VOLUME = 0.008  # metres the bob stands off the head
 
 
-def hair_shell(mesh: Mesh, body: Body, look: Look, rings: int = 22, segments: int = 44):
+def hair_shell(mesh: Mesh, body: Body, look: Look, rings: int = 16, segments: int = 32):
     """A bob: a sheet of hair round the back and sides of the head, over the ears, falling straight
     from the head's widest point to the jaw, open at the face. Built on the head's own shape (the
     largest radius of its vertices round a vertical axis, per angle and height). Two-sided (the
