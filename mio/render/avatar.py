@@ -666,6 +666,8 @@ def _bake(raw: dict, spec: Look) -> dict[str, np.ndarray]:
     for c, bone in ((eye_l, "eye.L"), (eye_r, "eye.R")):
         sv, sn, st, suv = _uv_sphere(c, 0.97 * radius)
         rigid.append((sv, sn, st, suv, bidx(bone), np.tile((0.93, 0.92, 0.90), (len(sv), 1)), MAT_EYE))
+    for sv, sn, st, col, bone in outfit.toe_caps(mesh, body, spec):
+        rigid.append((sv, sn, st, np.zeros((len(sv), 2)), bidx(bone), col, MAT_SHOES))
     if spec.hair_style == "bob":
         sv, sn, st, col = outfit.hair_shell(mesh, body, spec)
         rigid.append((sv, sn, st, np.zeros((len(sv), 2)), bidx("head"), col, MAT_HAIR))

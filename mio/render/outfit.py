@@ -400,6 +400,53 @@ def hair_shell(mesh: Mesh, body: Body, look: Look, rings: int = 16, segments: in
             np.concatenate([outer, outer[:, [0, 2, 1]] + m]), np.concatenate([colors, 0.8 * colors]))
 
 
+TOE_CAP_MARGIN = (0.006, 0.005, 0.003)  # metres added round the toes: along the foot, across it, up
+TOE_CAP_RINGS, TOE_CAP_SEGMENTS = 8, 16  # the cap's facets
+TOE_CAP_ROUNDNESS = 4.0  # superellipsoid exponent: 2 an ellipsoid, higher a squarer box (toes are box-like)
+
+
+def toe_caps(mesh: Mesh, body: Body, look: Look) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]]:
+    """The front of each shoe: a rounded box (a superellipsoid, TOE_CAP_ROUNDNESS) over the toes
+    (anny's feet are bare, with toes; painted shoes showed each toe), along the foot's own
+    direction, flat underneath. Returns (vertices, normals, triangles, colours, foot bone) per foot."""
+    from mio.render.avatar import _uv_sphere
+
+    n = TOE_CAP_ROUNDNESS
+    pos, w = mesh.attrs["pos"], mesh.attrs["weights"]
+    out = []
+    for side in ("L", "R"):
+        cols = [i for i, name in enumerate(body.bone_names) if name.startswith("toe") and name.endswith(f".{side}")]
+        toes = pos[w[:, cols].sum(1) > 0.5]
+        if len(toes) == 0:
+            continue
+        foot = body.joint(f"foot.{side}")
+        fwd = toes.mean(0) - foot
+        fwd[1] = 0.0
+        fwd /= np.linalg.norm(fwd)
+        across = np.cross([0.0, 1.0, 0.0], fwd)
+        basis = np.stack([across, [0.0, 1.0, 0.0], fwd], 1)  # local (x across, y up, z along) -> world
+        local = toes @ basis
+        lo, hi = local.min(0), local.max(0)
+        centre = 0.5 * (lo + hi)
+        centre[1] = lo[1]  # the sole: the cap is the dome above it
+        radii = 0.5 * (hi - lo) * np.array([1.0, 2.0, 1.0])
+        # grown until the front half of the toes is inside (their tips showed through a plain
+        # ellipsoid's front; the back half is under the foot's own painted shoe), then the margin,
+        # then circumscribing the facets (a polyhedron lies inside the surface it samples)
+        q = (local - centre) / radii
+        reach = ((np.abs(q[q[:, 2] > 0]) ** n).sum(1) ** (1 / n)).max(initial=1.0)
+        facets = 1.0 / (np.cos(np.pi / TOE_CAP_SEGMENTS) * np.cos(np.pi / (2 * TOE_CAP_RINGS)))
+        radii = (reach * radii + np.asarray(TOE_CAP_MARGIN)[[1, 2, 0]]) * facets
+        d, _, st, _ = _uv_sphere(np.zeros(3), 1.0, rings=TOE_CAP_RINGS, segments=TOE_CAP_SEGMENTS)
+        d = d / ((np.abs(d) ** n).sum(1, keepdims=True) ** (1 / n))  # onto the unit superellipsoid
+        d[:, 1] = np.where(d[:, 1] < 0, 0.05 * d[:, 1], d[:, 1])  # flat underneath
+        verts = (centre + d * radii) @ basis.T
+        normals = (np.sign(d) * np.abs(d) ** (n - 1) / radii) @ basis.T  # the gradient of sum |x / r|^n
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        out.append((verts, normals, st, np.tile(look.shoes, (len(d), 1)), f"foot.{side}"))
+    return out
+
+
 def dress(mesh: Mesh, body: Body, look: Look) -> Mesh:
     """Cut, colour, layer: returns the dressed mesh, whose attributes add "color" (V, 3) sRGB,
     "mat" (V,) material id, "wall" (V,) 1 on the layers' edge walls."""

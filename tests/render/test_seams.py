@@ -77,3 +77,39 @@ def test_layers_step_up_at_the_seam_and_walls_face_the_lower_side():
     assert np.all(normal[:, 0] < 0)  # towards x < 0.5, the lower (bare) side
     assert np.allclose(layered.attrs["color"][wall], (0.0, 0.75, 0.0))  # the layer's colour, shaded
     assert np.all(layered.attrs["mat"][wall] == 6)
+
+
+def _synthetic_foot(seed: int = 0):
+    """A foot bone at the origin and 400 'toe' vertices filling a box ahead of it (12 x 3 x 5 cm,
+    pointing along +Z with a 20 degree turn outwards), weighted to a toe bone."""
+    from mio.render.outfit import Body
+
+    rng = np.random.default_rng(seed)
+    box = rng.uniform([-0.06, 0.0, 0.0], [0.06, 0.03, 0.05], (400, 3)) + [0, 0, 0.12]
+    turn = np.deg2rad(20)
+    rot = np.array([[np.cos(turn), 0, np.sin(turn)], [0, 1, 0], [-np.sin(turn), 0, np.cos(turn)]])
+    pos = box @ rot.T
+    weights = np.zeros((len(pos), 2))
+    weights[:, 1] = 1.0
+    return Mesh(np.zeros((0, 3), np.int64), {"pos": pos, "weights": weights}), Body(["foot.L", "toe1-1.L"],
+                                                                                      np.zeros((2, 3)))
+
+
+def test_a_toe_cap_covers_the_front_of_the_toes_and_faces_outwards():
+    from scipy.spatial import Delaunay
+
+    from mio.render.avatar import LOOKS
+    from mio.render.outfit import toe_caps
+
+    mesh, body = _synthetic_foot()
+    (verts, normals, tris, colours, bone), = toe_caps(mesh, body, LOOKS["nemo"])
+    assert bone == "foot.L" and np.allclose(colours, LOOKS["nemo"].shoes) and tris.max() < len(verts)
+    toes = mesh.attrs["pos"]
+    ahead = toes @ (toes.mean(0) / np.linalg.norm(toes.mean(0))) > np.linalg.norm(toes.mean(0))
+    assert (Delaunay(verts).find_simplex(toes[ahead]) >= 0).all()  # no toe tip shows through the cap
+    centre = verts.mean(0)
+    assert (np.einsum("ij,ij->i", normals, verts - centre) > 0).mean() > 0.97  # lit from outside
+    # a rounded box, not a bulb: round these box-shaped toes an ellipsoid would be 1.7x as wide
+    # (the corners reach sqrt(3) of its radii), this cap is under 1.4x; and flat at the sole
+    across = np.ptp(verts @ np.array([np.cos(np.deg2rad(20)), 0, -np.sin(np.deg2rad(20))]))
+    assert across < 1.4 * 0.12 and verts[:, 1].min() > -0.002
