@@ -277,7 +277,13 @@ def _bench_render(args: argparse.Namespace) -> int:
     from mio.bench.render import bench_render
     from mio.cli import _write_bench, config_from_args
 
-    result = bench_render(config_from_args(args).render, frames=args.frames, views=args.views)
+    rcfg = config_from_args(args).render
+    look_b = None if args.look_b == "none" else args.look_b or ("nemo" if rcfg.look != "nemo" else "default")
+    if look_b is not None:
+        from mio.render.avatar import check_look_spec
+
+        check_look_spec(look_b, "--look-b")  # before the timing runs, not after them
+    result = bench_render(rcfg, frames=args.frames, views=args.views, look_b=look_b)
     if args.avatardit:
         from mio.render.avatardit.evaluate import evaluate
 
@@ -286,6 +292,7 @@ def _bench_render(args: argparse.Namespace) -> int:
     result["summary"] = {
         **{name: {**cam["total"], "budget_ms": result["budget_ms"]} for name, cam in result["cameras"].items()},
         **({"multiview": result["multiview"]["summary"]} if "multiview" in result else {}),
+        **({"looks": {"looks": result["looks"]["looks"], **result["looks"]["summary"]}} if "looks" in result else {}),
         **({"avatardit": result["avatardit"]} if "avatardit" in result else {}),
     }
     return _write_bench(result, args.output)
@@ -326,6 +333,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                              help="renderer ms per frame per camera preset (budget 10 ms) and multi-view figures")
     b.add_argument("--frames", type=int, default=200)
     b.add_argument("--views", type=int, default=4, help="cameras in the multi-view batch")
+    b.add_argument("--look-b", help="a second look to alternate with render.look frame by frame (default: nemo; "
+                                    "'none' skips the figure)")
     b.add_argument("--avatardit", metavar="DIR", help="also evaluate this AvatarDiT checkpoint (PSNR/SSIM)")
     b.add_argument("--avatardit-clips", type=int, default=8)
     b.add_argument("-o", "--output", default="out/bench/render.json")
