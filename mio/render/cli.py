@@ -3,6 +3,7 @@
     mio render face.npz motion.npz --camera orbit -o video.mp4      # any parameter files, any viewpoint
     mio render face.npz --camera portrait --azimuth 30 -o side.mp4
     mio render motion.npz --camera-file cam.json -o cam.mp4          # explicit intrinsics + extrinsics
+    mio render looks -o docs/looks.png                               # every character's look: portrait + full body
     mio export avatar -o mio.glb                                     # glTF 2.0: mesh, 52 ARKit morph targets, skin
     mio export motion motion.npz face.npz -o out/engine              # motion.bvh, face.csv (Live Link), face.json
     mio bench render                                                 # ms per frame + multi-view figures -> JSON
@@ -28,6 +29,7 @@ from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, VIDEO_FPS
 
 CAMERA_CHOICES = ("portrait", "upper_body", "full_body", "orbit")
+RENDER_OUTPUT = "out/render.mp4"
 
 
 def _say(msg: str) -> None:
@@ -235,7 +237,54 @@ def _character_look(args: argparse.Namespace, default: str) -> str | dict:
     return getattr(character, "avatar", None) or character.look
 
 
+LOOKS_TILE = 300  # pixels: width of a character's column in the looks sheet (portrait square, body 2x)
+SHEET_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def looks_sheet(characters: list[str], output: str | Path, tile: int = LOOKS_TILE, samples: int = 4) -> Path:
+    """One column per character: its card's look in a portrait over a full-body view, standing at
+    rest with a neutral face, named below. All drawn by one renderer (one look each)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mio.body.retarget import relaxed_joints
+    from mio.core.config import RenderConfig
+    from mio.render.raster import AnnyRenderer
+    from mio.thinker.persona import load_character
+
+    out = Path(output)
+    if out.suffix.lower() not in SHEET_FORMATS:
+        raise InputError(f"{out}: the looks sheet is an image; name it {' or '.join(SHEET_FORMATS)}")
+    cards = [load_character(c) for c in characters]  # an unknown name fails here, before any drawing
+    label_h = tile // 8
+    sheet = Image.new("RGB", (tile * len(cards), 3 * tile + label_h), (245, 245, 243))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(12, tile // 15))
+    with AnnyRenderer(RenderConfig(width=tile, height=tile, samples=samples)) as r:
+        for i, card in enumerate(cards):
+            _say(f"{card.name}: look {card.avatar or card.look} ...")
+            look = r.add_look(card.avatar or card.look)
+            joints = relaxed_joints(r._look(look).rig)
+            face = np.zeros(ARKIT52.dim)
+            portrait = r.render(face, joints, r.preset_camera("portrait", tile, tile, look=look), look=look)
+            body = r.render(face, joints, r.preset_camera("full_body", tile, 2 * tile, look=look), look=look)
+            sheet.paste(Image.fromarray(portrait), (i * tile, 0))
+            sheet.paste(Image.fromarray(body), (i * tile, tile))
+            draw.text((i * tile + tile // 2, 3 * tile + label_h // 2), card.name, fill=(30, 30, 30), font=font,
+                      anchor="mm")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+    return out
+
+
 def _render_cmd(args: argparse.Namespace) -> int:
+    if args.inputs == ["looks"] and not Path("looks").exists():
+        from mio.thinker.persona import known_characters
+
+        names = args.characters.split(",") if args.characters else sorted(known_characters(), key=lambda c: c == "mio")
+        output = args.output if args.output != RENDER_OUTPUT else "docs/looks.png"
+        path = looks_sheet(names, output)
+        print(f"wrote {path} ({len(names)} looks: {', '.join(names)})")
+        return 0
     info = render_video(args)
     print(f"wrote {info['output']} ({info['frames']} frames, {info['seconds']} s at {info['fps']:g} fps, "
           f"look {info['look']!r}) in {info['wall_s']} s")
@@ -302,7 +351,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
              common: argparse.ArgumentParser) -> None:
     r = sub.add_parser("render", parents=[common], help="render face/body parameter files to an MP4 from any viewpoint",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("inputs", nargs="+", metavar="FILE.npz", help="face.npz (arkit52) and/or motion.npz (HumanML3D)")
+    r.add_argument("inputs", nargs="+", metavar="FILE.npz",
+                   help="face.npz (arkit52) and/or motion.npz (HumanML3D); or `looks` for the sheet of every character's look")
     r.add_argument("--camera", choices=CAMERA_CHOICES, default="upper_body",
                    help="a framing preset, or orbit (one turn round the avatar over the clip)")
     r.add_argument("--framing", choices=CAMERA_CHOICES[:3], default="full_body", help="the framing an orbit uses")
@@ -315,7 +365,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     r.add_argument("--fps", type=float, default=VIDEO_FPS)
     r.add_argument("--no-follow", action="store_true", help="fixed camera even when the body walks away")
     r.add_argument("--quiet", action="store_true")
-    r.add_argument("-o", "--output", default="out/render.mp4")
+    r.add_argument("--characters", metavar="A,B", help="`mio render looks`: these characters (default: every card)")
+    r.add_argument("-o", "--output", default=RENDER_OUTPUT)
     r.set_defaults(func=_render_cmd)
 
     e = sub.add_parser("export", parents=[common], help="the avatar (glTF/GLB) or motion (BVH + ARKit curves) for engines")
