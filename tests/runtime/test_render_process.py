@@ -70,6 +70,33 @@ def test_looks_are_added_and_alternated_over_the_socket(both):
     assert remote.render(face, None, look="nemo").shape == (160, 160, 3)  # still alive
 
 
+def test_the_render_thread_adds_and_alternates_looks_like_the_renderer(both):
+    import threading
+
+    from mio.runtime.render_process import create_renderer
+    from mio.runtime.session import RenderWorker
+
+    local, _ = both
+    made_on = []
+
+    def factory():
+        made_on.append(threading.get_ident())
+        return create_renderer("anny", CFG)
+
+    worker = RenderWorker(factory)
+    try:
+        assert made_on[0] != threading.get_ident()  # the GL context lives on the worker's thread
+        assert worker.add_look("nemo") == "nemo" == worker.add_look({"look": "nemo"})
+        assert worker.default_look == local.default_look
+        face = ARKIT52.zeros()
+        for look in ("nemo", None, "nemo", None):
+            assert np.array_equal(worker.render(face, None, look=look), local.render(face, None, look=look))
+        with pytest.raises(InputError, match="add_look"):
+            worker.render(face, None, look="ned")
+    finally:
+        worker.close()
+
+
 def test_a_render_process_that_dies_is_started_again_and_a_closed_one_refuses():
     from mio.runtime.render_process import RenderProcess
 
