@@ -53,6 +53,19 @@ MAX_INFLUENCES = 4  # skinning influences kept per vertex (anny uses up to 9; th
 ANNY_TO_WORLD = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=np.float64)
 
 RGB = tuple[float, float, float]
+
+# anny's age parameter -> years, the anchors of anny's own calibration (anny/data/shape_calibration/
+# boys.pth and girls.pth, `morphological_age_mapping`: the same for both), interpolated linearly.
+# The adult range is narrow and steep: 0.77 is 18 years, 0.83 is 64.
+ANNY_AGE_ANCHORS = ((0.0, 0.0), (0.05, 1.0), (0.215, 4.0), (0.415, 11.0), (0.67, 16.0), (0.77, 18.0),
+                    (0.83, 64.0), (1.0, 110.0))
+
+
+def anny_age(years: float) -> float:
+    """anny's age parameter for an age in years (ANNY_AGE_ANCHORS)."""
+    anny, yrs = zip(*ANNY_AGE_ANCHORS)
+    return round(float(np.interp(years, yrs, anny)), 4)
+
 PHENOTYPE = ("gender", "age", "muscle", "weight", "height", "proportions")  # anny's default phenotype set
 HAIR_STYLES = ("short", "bob")
 BEARDS = ("none", "stubble", "moustache", "short")
@@ -67,7 +80,7 @@ class Look:
     Colours are sRGB in [0, 1]; lengths are metres."""
 
     name: str
-    # -- anny's body: phenotype values in [0, 1] (gender 0 = male .. 1 = female; age 0.67 ~ a young
+    # -- anny's body: phenotype values in [0, 1] (gender 0 = male .. 1 = female; age: see anny_age, ~0.78 is 25, ~0.81 is 50; a young
     # adult .. 1 = old, see anny/data/shape_calibration) and local changes in [-1, 1] by anny's label
     # (`l-`/`r-` pairs may be given once without the prefix: "cheek-bones-incr")
     phenotype: dict[str, float] = field(default_factory=lambda: {k: 0.5 for k in PHENOTYPE})
@@ -109,7 +122,7 @@ LOOKS: dict[str, Look] = {
     # Mio: a young woman, a dark bob, a soft teal top and white trainers.
     "default": Look(
         name="default",
-        phenotype={"gender": 0.9, "age": 0.74, "muscle": 0.45, "weight": 0.45, "height": 0.38, "proportions": 0.7},
+        phenotype={"gender": 0.9, "age": anny_age(22), "muscle": 0.45, "weight": 0.45, "height": 0.38, "proportions": 0.7},
         face={"eyebrows-angle-up": 0.2, "mouth-upperlip-volume-incr": 0.2, "chin-width-incr": -0.3},
         skin=(0.88, 0.67, 0.56),
         lips=(0.78, 0.42, 0.44),
@@ -144,7 +157,7 @@ LOOKS: dict[str, Look] = {
     # with a stand collar and brass buttons over a dark jumper, dark trousers and boots.
     "nemo": Look(
         name="nemo",
-        phenotype={"gender": 0.0, "age": 0.84, "muscle": 0.6, "weight": 0.5, "height": 0.41, "proportions": 0.6},
+        phenotype={"gender": 0.0, "age": anny_age(50), "muscle": 0.6, "weight": 0.5, "height": 0.41, "proportions": 0.6},
         face={"head-age-incr": 0.5, "eyebrows-angle-up": -0.6, "eyebrows-trans-up": -0.3, "nose-hump-incr": 0.4,
               "chin-width-incr": 0.3, "cheek-bones-incr": 0.4, "mouth-laugh-lines-out": 0.3, "eye-bag-incr": 0.3},
         skin=(0.80, 0.60, 0.48),
@@ -171,7 +184,7 @@ LOOKS: dict[str, Look] = {
     # coat open on a tan waistcoat, a white collar and a dark cravat.
     "aronnax": Look(
         name="aronnax",
-        phenotype={"gender": 0.05, "age": 0.81, "muscle": 0.4, "weight": 0.55, "height": 0.37, "proportions": 0.6},
+        phenotype={"gender": 0.05, "age": anny_age(40), "muscle": 0.4, "weight": 0.55, "height": 0.37, "proportions": 0.6},
         face={"head-age-incr": 0.2, "nose-scale-vert-incr": 0.3, "nose-point-width-incr": -0.2,
               "forehead-scale-vert-incr": 0.3, "chin-prominent-incr": 0.2},
         skin=(0.86, 0.66, 0.55),
@@ -197,7 +210,7 @@ LOOKS: dict[str, Look] = {
     # coat buttoned over a dark grey waistcoat, a white collar and a black tie.
     "conseil": Look(
         name="conseil",
-        phenotype={"gender": 0.05, "age": 0.78, "muscle": 0.45, "weight": 0.42, "height": 0.33, "proportions": 0.7},
+        phenotype={"gender": 0.05, "age": anny_age(30), "muscle": 0.45, "weight": 0.42, "height": 0.33, "proportions": 0.7},
         face={"nose-scale-horiz-incr": -0.2, "chin-width-incr": -0.2, "eyebrows-trans-up": 0.2,
               "mouth-scale-horiz-incr": -0.2},
         skin=(0.87, 0.69, 0.58),
@@ -222,7 +235,7 @@ LOOKS: dict[str, Look] = {
     # and boots.
     "ned": Look(
         name="ned",
-        phenotype={"gender": 0.0, "age": 0.81, "muscle": 0.95, "weight": 0.7, "height": 0.48, "proportions": 0.4},
+        phenotype={"gender": 0.0, "age": anny_age(40), "muscle": 0.95, "weight": 0.7, "height": 0.48, "proportions": 0.4},
         face={"chin-width-incr": 0.7, "chin-prominent-incr": 0.3, "nose-scale-horiz-incr": 0.4,
               "nose-flaring-incr": 0.3, "head-fat-incr": 0.2, "neck-scale-horiz-incr": 0.5,
               "eyebrows-trans-forward": 0.5, "head-age-incr": 0.3},
