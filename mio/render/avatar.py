@@ -63,7 +63,7 @@ ANNY_AGE_ANCHORS = ((0.0, 0.0), (0.05, 1.0), (0.215, 4.0), (0.415, 11.0), (0.67,
 
 def anny_age(years: float) -> float:
     """anny's age parameter for an age in years (ANNY_AGE_ANCHORS)."""
-    anny, yrs = zip(*ANNY_AGE_ANCHORS)
+    anny, yrs = zip(*ANNY_AGE_ANCHORS, strict=True)
     return round(float(np.interp(years, yrs, anny)), 4)
 
 PHENOTYPE = ("gender", "age", "muscle", "weight", "height", "proportions")  # anny's default phenotype set

@@ -2,6 +2,8 @@
 specs are validated with one-line errors; several looks live in one renderer; garment and hair
 borders are crisp (no blend of skin into cloth or hair along them)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,20 @@ def test_garment_and_hair_borders_are_crisp(renderer):
     hair, n_hair = _blend_fraction(img, 0, 2, slice(0, brow_top))  # the hairline (above the soft brows)
     assert n_cloth > 2000 and n_hair > 500 and eye > brow_top
     assert cloth < 0.002 and hair < 0.002
+
+
+def test_ages_in_years_follow_annys_own_calibration():
+    anny = pytest.importorskip("anny")
+    import torch
+
+    from mio.render.avatar import ANNY_AGE_ANCHORS, anny_age
+
+    calibration = Path(anny.__file__).parent / "data" / "shape_calibration"
+    for who in ("boys", "girls"):
+        mapping = torch.load(calibration / f"{who}.pth", weights_only=True)["morphological_age_mapping"]
+        pairs = list(zip(mapping["anny_age_anchors"].tolist(), mapping["morphological_age_anchors"].tolist(),
+                         strict=True))
+        assert np.allclose(pairs, ANNY_AGE_ANCHORS)
+    assert anny_age(18) == 0.77 and anny_age(64) == 0.83 and anny_age(41) == pytest.approx(0.80)
+    ages = {c: resolve_look(card_spec(c)).phenotype["age"] for c in ("nemo", "aronnax", "conseil", "mio")}
+    assert ages["mio"] < ages["conseil"] < ages["aronnax"] < ages["nemo"] == anny_age(50)
