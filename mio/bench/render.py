@@ -10,8 +10,10 @@ For each camera preset it reports the median and 90th percentile, in millisecond
 - total: the whole `render()` call,
 
 with the budget beside them, the multi-view figures (`--views`: batch rendering time and the
-reprojection consistency of the views, see `multiview_figures`), and how busy the machine was meanwhile (other processes share the
-two cores, so every figure is reported with the load it was measured under).
+reprojection consistency of the views, see `multiview_figures`), the cost of switching looks
+between frames (`--look-b`: one renderer drawing two looks alternately against one look, see
+`look_switch_figures`), and how busy the machine was meanwhile (other processes share the two
+cores, so every figure is reported with the load it was measured under).
 """
 
 from __future__ import annotations
@@ -128,10 +130,45 @@ def multiview_figures(renderer, faces: np.ndarray, joints: np.ndarray, views: in
     }
 
 
+def look_switch_figures(renderer, faces: np.ndarray, joints: np.ndarray, other: str, frames: int,
+                        block: int = 10) -> dict:
+    """What switching looks between frames costs: ms per frame drawing the default look A every
+    frame, `other` look B every frame, and A and B alternately, in interleaved blocks of `block`
+    frames (so all three see the same machine load); the face and body move as in the main figures.
+    The switch overhead is the alternating median less the mean of the two single-look medians.
+    Also the time `add_look` took (asset load, or its first build, and upload)."""
+    t0 = time.perf_counter()
+    b = renderer.add_look(other)
+    add_s = time.perf_counter() - t0
+    a = renderer.default_look
+    series: dict[str, list[float]] = {"a": [], "b": [], "alternating": []}
+    order = (("a", (a, a)), ("b", (b, b)), ("alternating", (a, b)))
+    cams = {look: renderer.preset_camera("upper_body", look=look) for look in (a, b)}
+    for start in range(0, frames + WARMUP, block):
+        for key, looks in order:
+            for k in range(start, min(start + block, frames + WARMUP)):
+                look = looks[k % 2]
+                t = time.perf_counter()
+                renderer.render(faces[k], joints[k], cams[look], look=look)
+                if k >= WARMUP:
+                    series[key].append(1e3 * (time.perf_counter() - t))
+    med = {k: statistics.median(v) for k, v in series.items()}
+    overhead = med["alternating"] - 0.5 * (med["a"] + med["b"])
+    return {
+        "looks": [a, b],
+        "camera": "upper_body",
+        "add_look_s": round(add_s, 3),
+        **{f"{k}_only" if k != "alternating" else k: _stats(v) for k, v in series.items()},
+        "summary": {"a_only_ms": round(med["a"], 3), "b_only_ms": round(med["b"], 3),
+                    "alternating_ms": round(med["alternating"], 3), "switch_overhead_ms": round(overhead, 3)},
+    }
+
+
 def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ...] = CAMERA_PRESETS,
-                 views: int = 0) -> dict:
+                 views: int = 0, look_b: str | None = None) -> dict:
     """Render `frames` moving frames per camera preset; medians/p90 of pose, draw and total in ms.
-    With `views` > 0, also the multi-view figures (`multiview_figures`) over `frames` // 4 frames."""
+    With `views` > 0, also the multi-view figures (`multiview_figures`) over `frames` // 4 frames;
+    with `look_b`, the look-switching figures (`look_switch_figures`) over `frames` frames."""
     from mio.body.retarget import relaxed_joints
     from mio.render.avatar import load_avatar
     from mio.render.raster import AnnyRenderer
@@ -175,6 +212,11 @@ def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ..
             with _LoadMeter() as load:
                 multiview = multiview_figures(renderer, faces, joints, views, max(frames // 4, 3))
             multiview["load"] = load.result
+        switching = None
+        if look_b is not None:
+            with _LoadMeter() as load:
+                switching = look_switch_figures(renderer, faces, joints, look_b, frames)
+            switching["load"] = load.result
         gl = renderer.ctx.info.get("GL_RENDERER", "?")
         threads = getattr(renderer, "gl_threads", None)
     finally:
@@ -197,4 +239,5 @@ def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ..
         "load_time_s": round(load_s, 3),  # renderer start: asset + GL context + shaders + buffers
         "cameras": per_camera,
         **({"multiview": multiview} if multiview is not None else {}),
+        **({"looks": switching} if switching is not None else {}),
     }

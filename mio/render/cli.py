@@ -3,6 +3,7 @@
     mio render face.npz motion.npz --camera orbit -o video.mp4      # any parameter files, any viewpoint
     mio render face.npz --camera portrait --azimuth 30 -o side.mp4
     mio render motion.npz --camera-file cam.json -o cam.mp4          # explicit intrinsics + extrinsics
+    mio render looks -o docs/looks.png                               # every character's look: portrait + full body
     mio export avatar -o mio.glb                                     # glTF 2.0: mesh, 52 ARKit morph targets, skin
     mio export motion motion.npz face.npz -o out/engine              # motion.bvh, face.csv (Live Link), face.json
     mio bench render                                                 # ms per frame + multi-view figures -> JSON
@@ -28,6 +29,7 @@ from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, VIDEO_FPS
 
 CAMERA_CHOICES = ("portrait", "upper_body", "full_body", "orbit")
+RENDER_OUTPUT = "out/render.mp4"
 
 
 def _say(msg: str) -> None:
@@ -180,7 +182,6 @@ def render_video(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from mio.cli import config_from_args
-    from mio.core import registry
 
     cfg = config_from_args(args)
     rcfg = cfg.render
@@ -194,7 +195,9 @@ def render_video(args: argparse.Namespace) -> dict:
     look = args.look or _character_look(args, rcfg.look)
     from dataclasses import replace
 
-    rcfg = replace(rcfg, look=look, **overrides)
+    from mio.runtime.render_process import create_renderer
+
+    rcfg = replace(rcfg, **overrides)
     face, motion = load_inputs(args.inputs)
     fps = args.fps
     duration = max(len(face[0]) / face[1] if face else 0.0, len(motion[0]) / motion[1] if motion else 0.0)
@@ -203,7 +206,8 @@ def render_video(args: argparse.Namespace) -> dict:
     joints = resample(motion[0], motion[1], n, fps) if motion else None
     if joints is not None and not args.no_follow:
         joints = follow(joints)
-    renderer = registry.create("render", rcfg.backend, rcfg)
+    renderer = create_renderer(rcfg.backend, rcfg, look)
+    look = renderer.default_look
     t0 = time.perf_counter()
     try:
         cams = camera_track(args, renderer, n, fps)
@@ -222,18 +226,65 @@ def render_video(args: argparse.Namespace) -> dict:
             "output": str(args.output)}
 
 
-def _character_look(args: argparse.Namespace, default: str) -> str:
-    """The look named in the character pack (avatar: {look: ...}) unless render.look was set."""
+def _character_look(args: argparse.Namespace, default: str) -> str | dict:
+    """The look spec of the character pack (its `avatar:` mapping, which may change a preset) unless
+    render.look was set."""
     if any(s.startswith("render.look=") for s in (args.set or [])) or not getattr(args, "character", None):
         return default
-    from mio.render.avatar import look_from_spec
     from mio.thinker.persona import load_character
 
     character = load_character(args.character)
-    return look_from_spec(getattr(character, "avatar", None) or character.look)  # a mapping may change a preset
+    return getattr(character, "avatar", None) or character.look
+
+
+LOOKS_TILE = 300  # pixels: width of a character's column in the looks sheet (portrait square, body 2x)
+SHEET_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def looks_sheet(characters: list[str], output: str | Path, tile: int = LOOKS_TILE, samples: int = 4) -> Path:
+    """One column per character: its card's look in a portrait over a full-body view, standing at
+    rest with a neutral face, named below. All drawn by one renderer (one look each)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mio.body.retarget import relaxed_joints
+    from mio.core.config import RenderConfig
+    from mio.render.raster import AnnyRenderer
+    from mio.thinker.persona import load_character
+
+    out = Path(output)
+    if out.suffix.lower() not in SHEET_FORMATS:
+        raise InputError(f"{out}: the looks sheet is an image; name it {' or '.join(SHEET_FORMATS)}")
+    cards = [load_character(c) for c in characters]  # an unknown name fails here, before any drawing
+    label_h = tile // 8
+    sheet = Image.new("RGB", (tile * len(cards), 3 * tile + label_h), (245, 245, 243))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(12, tile // 15))
+    with AnnyRenderer(RenderConfig(width=tile, height=tile, samples=samples)) as r:
+        for i, card in enumerate(cards):
+            _say(f"{card.name}: look {card.avatar or card.look} ...")
+            look = r.add_look(card.avatar or card.look)
+            joints = relaxed_joints(r._look(look).rig)
+            face = np.zeros(ARKIT52.dim)
+            portrait = r.render(face, joints, r.preset_camera("portrait", tile, tile, look=look), look=look)
+            body = r.render(face, joints, r.preset_camera("full_body", tile, 2 * tile, look=look), look=look)
+            sheet.paste(Image.fromarray(portrait), (i * tile, 0))
+            sheet.paste(Image.fromarray(body), (i * tile, tile))
+            draw.text((i * tile + tile // 2, 3 * tile + label_h // 2), card.name, fill=(30, 30, 30), font=font,
+                      anchor="mm")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+    return out
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
+    if args.inputs == ["looks"] and not Path("looks").exists():
+        from mio.thinker.persona import known_characters
+
+        names = args.characters.split(",") if args.characters else sorted(known_characters(), key=lambda c: c == "mio")
+        output = args.output if args.output != RENDER_OUTPUT else "docs/looks.png"
+        path = looks_sheet(names, output)
+        print(f"wrote {path} ({len(names)} looks: {', '.join(names)})")
+        return 0
     info = render_video(args)
     print(f"wrote {info['output']} ({info['frames']} frames, {info['seconds']} s at {info['fps']:g} fps, "
           f"look {info['look']!r}) in {info['wall_s']} s")
@@ -246,9 +297,9 @@ def _export_avatar(args: argparse.Namespace) -> int:
     from mio.render.export import write_glb
 
     cfg = config_from_args(args)
-    look = args.look or _character_look(args, cfg.render.look)
-    path = write_glb(load_avatar(look, cfg.render.cache_dir), args.output)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; look {look!r}: mesh, 52 ARKit morph targets, "
+    asset = load_avatar(args.look or _character_look(args, cfg.render.look), cfg.render.cache_dir)
+    path = write_glb(asset, args.output)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; look {asset.look!r}: mesh, 52 ARKit morph targets, "
           "104-bone skin)")
     return 0
 
@@ -275,7 +326,13 @@ def _bench_render(args: argparse.Namespace) -> int:
     from mio.bench.render import bench_render
     from mio.cli import _write_bench, config_from_args
 
-    result = bench_render(config_from_args(args).render, frames=args.frames, views=args.views)
+    rcfg = config_from_args(args).render
+    look_b = None if args.look_b == "none" else args.look_b or ("nemo" if rcfg.look != "nemo" else "default")
+    if look_b is not None:
+        from mio.render.avatar import check_look_spec
+
+        check_look_spec(look_b, "--look-b")  # before the timing runs, not after them
+    result = bench_render(rcfg, frames=args.frames, views=args.views, look_b=look_b)
     if args.avatardit:
         from mio.render.avatardit.evaluate import evaluate
 
@@ -284,6 +341,7 @@ def _bench_render(args: argparse.Namespace) -> int:
     result["summary"] = {
         **{name: {**cam["total"], "budget_ms": result["budget_ms"]} for name, cam in result["cameras"].items()},
         **({"multiview": result["multiview"]["summary"]} if "multiview" in result else {}),
+        **({"looks": {"looks": result["looks"]["looks"], **result["looks"]["summary"]}} if "looks" in result else {}),
         **({"avatardit": result["avatardit"]} if "avatardit" in result else {}),
     }
     return _write_bench(result, args.output)
@@ -293,7 +351,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
              common: argparse.ArgumentParser) -> None:
     r = sub.add_parser("render", parents=[common], help="render face/body parameter files to an MP4 from any viewpoint",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("inputs", nargs="+", metavar="FILE.npz", help="face.npz (arkit52) and/or motion.npz (HumanML3D)")
+    r.add_argument("inputs", nargs="+", metavar="FILE.npz",
+                   help="face.npz (arkit52) and/or motion.npz (HumanML3D); or `looks` for the sheet of every character's look")
     r.add_argument("--camera", choices=CAMERA_CHOICES, default="upper_body",
                    help="a framing preset, or orbit (one turn round the avatar over the clip)")
     r.add_argument("--framing", choices=CAMERA_CHOICES[:3], default="full_body", help="the framing an orbit uses")
@@ -306,7 +365,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     r.add_argument("--fps", type=float, default=VIDEO_FPS)
     r.add_argument("--no-follow", action="store_true", help="fixed camera even when the body walks away")
     r.add_argument("--quiet", action="store_true")
-    r.add_argument("-o", "--output", default="out/render.mp4")
+    r.add_argument("--characters", metavar="A,B", help="`mio render looks`: these characters (default: every card)")
+    r.add_argument("-o", "--output", default=RENDER_OUTPUT)
     r.set_defaults(func=_render_cmd)
 
     e = sub.add_parser("export", parents=[common], help="the avatar (glTF/GLB) or motion (BVH + ARKit curves) for engines")
@@ -324,6 +384,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                              help="renderer ms per frame per camera preset (budget 10 ms) and multi-view figures")
     b.add_argument("--frames", type=int, default=200)
     b.add_argument("--views", type=int, default=4, help="cameras in the multi-view batch")
+    b.add_argument("--look-b", help="a second look to alternate with render.look frame by frame (default: nemo; "
+                                    "'none' skips the figure)")
     b.add_argument("--avatardit", metavar="DIR", help="also evaluate this AvatarDiT checkpoint (PSNR/SSIM)")
     b.add_argument("--avatardit-clips", type=int, default=8)
     b.add_argument("-o", "--output", default="out/bench/render.json")

@@ -27,7 +27,7 @@ import numpy as np
 
 from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, ARKIT_BLENDSHAPES, FACE_FPS
-from mio.render.avatar import LOOKS, MAT_EYE, AvatarAsset
+from mio.render.avatar import MAT_EYE, AvatarAsset
 
 # Live Link Face CSV: capitalised blendshape names, then head and eye rotations (radians).
 LIVE_LINK_ROTATIONS = (
@@ -52,7 +52,7 @@ def vertex_colors(asset: AvatarAsset) -> np.ndarray:
     rgb = asset.colors.astype(np.float64).copy()
     eye = asset.materials == MAT_EYE
     r = np.linalg.norm(asset.eye_coords, axis=1)
-    iris = np.asarray(LOOKS[asset.look].iris) if asset.look in LOOKS else np.array([0.3, 0.2, 0.1])
+    iris = np.asarray(asset.iris, np.float64)
     rgb[eye & (r < IRIS_RADIUS)] = iris
     rgb[eye & (r < PUPIL_RADIUS)] = 0.01
     out = np.ones((len(rgb), 4), np.float32)

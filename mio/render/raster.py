@@ -14,7 +14,12 @@ mio.bench.render (`mio bench render`) for the figures.
 
     r = AnnyRenderer(RenderConfig())
     rgb = r.render(face, joints, camera)     # face (61,) arkit52, joints (22, 3) or None
+    nemo = r.add_look("nemo")                 # more looks in the same renderer (once each)
+    rgb = r.render(face, joints, look=nemo)   # switching looks between frames costs ~nothing
     r.close()
+
+Each look keeps its own vertex and index buffers on the GPU (and its own rig, cameras and culling
+bounds); the shader programs are shared, as every anny look has the same 104-bone rig.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from mio.body.retarget import Retargeter, Rig, axis_angles_to_matrices, skinning
 from mio.core.config import RenderConfig
 from mio.core.errors import BackendError, InputError
 from mio.core.layouts import ARKIT52, blendshape_index
-from mio.render.avatar import LOOKS, MAT_EYE, AvatarAsset, load_avatar
+from mio.render.avatar import MAT_EYE, AvatarAsset, Look, load_avatar, resolve_look
 from mio.render.base import Renderer
 from mio.render.camera import Camera, camera_preset
 from mio.render.parts import Parts, partition
@@ -202,7 +207,7 @@ void main() { f_color = vec4(v_color, 1.0); }
 """
 
 # (wrap, specular, shininess, light scale) per material id, in mio.render.avatar's MAT_* order:
-# skin, lips, hair, brow, eye, mouth, shirt, trousers, shoes.
+# skin, lips, hair, brow, eye, mouth, cloth (shirt, coat), trousers, shoes, metal (buttons).
 MATERIAL_PARAMS = np.array(
     [
         (0.45, 0.10, 22.0, 1.0),
@@ -214,6 +219,7 @@ MATERIAL_PARAMS = np.array(
         (0.25, 0.03, 10.0, 1.0),
         (0.25, 0.03, 10.0, 1.0),
         (0.20, 0.10, 30.0, 1.0),
+        (0.10, 0.80, 60.0, 1.0),
     ],
     dtype=np.float32,
 )
@@ -259,30 +265,103 @@ def _shader_defines(src: str, **values: int) -> str:
     return src
 
 
-class AnnyRenderer(Renderer):
-    """The anny avatar on moderngl/llvmpipe. One instance per process is enough; not thread-safe."""
+class _LookGL:
+    """One look in the renderer: its asset, rig and retargeting, GPU buffers and vertex arrays,
+    culling bounds, and the blendshape weights its face buffers hold."""
 
-    def __init__(self, config: RenderConfig | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, renderer: AnnyRenderer, look: Look, asset: AvatarAsset) -> None:
+        ctx = renderer.ctx
+        a = self.asset = asset
+        self.look = look
+        if len(a.bone_names) != renderer.num_bones:
+            raise BackendError(f"look {look.name!r} has {len(a.bone_names)} bones; the renderer's shaders have "
+                               f"{renderer.num_bones}")
+        self.rig = Rig(a.bone_names, a.bone_parents, a.bone_heads.astype(np.float64))
+        self.retarget = Retargeter(self.rig)
+        # bones the face turns: the head split over neck02/head, then the two eyes
+        self.turned = np.array(
+            [self.rig.index(b) for b, _ in HEAD_SPLIT] + [self.rig.index("eye.L"), self.rig.index("eye.R")]
+        )
+        nf = a.n_face_vertices
+        self.rest_face = a.vertices[:nf].ravel().copy()
+        self.rest_face_n = a.normals[:nf].ravel().copy()
+        self.deltas = np.ascontiguousarray(a.blendshape_deltas.reshape(52, nf * 3))
+        self.ndeltas = np.ascontiguousarray(a.normal_deltas.reshape(52, nf * 3))
+        self.last_weights: np.ndarray | None = None
+        self.iris = tuple(float(c) ** 2 for c in a.iris)  # linear
+        color = np.concatenate([a.colors, a.materials[:, None].astype(np.float32)], axis=1)
+        self.vbo_pos = ctx.buffer(a.vertices.astype("f4").tobytes(), dynamic=True)
+        self.vbo_nrm = ctx.buffer(a.normals.astype("f4").tobytes(), dynamic=True)
+        self.buffers = [
+            self.vbo_pos,
+            self.vbo_nrm,
+            ctx.buffer(color.astype("f4").tobytes()),
+            ctx.buffer(a.eye_coords.astype("f4").tobytes()),
+            ctx.buffer(np.ascontiguousarray(a.bone_indices, dtype=np.uint8).tobytes()),
+            ctx.buffer(a.bone_weights.astype("f4").tobytes()),
+        ]
+        _, _, vbo_col, vbo_eye, vbo_bi, vbo_bw = self.buffers
+        self.parts: Parts = partition(a)
+        self.per_pixel = self.parts.mask(PER_PIXEL_PARTS)
+        ibo = ctx.buffer(self.parts.triangles.tobytes())
+        self.buffers.append(ibo)
+        common = [
+            (self.vbo_pos, "3f", "in_pos"),
+            (self.vbo_nrm, "3f", "in_normal"),
+            (vbo_col, "4f", "in_color"),
+            (vbo_bi, "4u1", "in_bones"),
+            (vbo_bw, "4f", "in_weights"),
+        ]
+        self.vao_lit = ctx.vertex_array(renderer.prog_lit, common, index_buffer=ibo, index_element_size=4)
+        self.vao = ctx.vertex_array(renderer.prog, [*common, (vbo_eye, "2f", "in_eye")], index_buffer=ibo,
+                                    index_element_size=4)
+        self.vao_control = ctx.vertex_array(
+            renderer.prog_control,
+            [(self.vbo_pos, "3f", "in_pos"), (self.vbo_nrm, "3f", "in_normal"), *common[3:]],
+            index_buffer=ibo,
+            index_element_size=4,
+        )
+        self.default_camera = renderer.preset_camera(renderer.config.camera, look=self)
+
+    def update_face(self, weights: np.ndarray) -> None:
+        """Blend the face vertices and normals; rewrites only the blendshape prefix of the buffers."""
+        if self.last_weights is not None and np.array_equal(weights, self.last_weights):
+            return
+        nz = np.flatnonzero(weights)
+        w = weights[nz].astype(np.float32)
+        # einsum, not `@`: a (k,) @ (k, nf*3) product goes to a multi-threaded OpenBLAS gemv whose
+        # worker threads then spin in sched_yield, taking the CPU llvmpipe needs (a third of it on 2 cores)
+        pos = self.rest_face + np.einsum("k,kn->n", w, self.deltas[nz])  # (nf*3,)
+        nrm = self.rest_face_n + np.einsum("k,kn->n", w, self.ndeltas[nz])
+        self.vbo_pos.write(pos.astype("f4").tobytes())
+        self.vbo_nrm.write(nrm.astype("f4").tobytes())
+        self.last_weights = weights.copy()
+
+    def release(self) -> None:
+        for obj in (self.vao_lit, self.vao, self.vao_control, *self.buffers):
+            obj.release()
+
+
+class AnnyRenderer(Renderer):
+    """The anny avatar on moderngl/llvmpipe, in any number of looks. One instance per process is
+    enough; not thread-safe."""
+
+    def __init__(self, config: RenderConfig | None = None, *, threads: int | None = None,
+                 look: str | dict | Look | None = None) -> None:
         """`threads`: llvmpipe rasteriser threads (Mesa's LP_NUM_THREADS; 0 rasterises on the calling
         thread; None keeps the environment's setting, by default one per core). Mesa reads it once per
-        process, when the first GL context is made. Defaults to `config.threads`."""
+        process, when the first GL context is made. Defaults to `config.threads`. `look`: the default
+        look (a preset name or a spec, see mio.render.avatar.resolve_look); defaults to `config.look`."""
         config = config or RenderConfig()
         if threads is None:
             threads = config.threads
-        if config.look not in LOOKS:
-            raise InputError(f"unknown avatar look {config.look!r}; available: {', '.join(sorted(LOOKS))}")
+        # a bad look is a ConfigError naming the field (as `mio story validate` reports it)
+        first = resolve_look(config.look if look is None else look, "render" if look is None else "avatar")
         if config.width <= 0 or config.height <= 0:
             raise InputError(f"render size must be positive, got {config.width}x{config.height}")
         self.config = config
         self.width, self.height = config.width, config.height
-        self.asset: AvatarAsset = load_avatar(config.look, config.cache_dir)
-        a = self.asset
-        self.rig = Rig(a.bone_names, a.bone_parents, a.bone_heads.astype(np.float64))
-        self._retarget = Retargeter(self.rig)
-        # bones the face turns: the head split over neck02/head, then the two eyes
-        self._turned = np.array(
-            [self.rig.index(b) for b, _ in HEAD_SPLIT] + [self.rig.index("eye.L"), self.rig.index("eye.R")]
-        )
+        asset = load_avatar(first, config.cache_dir)  # before GL: a first build takes a minute
         self._head_share = np.array([f for _, f in HEAD_SPLIT])
         self._look_idx = np.array(
             [
@@ -299,13 +378,6 @@ class AnnyRenderer(Renderer):
                 )
             ]
         )
-        self._rest_face = a.vertices[: a.n_face_vertices].copy()
-        self._rest_face_n = a.normals[: a.n_face_vertices].copy()
-        nf = a.n_face_vertices
-        self._deltas = np.ascontiguousarray(a.blendshape_deltas.reshape(52, nf * 3))
-        self._ndeltas = np.ascontiguousarray(a.normal_deltas.reshape(52, nf * 3))
-        self._last_weights: np.ndarray | None = None
-        self.default_camera = self.preset_camera(config.camera)
 
         try:
             import moderngl
@@ -330,7 +402,8 @@ class AnnyRenderer(Renderer):
                 stacklevel=2,
             )
         ctx = self.ctx
-        defines = dict(NUM_BONES=len(a.bone_names), MAT_EYE=MAT_EYE, NUM_MATERIALS=len(MATERIAL_PARAMS))
+        self.num_bones = len(asset.bone_names)
+        defines = dict(NUM_BONES=self.num_bones, MAT_EYE=MAT_EYE, NUM_MATERIALS=len(MATERIAL_PARAMS))
         self.prog_lit = ctx.program(
             vertex_shader=_shader_defines(_VERTEX_LIT, **defines),
             fragment_shader=_shader_defines(_FRAGMENT_LIT, **defines),
@@ -345,50 +418,81 @@ class AnnyRenderer(Renderer):
         )
         for prog in self._programs:
             prog["materials"].write(MATERIAL_PARAMS.tobytes())
-        self.prog["iris_color"].value = tuple(float(c) ** 2 for c in LOOKS[config.look].iris)
-        color = np.concatenate([a.colors, a.materials[:, None].astype(np.float32)], axis=1)
-        self._vbo_pos = ctx.buffer(a.vertices.astype("f4").tobytes(), dynamic=True)
-        self._vbo_nrm = ctx.buffer(a.normals.astype("f4").tobytes(), dynamic=True)
-        self._vbo_col = ctx.buffer(color.astype("f4").tobytes())
-        self._vbo_eye = ctx.buffer(a.eye_coords.astype("f4").tobytes())
-        self._vbo_bi = ctx.buffer(np.ascontiguousarray(a.bone_indices, dtype=np.uint8).tobytes())
-        self._vbo_bw = ctx.buffer(a.bone_weights.astype("f4").tobytes())
-        self.parts: Parts = partition(a)
-        self._per_pixel = self.parts.mask(PER_PIXEL_PARTS)
-        self._ibo = ctx.buffer(self.parts.triangles.tobytes())
-        common = [
-            (self._vbo_pos, "3f", "in_pos"),
-            (self._vbo_nrm, "3f", "in_normal"),
-            (self._vbo_col, "4f", "in_color"),
-            (self._vbo_bi, "4u1", "in_bones"),
-            (self._vbo_bw, "4f", "in_weights"),
-        ]
-        self.vao_lit = ctx.vertex_array(self.prog_lit, common, index_buffer=self._ibo, index_element_size=4)
-        self.vao_control = ctx.vertex_array(
-            self.prog_control,
-            [(self._vbo_pos, "3f", "in_pos"), (self._vbo_nrm, "3f", "in_normal"), *common[3:]],
-            index_buffer=self._ibo,
-            index_element_size=4,
-        )
-        self.vao = ctx.vertex_array(
-            self.prog,
-            [*common, (self._vbo_eye, "2f", "in_eye")],
-            index_buffer=self._ibo,
-            index_element_size=4,
-        )
         self.bg_prog = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_BG_FRAGMENT)
         tri = np.array([[-1, -1], [3, -1], [-1, 3]], "f4")
         self._bg_vbo = ctx.buffer(tri.tobytes())
         self.bg_vao = ctx.vertex_array(self.bg_prog, [(self._bg_vbo, "2f", "in_xy")])
         self.bg_prog["flip"].value = -1.0  # images are drawn upside down so the readback is top-first
-        self._targets: dict[tuple[int, int], tuple] = {}
+        self._targets: dict[tuple, tuple] = {}
+        self._looks: dict[str, _LookGL] = {}
+        self._iris: tuple[float, ...] | None = None
         self.timings: dict[str, float] = {}  # of the last render call: pose_ms, draw_ms (draw + readback)
         self._closed = False
+        self._looks[first.name] = _LookGL(self, first, asset)
+        self.default_look = first.name  # the look render() draws when it is given none
+
+    # ------------------------------------------------------------------ looks
+    def add_look(self, spec: str | dict | Look) -> str:
+        """Make a look drawable (a preset name or a spec): builds or loads its asset once and uploads
+        it; returns its name, which `render(..., look=name)` takes. Adding a look twice is a no-op."""
+        self._ensure_open()
+        look = resolve_look(spec)
+        if look.name not in self._looks:
+            asset = load_avatar(look, self.config.cache_dir)
+            with self.ctx:
+                self._looks[look.name] = _LookGL(self, look, asset)
+        return look.name
+
+    @property
+    def looks(self) -> tuple[str, ...]:
+        """The looks this renderer can draw, in the order they were added."""
+        return tuple(self._looks)
+
+    def _look(self, look: str | None) -> _LookGL:
+        if look is None:
+            return self._looks[self.default_look]
+        gl = self._looks.get(look)
+        if gl is None:
+            raise InputError(f"look {look!r} was not added to this renderer (add_look); it has: "
+                             f"{', '.join(self._looks)}")
+        return gl
+
+    @property
+    def default_look(self) -> str:
+        return self._default_look
+
+    @default_look.setter
+    def default_look(self, name: str) -> None:
+        if name not in self._looks:
+            raise InputError(f"look {name!r} was not added to this renderer; it has: {', '.join(self._looks)}")
+        self._default_look = name
+
+    # The default look's parts, for callers that draw one look.
+    @property
+    def asset(self) -> AvatarAsset:
+        return self._look(None).asset
+
+    @property
+    def rig(self) -> Rig:
+        return self._look(None).rig
+
+    @property
+    def parts(self) -> Parts:
+        return self._look(None).parts
+
+    @property
+    def default_camera(self) -> Camera:
+        return self._look(None).default_camera
+
+    @property
+    def _vbo_pos(self):
+        return self._look(None).vbo_pos
 
     # ------------------------------------------------------------------ cameras
-    def preset_camera(self, name: str, width: int | None = None, height: int | None = None) -> Camera:
-        """A named framing ("portrait", "upper_body", "full_body") sized to this avatar."""
-        lm = self.asset.landmarks
+    def preset_camera(self, name: str, width: int | None = None, height: int | None = None,
+                      look: str | _LookGL | None = None) -> Camera:
+        """A named framing ("portrait", "upper_body", "full_body") sized to a look (the default one)."""
+        lm = (look if isinstance(look, _LookGL) else self._look(look)).asset.landmarks
         return camera_preset(
             name,
             width or self.width,
@@ -410,41 +514,31 @@ class AnnyRenderer(Renderer):
             raise InputError("face parameters contain NaN or inf")
         return face.astype(np.float64)
 
-    def _update_face(self, weights: np.ndarray) -> None:
-        """Blend the face vertices and normals; rewrites only the blendshape prefix of the buffers."""
-        if self._last_weights is not None and np.array_equal(weights, self._last_weights):
-            return
-        nz = np.flatnonzero(weights)
-        w = weights[nz].astype(np.float32)
-        # einsum, not `@`: a (k,) @ (k, nf*3) product goes to a multi-threaded OpenBLAS gemv whose
-        # worker threads then spin in sched_yield, taking the CPU llvmpipe needs (a third of it on 2 cores)
-        pos = self._rest_face.ravel() + np.einsum("k,kn->n", w, self._deltas[nz])  # (nf*3,)
-        nrm = self._rest_face_n.ravel() + np.einsum("k,kn->n", w, self._ndeltas[nz])
-        self._vbo_pos.write(pos.astype("f4").tobytes())
-        self._vbo_nrm.write(nrm.astype("f4").tobytes())
-        self._last_weights = weights.copy()
-
-    def pose(self, face: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+    def pose(self, face: np.ndarray, joints: np.ndarray | None, look: str | None = None) -> np.ndarray:
         """Validate, blend the face, and return the (B, 4, 4) skinning matrices for this frame."""
+        with self.ctx:  # the face upload needs the context current (not re-entrant: render() uses _pose)
+            return self._pose(face, joints, self._look(look))
+
+    def _pose(self, face: np.ndarray, joints: np.ndarray | None, gl: _LookGL) -> np.ndarray:
         face = self._check_face(face)
         weights = np.clip(face[ARKIT52.slice("blendshapes")], 0.0, 1.0)
-        rig_pose = self._retarget(joints)
+        rig_pose = gl.retarget(joints)
         L = rig_pose.rotations
         g = weights[self._look_idx]  # (8,) eyeLook In/Out/Up/Down, left then right
         # ARKit semantics: eyeLook* weights also turn the eyeball (+y turns towards the
         # character's left, +x pitches down), on top of the explicit gaze rotation.
         yaw = np.array([g[1] - g[0], g[4] - g[5]]) * EYE_LOOK_RANGE[0]
         pitch = np.array([g[3] - g[2], g[7] - g[6]]) * EYE_LOOK_RANGE[1]
-        look = np.stack([pitch, yaw, np.zeros(2)], axis=1)  # (2, 3)
+        gaze = np.stack([pitch, yaw, np.zeros(2)], axis=1)  # (2, 3)
         rots = np.concatenate(
             [
                 face[ARKIT52.slice("head")][None] * self._head_share[:, None],  # head split over bones
-                np.stack([face[ARKIT52.slice("eye_left")], face[ARKIT52.slice("eye_right")]]) + look,
+                np.stack([face[ARKIT52.slice("eye_left")], face[ARKIT52.slice("eye_right")]]) + gaze,
             ]
         )
-        L[self._turned] = L[self._turned] @ axis_angles_to_matrices(rots)
-        self._update_face(weights)
-        return skinning_matrices(self.rig, rig_pose)
+        L[gl.turned] = L[gl.turned] @ axis_angles_to_matrices(rots)
+        gl.update_face(weights)
+        return skinning_matrices(gl.rig, rig_pose)
 
     # ------------------------------------------------------------------ drawing
     def _target(self, w: int, h: int):
@@ -468,7 +562,8 @@ class AnnyRenderer(Renderer):
             self._targets[key] = (msaa, resolve)
         return self._targets[key]
 
-    def _draw(self, camera: Camera, skin: np.ndarray, control: bool = False, depth: bool = False) -> np.ndarray:
+    def _draw(self, gl: _LookGL, camera: Camera, skin: np.ndarray, control: bool = False,
+              depth: bool = False) -> np.ndarray:
         w, h = int(camera.width), int(camera.height)
         msaa, resolve = self._target(w, h) if not depth else self._depth_target(w, h)
         ctx = self.ctx
@@ -483,12 +578,12 @@ class AnnyRenderer(Renderer):
             _FLIP_Y @ camera.projection_matrix() @ view
         )  # drawn upside down: readback is top row first
         R = view[:3, :3]
-        visible = self.parts.visible(skin, view_proj)
+        visible = gl.parts.visible(skin, view_proj)
         if control:  # the mesh alone, normal-coloured, on black
             self.prog_control["view_proj"].write(view_proj.T.astype("f4").tobytes())
             self.prog_control["view_rot"].write(R.T.astype("f4").tobytes())
-            for first, count in self.parts.ranges(visible):
-                self.vao_control.render(self._moderngl.TRIANGLES, vertices=count, first=first)
+            for first, count in gl.parts.ranges(visible):
+                gl.vao_control.render(self._moderngl.TRIANGLES, vertices=count, first=first)
             if depth:
                 return self._read_depth(msaa, camera)
             return self._readback(msaa, resolve, w, h)
@@ -499,8 +594,11 @@ class AnnyRenderer(Renderer):
             for name, d in zip(("key_dir", "fill_dir", "rim_dir"), lights, strict=True):
                 prog[name].value = tuple(d.tolist())
             prog["cam_pos"].value = cam_pos
-        for vao, among in ((self.vao_lit, ~self._per_pixel), (self.vao, self._per_pixel)):
-            for first, count in self.parts.ranges(visible & among):
+        if self._iris != gl.iris:  # the one per-look uniform
+            self.prog["iris_color"].value = gl.iris
+            self._iris = gl.iris
+        for vao, among in ((gl.vao_lit, ~gl.per_pixel), (gl.vao, gl.per_pixel)):
+            for first, count in gl.parts.ranges(visible & among):
                 vao.render(self._moderngl.TRIANGLES, vertices=count, first=first)
         # The background last, at the far plane: the depth test skips the pixels the avatar covers.
         ctx.disable(self._moderngl.CULL_FACE)
@@ -536,44 +634,48 @@ class AnnyRenderer(Renderer):
         src.read_into(out, components=3, alignment=1)
         return out
 
-    def _check_camera(self, camera: Camera | None) -> Camera:
+    def _check_camera(self, camera: Camera | None, gl: _LookGL) -> Camera:
         if camera is None:
-            return self.default_camera
+            return gl.default_camera
         if not isinstance(camera, Camera):
             raise InputError(f"camera must be a mio.render.camera.Camera, got {type(camera).__name__}")
         if camera.width <= 0 or camera.height <= 0:
             raise InputError(f"camera size must be positive, got {camera.width}x{camera.height}")
         return camera
 
-    def render(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None) -> np.ndarray:
-        """face (61,) arkit52, joints (22, 3) HumanML3D or None -> (H, W, 3) uint8 RGB."""
-        return self.render_batch(face, joints, [camera])[0]
+    def render(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None,
+               look: str | None = None) -> np.ndarray:
+        """face (61,) arkit52, joints (22, 3) HumanML3D or None -> (H, W, 3) uint8 RGB, in `look`
+        (a name `add_look` returned; None: the default look). camera None: the look's own framing."""
+        return self.render_batch(face, joints, [camera], look=look)[0]
 
     def render_batch(
         self, face: np.ndarray, joints: np.ndarray | None, cameras: list[Camera | None], *, control: bool = False,
-        depth: bool = False,
+        depth: bool = False, look: str | None = None,
     ) -> list[np.ndarray]:
         """The same pose seen from several cameras (posing is done once). `control`: draw the bare
         mesh coloured by camera-space normals on black (AvatarDiT's body/face render signal). `depth`:
         (H, W) float32 depth maps in metres instead (inf = background)."""
         control = control or depth
         self._ensure_open()
-        cams = [self._check_camera(c) for c in cameras]
+        gl = self._look(look)
+        cams = [self._check_camera(c, gl) for c in cameras]
         t0 = time.perf_counter()
         with self.ctx:  # current on this thread, whichever GL context was before (~3 us)
-            skin = self.pose(face, joints)
+            skin = self._pose(face, joints, gl)
             bones = skin.transpose(0, 2, 1).astype("f4").tobytes()  # column-major
             for prog in (*self._programs, self.prog_control) if control else self._programs:
                 prog["bones"].write(bones)
             t1 = time.perf_counter()
-            images = [self._draw(c, skin, control, depth) for c in cams]
+            images = [self._draw(gl, c, skin, control, depth) for c in cams]
         t2 = time.perf_counter()
         self.timings = {"pose_ms": 1e3 * (t1 - t0), "draw_ms": 1e3 * (t2 - t1)}
         return images
 
-    def render_control(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None) -> np.ndarray:
+    def render_control(self, face: np.ndarray, joints: np.ndarray | None, camera: Camera | None = None,
+                       look: str | None = None) -> np.ndarray:
         """The posed mesh alone, normal-coloured on black: (H, W, 3) uint8."""
-        return self.render_batch(face, joints, [camera], control=True)[0]
+        return self.render_batch(face, joints, [camera], control=True, look=look)[0]
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -584,6 +686,8 @@ class AnnyRenderer(Renderer):
             return
         self._closed = True
         with self.ctx:
+            for gl in self._looks.values():
+                gl.release()
             for msaa, resolve in self._targets.values():
                 msaa.release()
                 if resolve is not None:

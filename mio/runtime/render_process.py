@@ -8,7 +8,9 @@ README "Decisions"): ~39.5 ms per token with the renderer on a thread, ~30.3 ms 
 process, ~29 ms with no renderer at all.
 
 Frames come back through one shared-memory buffer (owned and unlinked by the parent); requests and
-errors go over a socket as JSON. One request at a time: the renderer has one GL context.
+errors go over a socket as JSON. One request at a time: the renderer has one GL context. Looks are
+added by name or spec (`add_look`, JSON-safe) and picked per frame (`render(..., look=name)`); a
+restarted child gets the same looks again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 
@@ -33,13 +34,16 @@ START_TIMEOUT_S = 300.0  # the first run prepares the avatar asset (~2 min); lat
 
 
 def create_renderer(backend: str, config: RenderConfig, look_spec: str | dict | None = None):
-    """Build a renderer; `look_spec` is a character pack's look (a preset name or a mapping that
-    changes one), resolved here so a look registered at run time exists in this process too."""
+    """Build a renderer; `look_spec` (a character pack's look: a preset name or a mapping that changes
+    one) becomes its default look."""
+    renderer = registry.create("render", backend, config)
     if look_spec is not None:
-        from mio.render.avatar import look_from_spec
-
-        config = replace(config, look=look_from_spec(look_spec))
-    return registry.create("render", backend, config)
+        try:
+            renderer.default_look = renderer.add_look(look_spec)
+        except BaseException:
+            renderer.close()
+            raise
+    return renderer
 
 
 # -- the wire: one JSON message per request and per reply (no pickles); frames in shared memory --
@@ -76,14 +80,15 @@ def _attach(name: str) -> SharedMemory:
 
 def serve(conn: Connection) -> None:
     """The child's loop. First message: {backend, config, look_spec}; then
-    {op: render, face, joints, camera, shm} -> {shape} | {error}, until {op: close} or EOF."""
+    {op: render, face, joints, camera, look, shm} -> {shape} | {error} and {op: add_look, spec} ->
+    {name} | {error}, until {op: close} or EOF."""
     setup = _recv(conn)
     try:
         renderer = create_renderer(setup["backend"], RenderConfig(**setup["config"]), setup["look_spec"])
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
         _send(conn, {"error": _error_to_json(e)})
         return
-    _send(conn, {"width": renderer.width, "height": renderer.height})
+    _send(conn, {"width": renderer.width, "height": renderer.height, "look": renderer.default_look})
     shm: SharedMemory | None = None
     try:
         while True:
@@ -93,10 +98,16 @@ def serve(conn: Connection) -> None:
                 break
             if msg["op"] == "close":
                 break
+            if msg["op"] == "add_look":
+                try:
+                    _send(conn, {"name": renderer.add_look(msg["spec"])})
+                except Exception as e:  # noqa: BLE001 - a bad look must not end the renderer
+                    _send(conn, {"error": _error_to_json(e)})
+                continue
             try:
                 joints = None if msg["joints"] is None else np.asarray(msg["joints"], np.float64)
                 camera = None if msg["camera"] is None else Camera.from_dict(msg["camera"])
-                image = renderer.render(np.asarray(msg["face"], np.float64), joints, camera)
+                image = renderer.render(np.asarray(msg["face"], np.float64), joints, camera, msg.get("look"))
                 if shm is None or shm.name != msg["shm"]:
                     if shm is not None:
                         shm.close()
@@ -115,10 +126,11 @@ def serve(conn: Connection) -> None:
 
 
 class RenderProcess:
-    """`render(face, joints, camera)` in a child process; the same frames as calling the renderer."""
+    """`render(face, joints, camera, look)` in a child process; the same frames as calling the renderer."""
 
     def __init__(self, backend: str, config: RenderConfig, look_spec: str | dict | None = None) -> None:
         self._args = (backend, config, look_spec)
+        self._looks: dict[str, str | dict] = {}  # name -> the spec it came from, replayed on a restart
         self._lock = threading.Lock()
         self._shm: SharedMemory | None = None
         self._closed = False
@@ -142,7 +154,12 @@ class RenderProcess:
         if "error" in reply:
             self._kill()
             raise _error_from_json(reply["error"])
-        self.width, self.height = reply["width"], reply["height"]
+        self.width, self.height, self.default_look = reply["width"], reply["height"], reply["look"]
+        for spec in self._looks.values():  # a restarted child: the looks the old one had
+            reply = self._exchange({"op": "add_look", "spec": spec})
+            if "error" in reply:
+                self._kill()
+                raise _error_from_json(reply["error"])
 
     def _exchange(self, msg: dict | None) -> dict:
         """Send `msg` (None: only wait) and return the reply; a dead child is a BackendError."""
@@ -162,7 +179,35 @@ class RenderProcess:
             self._shm = SharedMemory(create=True, size=nbytes)
         return self._shm
 
-    def render(self, face: np.ndarray, joints: np.ndarray | None, camera=None) -> np.ndarray:
+    def _request(self, msg: dict) -> dict:
+        """One exchange; a child that died (a GL driver crash) is started once more (with its looks)
+        and asked again. A second death in a row, or an error reply, is the caller's error."""
+        try:
+            reply = self._exchange(msg)
+        except BackendError as e:
+            sys.stderr.write(f"mio: {e}; starting a new one\n")
+            self._kill()
+            self.restarts += 1
+            self._start()
+            reply = self._exchange(msg)
+        if "error" in reply:
+            raise _error_from_json(reply["error"])
+        return reply
+
+    def add_look(self, spec: str | dict) -> str:
+        """Prepare a look in the child (see AnnyRenderer.add_look); returns its name."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("renderer is closed")
+            name = self._request({"op": "add_look", "spec": spec})["name"]
+            self._looks.setdefault(name, spec)
+            return name
+
+    @property
+    def looks(self) -> tuple[str, ...]:
+        return (self.default_look, *(n for n in self._looks if n != self.default_look))
+
+    def render(self, face: np.ndarray, joints: np.ndarray | None, camera=None, look: str | None = None) -> np.ndarray:
         w, h = (camera.width, camera.height) if camera is not None else (self.width, self.height)
         with self._lock:
             if self._closed:
@@ -170,17 +215,8 @@ class RenderProcess:
             shm = self._buffer(max(int(w) * int(h) * 3, 1))
             msg = {"op": "render", "face": np.asarray(face, np.float64).tolist(),
                    "joints": None if joints is None else np.asarray(joints, np.float64).tolist(),
-                   "camera": None if camera is None else camera.to_dict(), "shm": shm.name}
-            try:
-                reply = self._exchange(msg)
-            except BackendError as e:  # the child died (a GL driver crash): one fresh start, then the frame again
-                sys.stderr.write(f"mio: {e}; starting a new one\n")
-                self._kill()
-                self.restarts += 1
-                self._start()
-                reply = self._exchange(msg)  # a second death in a row is the caller's error
-            if "error" in reply:
-                raise _error_from_json(reply["error"])
+                   "camera": None if camera is None else camera.to_dict(), "look": look, "shm": shm.name}
+            reply = self._request(msg)
             return np.ndarray(reply["shape"], np.uint8, buffer=shm.buf).copy()  # the next frame overwrites it
 
     def _kill(self) -> None:

@@ -61,8 +61,17 @@ class RenderWorker:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mio-render")
         self.renderer = self._pool.submit(factory).result()
 
-    def render(self, face, joints, camera=None) -> np.ndarray:
-        return self._pool.submit(self.renderer.render, face, joints, camera).result()
+    def add_look(self, spec: str | dict) -> str:
+        return self._pool.submit(self.renderer.add_look, spec).result()
+
+    def render(self, face, joints, camera=None, look: str | None = None) -> np.ndarray:
+        if look is None:  # the default look: also for renderers of one look
+            return self._pool.submit(self.renderer.render, face, joints, camera).result()
+        return self._pool.submit(self.renderer.render, face, joints, camera, look).result()
+
+    @property
+    def default_look(self) -> str:
+        return self.renderer.default_look
 
     @property
     def width(self) -> int:

@@ -33,3 +33,25 @@ def test_bench_render_multiview_figures():
     s = mv["summary"]
     assert s["batch_ms_per_frame"] > 0 and s["separate_calls_ms_per_frame"] > 0
     assert 10 < s["reprojection_psnr_db"] < 60 and 0 < s["reprojection_ssim"] <= 1 and 0 < s["overlap"] < 1
+
+
+def test_bench_render_look_switching_figures():
+    pytest.importorskip("anny")
+    pytest.importorskip("moderngl")
+    from mio.bench.render import bench_render
+
+    out = bench_render(RenderConfig(width=64, height=64), frames=6, cameras=("portrait",), look_b="nemo")
+    fig = out["looks"]
+    assert fig["looks"] == ["default", "nemo"] and fig["add_look_s"] >= 0
+    s = fig["summary"]
+    assert s["a_only_ms"] > 0 and s["b_only_ms"] > 0 and s["alternating_ms"] > 0 and "switch_overhead_ms" in s
+    assert {"loadavg_1min_before", "other_cpus"} <= set(fig["load"])
+
+
+def test_bench_render_refuses_an_unknown_second_look_before_timing_anything(tmp_path, capsys):
+    from mio.cli import main
+
+    out = tmp_path / "render.json"
+    assert main(["bench", "render", "--look-b", "nobody", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nobody" in err and "nemo" in err and "\n" not in err and not out.exists()

@@ -146,8 +146,8 @@ def test_eyes_follow_the_gaze(renderer):
         for bone in ("eye.L", "eye.R"):
             u, v = project(cam, renderer.asset.bone_heads[renderer.rig.index(bone)][None].astype(float))[0]
             u, v = int(u), int(v)
-            box = img[v - 12 : v + 12, u - 30 : u + 30].sum(-1)
-            cols.append(np.nonzero(box < 250)[1].mean() + u - 30)
+            box = img[v - 12 : v + 12, u - 20 : u + 20].sum(-1)  # the eye, not the hair beside the face
+            cols.append(np.nonzero(box < 250)[1].mean() + u - 20)
         return float(np.mean(cols))
 
     base = iris_x(f)

@@ -93,3 +93,31 @@ def test_face_expression_reaches_the_video(files, tmp_path):
                  "-o", str(tmp_path / "jaw.mp4")]) == 0
     frames = _frames(tmp_path / "jaw.mp4")
     assert np.abs(frames[2].astype(int) - frames[8].astype(int)).sum(-1).max() > 60
+
+
+def test_render_looks_draws_each_named_character_in_its_own_column(tmp_path, capsys):
+    from PIL import Image
+
+    from mio.render.cli import LOOKS_TILE
+
+    out = tmp_path / "looks.png"
+    assert main(["render", "looks", "--characters", "nemo,mio", "-o", str(out)]) == 0
+    assert "2 looks: nemo, mio" in capsys.readouterr().out
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    t = LOOKS_TILE
+    assert sheet.shape[1] == 2 * t and sheet.shape[0] > 3 * t  # portrait over full body, a label below
+    for col in range(2):
+        for rows in (slice(0, t), slice(t, 3 * t)):  # each view holds a figure, not just the backdrop
+            view = sheet[rows, col * t:(col + 1) * t]
+            assert (np.abs(view - view[2, 2]).sum(-1) > 40).mean() > 0.1, (col, rows)
+    nemo, mio = sheet[:t, :t], sheet[:t, t:2 * t]
+    assert np.abs(nemo - mio).sum(-1).mean() > 20  # two looks, not one drawn twice
+
+
+def test_render_looks_refuses_unknown_characters_and_non_image_outputs(tmp_path, capsys):
+    assert main(["render", "looks", "--characters", "nemo,nobody", "-o", str(tmp_path / "l.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nobody" in err and "nemo" in err and "\n" not in err
+    assert main(["render", "looks", "-o", str(tmp_path / "looks.mp4")]) == 2
+    assert ".png" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written

