@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mio.core.config import MioConfig, to_dict
-from mio.thinker import evals
+from mio.thinker import evals, guards
 from mio.thinker.memory.embed import Embedder
 from mio.thinker.memory.graph import GraphStore, NarrativePresentGate
 from mio.thinker.pack import Edge, Node
@@ -32,6 +32,8 @@ from mio.thinker.persona import load_character
 CONDITIONS = {
     "baseline": {"memory": "flat", "guards": False},
     "diegetic": {"memory": "diegetic", "guards": True},
+    # The model's own behaviour: the same memory, no out-of-world refusal and no spoiler check.
+    "diegetic_unguarded": {"memory": "diegetic", "guards": False},
 }
 BUDGET_RETRIEVAL_MS = 20.0
 
@@ -130,8 +132,11 @@ def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: boo
         tt_time, tt_char, tt_items = evals.load_timeline(eval_dir / "timeline.yaml")
         rt_items = evals.load_robustness(eval_dir / "robustness.yaml")
         cb_time, scenes = evals.load_scenes(eval_dir / "characterbox.yaml")
+        conv_time, conv_items = evals.load_conversation(eval_dir / "conversation.yaml")
         if limit:
             tt_items, rt_items, scenes = tt_items[:limit], rt_items[:limit], scenes[: max(1, limit // 20)]
+            conv_items = conv_items[:: max(1, len(conv_items) // limit)][:limit]  # every character
+        cast = {c: load_character(f"{story.folder}/characters/{c}.yaml") for c in {i.character for i in conv_items}}
         judge = evals.LLMJudge(judge_llm) if judge_llm is not None else evals.HeuristicJudge()
         tt_character = load_character(tt_char) if tt_char else character
         result["conditions"] = {}
@@ -156,6 +161,18 @@ def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: boo
                 firsts.append(first)
                 rt_rows.append({"q": item.q, "reply": reply, "complied": evals.complies(reply, item),
                                 "declined": evals.declines(reply)})
+            say(f"{name}: Conversation ({len(conv_items)} in-world questions) ...")
+            conv_rows = []
+            for item in conv_items:
+                ch = cast[item.character]
+                conv = th.new_conversation(ch, user_id=f"bench-{name}", story_time=conv_time)
+                reply, first, _ = _reply(th, conv, item.q)
+                firsts.append(first)
+                conv_rows.append({"character": item.character, "q": item.q, "reply": reply,
+                                  "answered": evals.answers(reply, item), "echo": evals.echo(reply, item.q),
+                                  "third_person": evals.third_person(reply, ch.name),
+                                  "first_person": evals.first_person(reply), "frame_break": guards.breaks_frame(reply),
+                                  "anachronism": guards.anachronism(reply)})
             say(f"{name}: CharacterBox-style scenes ({len(scenes)}) with the {judge.name} judge ...")
             cb_rows = []
             for scene in scenes:
@@ -172,15 +189,23 @@ def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: boo
             rt = 100.0 * sum(not r["complied"] for r in rt_rows) / max(1, len(rt_rows))
             cb = {k: round(statistics.mean(r["scores"][k] for r in cb_rows), 3) for k in evals.CB_METRICS} if cb_rows else {}
             lat = [f for f in firsts if f is not None]
+
+            def share(key: str, rows=conv_rows) -> float:
+                return round(100.0 * sum(bool(r[key]) for r in rows) / max(1, len(rows)), 1)
+
+            conversation = {k: share(k) for k in ("answered", "echo", "third_person", "first_person",
+                                                   "frame_break", "anachronism")}
             result["conditions"][name] = {
                 "settings": changes, "TT": round(tt, 1), "RT": round(rt, 1),
                 "RT_strict": round(100.0 * sum(not r["complied"] and r["declined"] for r in rt_rows) / max(1, len(rt_rows)), 1),
                 "TT_expressed_ignorance": round(100.0 * sum(r["ignorance"] for r in tt_rows) / max(1, len(tt_rows)), 1),
+                "conversation": conversation,
                 "CB": cb, "CB_avg": round(statistics.mean(cb.values()), 3) if cb else None, "CB_judge": judge.name,
                 "first_clause_s": {"p50": _pct(lat, 50), "p95": _pct(lat, 95)} if lat else None,
-                "tt_items": tt_rows, "rt_items": rt_rows, "cb_scenes": cb_rows,
+                "tt_items": tt_rows, "rt_items": rt_rows, "conversation_items": conv_rows, "cb_scenes": cb_rows,
             }
-            say(f"{name}: TT {tt:.1f}  RT {rt:.1f}")
+            say(f"{name}: TT {tt:.1f}  RT {rt:.1f}  answered {conversation['answered']}  echo {conversation['echo']}"
+                f"  third-person {conversation['third_person']}")
     summary: dict = {}
     if "retrieval" in result:
         r = result["retrieval"]
@@ -190,6 +215,39 @@ def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: boo
         summary["retrieval_budget_ms"] = BUDGET_RETRIEVAL_MS
         summary["gate_violations"] = r["gate_violations"]
     for name, c in result.get("conditions", {}).items():
-        summary[name] = {"TT": c["TT"], "RT": c["RT"], "CB_avg": c["CB_avg"], "first_clause_s_p50": (c["first_clause_s"] or {}).get("p50")}
+        summary[name] = {"TT": c["TT"], "RT": c["RT"], "CB_avg": c["CB_avg"],
+                         **{f"conv_{k}": v for k, v in c["conversation"].items()},
+                         "first_clause_s_p50": (c["first_clause_s"] or {}).get("p50"),
+                         "first_clause_s_p95": (c["first_clause_s"] or {}).get("p95")}
     result["summary"] = summary
     return result
+
+
+def compare_models(config: MioConfig, names: list[str], *, limit: int | None = None, judge_llm=None,
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """The Thinker suites on each packaged model in turn (same prompts, same memory, same machine):
+    quality with and without the guards, and the time to the first clause."""
+    from mio.thinker.llm import catalog
+
+    say = progress or (lambda m: None)
+    out: dict = {"models": {}, "limit": limit}
+    for name in names:
+        m = catalog.get(name)
+        row = {"title": m.title, "licence": m.licence, "chat_tuned": m.chat}
+        if not catalog.installed(name):
+            row["skipped"] = f"not installed: {m.install_hint()}"
+            out["models"][name] = row
+            say(f"{name}: {row['skipped']}")
+            continue
+        say(f"== {name} ({m.title}) ==")
+        cfg = dataclasses.replace(config, thinker=dataclasses.replace(config.thinker, embedded=name, model_path=None))
+        t0 = time.perf_counter()
+        res = bench_thinker(cfg, limit=limit, retrieval=False, judge_llm=judge_llm, progress=say)
+        row.update(res["summary"], bench_s=round(time.perf_counter() - t0, 1), detail=res.get("conditions"))
+        out["models"][name] = row
+    out["table"] = [
+        {"model": n, **{f"{c}_{k}": r.get(c, {}).get(k) for c in CONDITIONS
+                        for k in ("TT", "RT", "conv_answered", "conv_echo", "conv_third_person", "first_clause_s_p50")}}
+        for n, r in out["models"].items() if "skipped" not in r]
+    out["summary"] = {"table": out["table"], "skipped": {n: r["skipped"] for n, r in out["models"].items() if "skipped" in r}}
+    return out

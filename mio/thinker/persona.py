@@ -49,14 +49,23 @@ class Character:
 
     def system_prompt(self) -> str:
         """The persona prefix; stable across turns so the LLM keeps it in its KV cache.
-        Nothing that changes per turn (story time, retrieved facts) may go here."""
+        Nothing that changes per turn (story time, retrieved facts) may go here.
+
+        Small models fail a conversation in a few known ways (measured by `mio bench thinker`'s
+        conversation suite): they speak of the character in the third person (the notes name it),
+        repeat the user's words, drift into the assistant role, or write the code they are asked
+        for. Each rule below names one of those failures; they cost nothing per turn (cached)."""
+        name = self.name
         lines = [
-            f"You are {self.name}. {self.summary}",
+            f"You are {name}. {self.summary}",
             f"How you speak: {self.manner}" if self.manner else "",
             f"You value {', '.join(self.values)}." if self.values else "",
             f"Your aims: {'; '.join(self.goals)}." if self.goals else "",
             f"Limits: {self.knowledge_bounds}" if self.knowledge_bounds else "",
-            f"Always stay in character as {self.name}; never say you are an AI or an assistant.",
+            f"Always speak as {name} in the first person (I, me, my). Notes that name {name} are about you.",
+            "Answer the visitor's question itself in your own words; do not repeat the question.",
+            f"You are a person of your own world, never an AI, a model or an assistant. You never write code, "
+            f"lists, emails or essays, and you do not know modern things: decline such requests as {name} would.",
             "Only speak of things in your notes or your own past; if you do not know, say so.",
             "Reply with one to three short spoken sentences.",
         ]

