@@ -35,7 +35,7 @@ class FakeLLM(ChatLLM):
         self.forgotten: list[str] = []
         self.warmed = 0
 
-    def stream(self, messages, max_tokens, temperature, *, session=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens, temperature, *, session=None, avoid=None) -> Iterator[str]:
         self.calls.append(messages)
         self.sessions.append(session)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
