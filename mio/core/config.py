@@ -19,7 +19,7 @@ from mio.core.errors import ConfigError
 class ThinkerConfig:
     backend: str = "llama"  # llama | openai
     model_path: str | None = None  # a GGUF file of your own; None = the embedded model below
-    embedded: str = "smollm2-135m"  # packaged model (mio.thinker.llm.catalog): smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | gemma-3-270m
+    embedded: str = "qwen2.5-coder-0.5b"  # packaged model (mio.thinker.llm.catalog): smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | gemma-3-270m
     weights: str = "q8_0"  # the embedded model served as: q8_0 (re-encoded once; same outputs, ~1.7x faster pre-fill) | shipped (Q4_1)
     url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server
@@ -40,6 +40,7 @@ class ThinkerConfig:
     min_score: float = 0.3  # cosine similarity below which a fact is not relevant enough to prompt
     episodic: bool = True  # remember what each user said, across sessions
     guards: bool = True  # out-of-world refusal and spoiler check (off only for the Baseline)
+    no_echo: bool = True  # sampling never copies 4 words in a row from the user's line (mio.thinker.llm.noecho)
     max_history_tokens: int = 600  # short-term buffer; older turns are condensed
     lora_path: str | None = None  # GGUF LoRA adapter from `mio evolve train` (self-evolution, §6.2.2)
     lora_scale: float = 1.0

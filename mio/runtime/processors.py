@@ -494,16 +494,19 @@ class RenderProcessor(Processor):
 
     name = "render"
 
-    def __init__(self, renderer, stats: Stats, camera=None) -> None:
+    def __init__(self, renderer, stats: Stats, camera=None, look: str | None = None) -> None:
         super().__init__()
         self.renderer, self.stats, self.camera = renderer, stats, camera
+        self.look = look  # the session character's look (a name the renderer's add_look gave); None = default
         self._face: np.ndarray | None = None
         self._joints: np.ndarray | None = None
         self._lock = threading.Lock()  # one GL context may be shared by sessions
 
     def _render(self, face: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
         with self._lock:
-            return self.renderer.render(face, joints, self.camera)
+            if self.look is None:
+                return self.renderer.render(face, joints, self.camera)
+            return self.renderer.render(face, joints, self.camera, self.look)
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if isinstance(frame, FaceFrame):

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import functools
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from mio.core.frames import (
     UserText,
     VideoFrame,
 )
+from mio.runtime.cast import look_spec, voice_spec
 from mio.runtime.pipeline import Pipeline
 from mio.runtime.processors import (
     ASRProcessor,
@@ -48,6 +50,7 @@ from mio.runtime.processors import (
 from mio.runtime.render_process import RenderProcess, create_renderer
 from mio.runtime.stats import Stats
 from mio.talker.asr import asr_context
+from mio.talker.voices.bank import shared_bank
 from mio.thinker.persona import Character, load_character
 from mio.thinker.thinker import Thinker
 
@@ -110,7 +113,11 @@ class Models:
 
         cfg = config
         self.thinker: Thinker = timed(f"thinker ({cfg.thinker.backend})", lambda: Thinker(cfg.thinker))
-        self.voice = timed(f"talker ({cfg.talker.backend})", lambda: _warmed(registry.create("talker", cfg.talker.backend, cfg.talker)))
+        # Voices: engines loaded once per process and shared; each character's card picks one (cast.py)
+        self.voices = shared_bank(cfg.talker)
+        self._look_names: dict[str, str | None] = {}
+        spec = voice_spec(self.character, cfg.talker)
+        self.voice = timed(f"talker ({(spec or self.voices.default_spec).describe()})", lambda: self.voices.get(spec))
         self.face = timed(f"face ({cfg.face.backend})", lambda: registry.create("face", cfg.face.backend, cfg.face))
         self.body = timed(f"body ({cfg.body.backend})", lambda: registry.create("body", cfg.body.backend, cfg.body))
         where = "own process" if cfg.render.process else "thread"
@@ -124,20 +131,36 @@ class Models:
 
         self.vad = timed("vad (silero)", load_vad)  # segments the microphone, with or without ASR
 
-    def _look_spec(self) -> str | dict | None:
-        """The character pack's look, unless the user chose one (`render.look`)."""
-        from mio.core.config import RenderConfig
-
-        rcfg = self.config.render
-        if rcfg.backend == "anny" and rcfg.look == RenderConfig().look and (self.character.avatar or self.character.look):
-            return self.character.avatar or self.character.look
-        return None
-
     def _start_renderer(self) -> RenderProcess | RenderWorker:
         rcfg = self.config.render
+        spec = look_spec(self.character, rcfg)
         if rcfg.process:
-            return RenderProcess(rcfg.backend, rcfg, self._look_spec())
-        return RenderWorker(functools.partial(create_renderer, rcfg.backend, rcfg, self._look_spec()))
+            return RenderProcess(rcfg.backend, rcfg, spec)
+        return RenderWorker(functools.partial(create_renderer, rcfg.backend, rcfg, spec))
+
+    # -- the cast: a session only picks what is loaded here ------------------------------
+    def voice_for(self, character: Character):
+        """The character's voice (its card's, unless the user chose talker.backend/voice), shared."""
+        return self.voices.get(voice_spec(character, self.config.talker))
+
+    def look_for(self, character: Character) -> str | None:
+        """The name of the character's look in the renderer (None: the renderer's default look)."""
+        spec = look_spec(character, self.config.render)
+        if spec is None or not hasattr(self.renderer, "add_look"):  # one-look renderers (parameter streams)
+            return None
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self._look_names:
+            self._look_names[key] = self.renderer.add_look(spec)  # built or loaded once per process
+        return self._look_names[key]
+
+    def prepare(self, characters, progress: Callable[[str], None] | None = None) -> None:
+        """Load every voice and look these characters use, so that starting a session only picks."""
+        say = progress or (lambda msg: None)
+        for ch in characters:
+            t0 = time.perf_counter()
+            self.voice_for(ch)
+            self.look_for(ch)
+            say(f"cast: {ch.name} ready ({time.perf_counter() - t0:.1f} s)")
 
     def close(self) -> None:
         self.renderer.close()
@@ -183,11 +206,11 @@ class Session:
                                       avatar_has_floor=self.has_floor))
         procs += [
             ThinkerProcessor(models.thinker, self.conversation, self.stats),
-            TalkerProcessor(models.voice, self.clock, self.stats),
+            TalkerProcessor(models.voice_for(models.character), self.clock, self.stats),
             FrameClock(self.clock, self.stats, fps=models.config.fps),
             FaceProcessor(self.face, self.clock, self.stats),
             BodyProcessor(self.body, self.clock, self.stats),
-            RenderProcessor(models.renderer, self.stats),
+            RenderProcessor(models.renderer, self.stats, look=models.look_for(models.character)),
         ]
         self.pipeline = Pipeline(procs, self._output)
 

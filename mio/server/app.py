@@ -103,7 +103,7 @@ class _NoRender:
 
     width = height = 1
 
-    def render(self, face, joints, camera=None) -> np.ndarray:
+    def render(self, face, joints, camera=None, look=None) -> np.ndarray:
         return np.zeros((1, 1, 3), np.uint8)
 
 
@@ -147,6 +147,8 @@ class Hub:
                                       next(iter(self.characters)))
         self.tickets: dict[str, Ticket] = {}
         self.live: dict[str, Live] = {}
+        if hasattr(models, "prepare"):  # every voice and look a session may pick, loaded before "ready"
+            models.prepare(self.characters.values(), progress=lambda msg: log.info("%s", msg))
 
     # -- requests ---------------------------------------------------------------------------
     def check_headers(self, headers) -> None:

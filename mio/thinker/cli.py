@@ -26,11 +26,16 @@ def _story_info(args: argparse.Namespace) -> int:
 
 
 def _story_validate(args: argparse.Namespace) -> int:
-    from mio.thinker.persona import load_character
+    """Every card of the pack parsed, and each card's voice and look resolved (no model loads)."""
+    from mio.runtime.cast import check_cast, pack_cast
 
-    ch = load_character(args.path)
-    n = (len(ch.story.nodes), len(ch.story.edges)) if ch.story else (0, 0)
-    print(f"ok: {ch.name} ({n[0]} nodes, {n[1]} edges)")
+    cast = pack_cast(args.path)
+    for ch in cast:
+        check_cast(ch)
+    story = cast[0].story
+    n = (len(story.nodes), len(story.edges)) if story else (0, 0)
+    names = ", ".join(ch.name for ch in cast)
+    print(f"ok: {names} ({n[0]} nodes, {n[1]} edges; voices and looks resolved)")
     return 0
 
 

@@ -39,6 +39,7 @@ class Character:
     default_emotion: Emotion = field(default_factory=Emotion)
     voice_backend: str | None = None
     voice: str | None = None
+    voice_spec: dict = field(default_factory=dict)  # the card's whole `voice:` mapping (engine + shape), plain
     look: str = "default"
     avatar: dict = field(default_factory=dict)  # the pack's avatar mapping (look + phenotype/appearance changes)
     examples: tuple[tuple[str, str], ...] = ()
@@ -158,6 +159,7 @@ def parse_card(p: Path, story: StoryPack | None = None) -> Character:
         default_emotion=Emotion(label, intensity),
         voice_backend=voice.get("backend"),
         voice=voice.get("voice"),
+        voice_spec=_plain(voice),
         look=str(avatar.get("look", "default")),
         avatar=_plain(avatar),
         examples=tuple(examples),
@@ -183,6 +185,7 @@ def load_character(name_or_path: str | Path) -> Character:
     """Resolve a character by name, `story/name`, pack folder, card file or legacy folder."""
     name = str(name_or_path)
     looks_like_path = name.startswith((".", "/", "~")) or name.endswith((".yaml", ".yml")) or Path(name).is_absolute()
+    looks_like_path |= Path(name).exists() and not (STORIES_DIR / name).exists()  # e.g. stories/mio from the repo root
     p = Path(name).expanduser() if looks_like_path else STORIES_DIR / name
     if not looks_like_path and not p.exists() and "/" not in name:
         for pack in _packs():  # a character name: search every pack

@@ -309,7 +309,8 @@ class Thinker:
         for attempt in range(2):
             produced, leaked = 0, False
             temperature = self.config.temperature if attempt == 0 else min(self.config.temperature, 0.2)
-            for clause in self._draft(messages, ch, temperature, conv.session_id):
+            avoid = user_text if self.config.no_echo else None
+            for clause in self._draft(messages, ch, temperature, conv.session_id, avoid):
                 if spoilers is not None and spoilers.check(clause.text, user_text) is not None:
                     leaked = True  # stop here: the rest of the draft is not spoken
                     break
@@ -323,9 +324,10 @@ class Thinker:
         yield annotate(ch.unknown if leaked else ch.refusal_for(user_text), ch.default_emotion)
 
     def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float,
-               session: str | None = None) -> Iterator[Clause]:
-        """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped)."""
-        pieces = self.llm.stream(messages, self.config.max_tokens, temperature, session=session)
+               session: str | None = None, avoid: str | None = None) -> Iterator[Clause]:
+        """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped). `avoid`:
+        the user's line, which the reply may not echo (thinker.no_echo)."""
+        pieces = self.llm.stream(messages, self.config.max_tokens, temperature, session=session, avoid=avoid)
         first = ""
         pieces = iter(pieces)
         for piece in pieces:  # a JSON plan (stronger models may answer in JSON) is parsed whole

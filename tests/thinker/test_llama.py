@@ -1,16 +1,19 @@
-"""The embedded LLM (SmolLM2-135M GGUF via llama.cpp): real text, streamed, with the persona cached."""
+"""The embedded LLM (the default Qwen2.5-Coder-0.5B GGUF via llama.cpp, and SmolLM2-135M): real text,
+streamed, with the persona cached."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from mio.core.config import ThinkerConfig
 from mio.core.errors import BackendError
-from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf
+from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, served_gguf
 from mio.thinker.persona import load_character
 from mio.thinker.thinker import Thinker
 
 pytestmark = pytest.mark.slow
+SMOL = ThinkerConfig(embedded="smollm2-135m")
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +80,13 @@ def test_embedded_model_is_served_as_q8_0_with_the_shipped_outputs(tmp_path, mon
 
     from mio.bench.llm import fidelity, next_token_logprobs
     from mio.core.errors import ConfigError
-    from mio.thinker.llm.llama import embedded_q8_0, served_gguf
+    from mio.thinker.llm.llama import embedded_q8_0
 
     monkeypatch.setenv("MIO_CACHE", str(tmp_path))
-    q8 = served_gguf(ThinkerConfig())
+    q8 = served_gguf(SMOL)
     assert q8.parent == tmp_path / "llm" and q8.name.endswith(".Q8_0.gguf") and q8.is_file()
     assert embedded_q8_0() == q8 and q8.stat().st_size > embedded_gguf().stat().st_size  # cached, 8 bits
-    assert served_gguf(ThinkerConfig(weights="shipped")) == embedded_gguf()
+    assert served_gguf(dataclasses.replace(SMOL, weights="shipped")) == embedded_gguf()
     assert served_gguf(ThinkerConfig(model_path="/x/y.gguf", weights="shipped")) == Path("/x/y.gguf")
     with pytest.raises(ConfigError, match="thinker.weights"):
         served_gguf(ThinkerConfig(weights="q2"))
@@ -103,9 +106,10 @@ def test_the_persona_prefix_is_kept_on_disk_between_processes(tmp_path, monkeypa
     replaced by pre-filling."""
     import llama_cpp
 
+    model = served_gguf(ThinkerConfig())  # the default model, from the shared cache (the prefix state goes to tmp)
     monkeypatch.setenv("MIO_CACHE", str(tmp_path))
     character = load_character("mio")
-    cfg = ThinkerConfig(memory_dir=":memory:", episodic=False, temperature=0.0)
+    cfg = ThinkerConfig(model_path=str(model), memory_dir=":memory:", episodic=False, temperature=0.0)
 
     def session() -> tuple[int, str]:
         th = Thinker(cfg)
@@ -132,8 +136,9 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
     replies it gets when it runs alone."""
     import llama_cpp
 
+    model = served_gguf(ThinkerConfig())
     monkeypatch.setenv("MIO_CACHE", str(tmp_path))
-    cfg = ThinkerConfig(memory_dir=":memory:", episodic=False, temperature=0.0, max_tokens=24)
+    cfg = ThinkerConfig(model_path=str(model), memory_dir=":memory:", episodic=False, temperature=0.0, max_tokens=24)
     character = load_character("mio")
     lines = ["Hello! Who are you?", "What do you like to do?", "Tell me about your day."]
 

@@ -11,8 +11,11 @@ class ChatLLM(ABC):
 
     @abstractmethod
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
-               session: str | None = None) -> Iterator[str]:
+               session: str | None = None, avoid: str | None = None) -> Iterator[str]:
         """Yield text pieces of the assistant's reply to `messages` (OpenAI chat format).
+
+        `avoid` is the user's line: a backend that can constrain its sampling keeps the reply from
+        copying four words in a row from it (mio.thinker.llm.noecho); others may ignore it.
 
         `session` names the conversation the call belongs to, so a backend holding one context can
         keep each conversation's pre-filled state apart (sessions take turns on it)."""

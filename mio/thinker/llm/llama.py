@@ -25,6 +25,7 @@ from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
 from mio.thinker.llm import catalog
 from mio.thinker.llm.base import ChatLLM
+from mio.thinker.llm.noecho import NoEcho
 
 SERVED_TYPES = ("q8_0", "shipped")  # how the embedded model is served (ThinkerConfig.weights)
 MAX_SAVED_SESSIONS = 8  # conversations kept in memory while another holds the context (~16 MB each)
@@ -133,9 +134,17 @@ class LlamaCppLLM(ChatLLM):
                                + f": {e}") from e
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
-               session: str | None = None) -> Iterator[str]:
+               session: str | None = None, avoid: str | None = None) -> Iterator[str]:
         with self._lock:
             self._switch(session)
+            extra = {}
+            if avoid:
+                no_echo = NoEcho(avoid, tokenize=lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
+                                 detokenize=lambda ids: self.llm.detokenize(ids).decode("utf-8", "replace"))
+                if no_echo.active:
+                    from llama_cpp import LogitsProcessorList
+
+                    extra["logits_processor"] = LogitsProcessorList([no_echo])
             pieces = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
@@ -143,6 +152,7 @@ class LlamaCppLLM(ChatLLM):
                 top_p=0.9,
                 repeat_penalty=1.15,
                 stream=True,
+                **extra,
             )
             for piece in pieces:
                 delta = piece["choices"][0].get("delta", {})

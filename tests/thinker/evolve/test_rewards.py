@@ -115,7 +115,7 @@ class ScriptedLLM(ChatLLM):
     def __init__(self, answers: list[str]) -> None:
         self.answers, self.calls = list(answers), []
 
-    def stream(self, messages, max_tokens, temperature, *, session=None):
+    def stream(self, messages, max_tokens, temperature, *, session=None, avoid=None):
         self.calls.append(messages)
         yield self.answers.pop(0) if self.answers else ""
 
