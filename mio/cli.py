@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Terminated:
-        print("mio: stopped by a signal; nothing half-written was kept", file=sys.stderr)
+        print("mio: stopped by a signal (partial outputs deleted, resources released)", file=sys.stderr)
         return 143
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if os.environ.get("MIO_TRACEBACK"):

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
@@ -60,6 +61,15 @@ def _send(conn: Connection, msg: dict) -> None:
 
 def _recv(conn: Connection) -> dict:
     return json.loads(conn.recv_bytes())
+
+
+def _release(shm: SharedMemory) -> None:
+    """Close and unlink the parent's frame buffer (once; safe at interpreter exit)."""
+    try:
+        shm.close()
+        shm.unlink()
+    except (FileNotFoundError, BufferError, OSError):
+        pass
 
 
 def _attach(name: str) -> SharedMemory:
@@ -121,6 +131,7 @@ class RenderProcess:
         self._args = (backend, config, look_spec)
         self._lock = threading.Lock()
         self._shm: SharedMemory | None = None
+        self._shm_release: weakref.finalize | None = None  # unlinks the buffer even if close() is never called
         self._closed = False
         self.restarts = 0
         self._start()
@@ -156,10 +167,10 @@ class RenderProcess:
 
     def _buffer(self, nbytes: int) -> SharedMemory:
         if self._shm is None or self._shm.size < nbytes:
-            if self._shm is not None:
-                self._shm.close()
-                self._shm.unlink()
+            if self._shm_release is not None:
+                self._shm_release()
             self._shm = SharedMemory(create=True, size=nbytes)
+            self._shm_release = weakref.finalize(self, _release, self._shm)
         return self._shm
 
     def render(self, face: np.ndarray, joints: np.ndarray | None, camera=None) -> np.ndarray:
@@ -200,10 +211,9 @@ class RenderProcess:
             except (OSError, subprocess.TimeoutExpired):
                 pass
             self._kill()
-            if self._shm is not None:
-                self._shm.close()
-                self._shm.unlink()
-                self._shm = None
+            if self._shm_release is not None:
+                self._shm_release()
+                self._shm, self._shm_release = None, None
 
 
 if __name__ == "__main__":

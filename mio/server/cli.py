@@ -24,7 +24,9 @@ def settings_from_args(args: argparse.Namespace):
                          allowed_origins=tuple(o.rstrip("/") for o in args.allow_origin or ()),
                          allowed_hosts=tuple(args.allow_host or ()),
                          access_key=args.access_key or os.environ.get("MIO_ACCESS_KEY") or None,
-                         data_dir=args.data_dir)
+                         data_dir=args.data_dir, idle_timeout_s=args.idle_timeout,
+                         max_sessions_per_client=args.max_sessions_per_client,
+                         max_connections_per_ip=args.max_connections_per_ip)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,6 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if settings.max_sessions < 1:
         raise ConfigError("--max-sessions must be at least 1")
+    if not settings.idle_timeout_s > settings.idle_warning_s:
+        raise ConfigError(f"--idle-timeout must be more than {settings.idle_warning_s:.0f} s (the warning comes that long before)")
+    if settings.max_sessions_per_client < 0 or settings.max_connections_per_ip < 0:
+        raise ConfigError("--max-sessions-per-client and --max-connections-per-ip must be 0 or more")
     wide = settings.host not in ("127.0.0.1", "localhost", "::1")
     if wide and settings.access_key is None:
         _say(f"warning: listening on {settings.host} without --access-key: anyone who reaches this port can talk")
@@ -68,6 +74,12 @@ def register(sub, bench_sub, common) -> None:
     s.add_argument("--access-key", help="require this key to open a session (or set MIO_ACCESS_KEY); "
                                         "the page reads it from #key=... in its URL")
     s.add_argument("--data-dir", default="out/serve", help="where sessions and ratings are stored")
+    s.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="close a session after this long without the user typing or speaking (warned 60 s before)")
+    s.add_argument("--max-sessions-per-client", type=int, default=0, metavar="N",
+                   help="live sessions one address may hold (default 0: no cap below --max-sessions)")
+    s.add_argument("--max-connections-per-ip", type=int, default=64, metavar="N",
+                   help="open sockets per address (raise it behind a reverse proxy; 0: no cap)")
     s.add_argument("--no-asr", action="store_true", help="do not load speech recognition (no voice input)")
     s.set_defaults(func=_serve)
 
