@@ -421,7 +421,8 @@ class Hub:
             tasks = [asyncio.create_task(receive(), name="ws-receive"),
                      asyncio.create_task(transport.run_sender(), name="ws-send"),
                      asyncio.create_task(transport.ended.wait(), name="ws-end"),
-                     asyncio.create_task(self._watch_idle(transport), name="ws-idle")]
+                     asyncio.create_task(self._watch_idle(transport), name="ws-idle"),
+                     asyncio.create_task(self._keep_transcript(session.id, transport), name="ws-store")]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 exc = t.exception()
@@ -452,6 +453,16 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await ws.send_json({"type": "closed", "session_id": session.id, "reason": reason})
                     await ws.close(code=1000)
+
+    async def _keep_transcript(self, session_id: str, transport: WebTransport) -> None:
+        """Store the transcript whenever it changes (one writer per session, so writes keep their order)."""
+        while True:
+            await transport.transcript_changed.wait()
+            transport.transcript_changed.clear()
+            try:
+                await asyncio.to_thread(self.store.save_transcript, session_id, list(transport.transcript))
+            except Exception:  # noqa: BLE001 - a full disk must not end the conversation; finish() retries
+                log.exception("could not store the transcript of session %s", session_id)
 
     async def _watch_idle(self, transport: WebTransport) -> None:
         """Warn, then raise IdleTimeout, when the user has done nothing for `idle_timeout_s`

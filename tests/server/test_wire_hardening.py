@@ -48,3 +48,16 @@ def test_the_stored_transcript_stamps_the_reply_when_it_was_heard(server):
     assert reply["pts"] > user["pts"] and reply["pts"] == pytest.approx(first_audio, abs=1e-3)
     assert reply["end"] > reply["pts"] and reply["interrupted"]  # `end` came while it was still speaking
     json.dumps(reply)
+
+
+def test_the_transcript_is_stored_at_every_turn_not_only_at_the_end(server):
+    from tests.server.conftest import wait_until
+
+    c = Client(server)
+    c.send({"type": "text", "text": "Hello!"})
+    c.wait("turn_end", timeout=20)
+    live = next(iter(server.hub.live.values()))
+    stored = lambda: (server.hub.store.get(live.session.id) or {}).get("transcript", [])  # noqa: E731
+    assert wait_until(lambda: [t["role"] for t in stored()] == ["user", "assistant"], 2.0), stored()
+    assert server.hub.store.get(live.session.id)["ended"] is None  # the session is still going
+    c.close()

@@ -212,6 +212,7 @@ class WebTransport:
         self.session = None
         self.ended = asyncio.Event()  # the client sent `end`
         self.transcript: list[dict[str, Any]] = []
+        self.transcript_changed = asyncio.Event()  # set at every change: the server stores it at once
         self.stats = collections.Counter()
         self._out: collections.deque[tuple[str, str | bytes]] = collections.deque()
         self._video: collections.deque[VideoFrame] = collections.deque()
@@ -280,6 +281,7 @@ class WebTransport:
                                 "features": np.round(frame.features, 5).tolist()})
         elif isinstance(frame, UserText):
             self.transcript.append({"role": "user", "text": frame.text, "pts": _r(frame.pts)})
+            self.transcript_changed.set()
             self.send_json({"type": "user_text", "text": frame.text, "pts": _r(frame.pts)})
         elif isinstance(frame, StartOfTurn):
             self._replying, self._turn_text = True, []
@@ -298,6 +300,7 @@ class WebTransport:
                 heard = {"pts": _r(start), "end": _r(end)} if start is not None else {
                     "pts": _r(self.session.clock.now() if self.session is not None else frame.pts)}
                 self.transcript.append({"role": "assistant", "text": frame.text, **heard})
+                self.transcript_changed.set()
                 self.send_json({"type": "turn_end", "turn": frame.turn_id, "text": frame.text, "pts": _r(frame.pts)})
         elif isinstance(frame, Interrupt):
             self._on_interrupt(frame)
@@ -322,6 +325,7 @@ class WebTransport:
             began = self.transcript[-1]["pts"]  # written in full, cut while it played (or before it began)
             self.transcript[-1] = {**cut, "pts": began, "end": max(began, cut["end"])}
         self._replying = False
+        self.transcript_changed.set()
         if self.session is not None:
             self._audio_end = min(self._audio_end, self.session.clock.now())
         self.send_json({"type": "interrupt", "heard_text": frame.heard_text, "reason": frame.reason,
