@@ -105,9 +105,9 @@ def test_wav_output_writes_the_mixed_voice(tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("x.avi", r"'.avi' is not a media type Mio writes; end the name in .mp4 \(video with sound\) or .wav"),
-    ("x.MP3", r"'.MP3' is not a media type"),
-    ("noext", r"no extension is not a media type"),
+    ("x.avi", r"'.avi' is not a file type this command writes; end the name in .mp4 \(video with sound\) or .wav"),
+    ("x.MP3", r"'.MP3' is not a file type"),
+    ("noext", r"no extension is not a file type"),
 ])
 def test_unknown_output_types_are_refused_in_one_line(tmp_path, name, message):
     with pytest.raises(InputError, match=message):

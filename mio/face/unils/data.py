@@ -110,15 +110,9 @@ class Track:
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        sr, x = wavfile.read(str(path))
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read audio {path}: {e}") from e
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if x.dtype.kind in "iu":
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
-    return x.astype(np.float32), int(sr)
+    from mio.core.audiofile import read_audio  # rate, length, NaN and truncation checks
+
+    return read_audio(path)
 
 
 def read_face(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, dict]:

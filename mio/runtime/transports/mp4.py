@@ -43,7 +43,7 @@ def check_output(path: str | Path, kinds: dict[str, str] = OUTPUT_KINDS) -> Path
     if p.suffix.lower() not in kinds:
         accepted = " or ".join(f"{s} ({what})" for s, what in kinds.items())
         got = f"'{p.suffix}'" if p.suffix else "no extension"
-        raise InputError(f"cannot write {str(p)!r}: {got} is not a media type Mio writes; end the name in {accepted}")
+        raise InputError(f"cannot write {str(p)!r}: {got} is not a file type this command writes; end the name in {accepted}")
     parent = next((d for d in (p.parent, *p.parent.parents) if d.exists()), Path("."))
     if not parent.is_dir():
         raise InputError(f"cannot write {p}: {parent} is a file, not a folder")

@@ -54,6 +54,12 @@ def _voice(args: argparse.Namespace):
 def _tts(args: argparse.Namespace) -> int:
     import soundfile as sf
 
+    from mio.core.atomic import atomic_output
+    from mio.runtime.transports.mp4 import check_output
+
+    out = check_output(args.output, {".wav": "the speech"})
+    if not args.text.strip():
+        raise InputError("the text is empty")
     t0 = time.perf_counter()
     voice = _voice(args)
     _say(f"model ready in {time.perf_counter() - t0:.1f} s")
@@ -67,9 +73,8 @@ def _tts(args: argparse.Namespace) -> int:
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise InputError("the model produced no audio (it ended at once); try another --seed")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, np.clip(audio, -1, 1), voice.codec.sample_rate, subtype="PCM_16")
+    with atomic_output(out) as tmp:
+        sf.write(tmp, np.clip(audio, -1, 1), voice.codec.sample_rate, subtype="PCM_16", format="WAV")
     dur = audio.size / voice.codec.sample_rate
     print(f"wrote {out}: {dur:.2f} s of audio; first chunk after {first:.3f} s, RTF {wall / dur:.3f}")
     return 0
