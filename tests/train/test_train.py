@@ -157,3 +157,14 @@ def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
     assert all(r["world"] == 2 for r in ranks)
     assert ranks[0]["weight"] == ranks[1]["weight"]  # gradients were averaged: both replicas hold the same weights
     assert (tmp_path / "ck" / "model.safetensors").is_file()
+
+
+def test_lora_adapters_are_read_only_from_safetensors(tmp_path):
+    from mio.thinker.evolve.grpo import safe_adapter
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle PEFT would torch.load
+    with pytest.raises(CheckpointError, match="has no adapter_model.safetensors"):
+        safe_adapter(tmp_path)
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
+    assert safe_adapter(tmp_path) == tmp_path
