@@ -227,9 +227,12 @@ def _write_bench(result: dict, output: str) -> int:
 
 
 async def _bench_pipeline(args: argparse.Namespace) -> int:
-    from mio.bench.pipeline import bench_pipeline
+    from mio.bench.pipeline import bench_pipeline, per_turn_markdown
 
-    return _write_bench(await bench_pipeline(_config(args), turns=args.turns, progress=_say), args.output)
+    result = await bench_pipeline(_config(args), turns=args.turns, progress=_say, sessions=args.sessions,
+                                  compare_untrimmed=args.compare_untrimmed)
+    print(per_turn_markdown(result))
+    return _write_bench(result, args.output)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -273,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="suite", required=True)
     bp = bsub.add_parser("pipeline", parents=[common], help="TTFA, first video frame, per-stage RTF (live clock)")
     bp.add_argument("--turns", type=int, default=6)
+    bp.add_argument("--sessions", type=int, default=3,
+                    help="fresh sessions in a row; P50/P95 per turn index are over these")
+    bp.add_argument("--compare-untrimmed", action="store_true",
+                    help="interleave sessions whose voice chunks keep their silences (the old behaviour)")
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
     bp.set_defaults(func=_bench_pipeline)
 

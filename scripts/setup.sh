@@ -19,7 +19,8 @@ log() { printf '\033[1;34m[mio setup]\033[0m %s\n' "$*" >&2; }
 
 # chromium: the web app's browser tests drive Debian's Chromium (never a downloaded browser).
 # flite and festival are extra voices for the speech corpus the codec and TTS train on.
-APT_PKGS=(espeak-ng libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 ffmpeg chromium flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
+# nginx: the reverse proxy with sticky sessions in front of several `mio serve` workers (docs/deploy.md).
+APT_PKGS=(espeak-ng libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 ffmpeg chromium flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts nginx)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

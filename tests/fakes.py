@@ -171,4 +171,7 @@ def fake_models(reply: str | None = None, llm_delay: float = 0.0, voice_delay: f
     m.body = FakeBody()
     m.renderer = RenderWorker(lambda: FakeRenderer(delay=render_delay))
     m.asr = None
+    from mio.talker.stream_asr import EnergyFrameVAD
+
+    m.vad = EnergyFrameVAD()  # a tone is "speech" to the energy VAD (Silero wants a real voice)
     return m

@@ -1,4 +1,4 @@
-"""`mio bench iis` and `mio bench perf` (registered into `mio bench` by mio/cli.py's EXTENSIONS)."""
+"""`mio bench iis`, `mio bench perf` and `mio bench asr` (registered into `mio bench` by mio/cli.py's EXTENSIONS)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def _perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asr(args: argparse.Namespace) -> int:
+    from mio.bench.asr import bench_asr
+    from mio.cli import _write_bench, config_from_args
+
+    voices = tuple((v.partition(":")[0], v.partition(":")[2] or None) for v in args.voices)
+    return _write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=_say),
+                        args.output)
+
+
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,
              common: argparse.ArgumentParser) -> None:
     i = bench_sub.add_parser("iis", parents=[common],
@@ -61,3 +70,11 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("--skip-pipeline", action="store_true", help="leave out the live session (TTFA, fps, barge-in)")
     p.add_argument("-o", "--output", default="out/bench/perf.json")
     p.set_defaults(func=_perf)
+    a = bench_sub.add_parser("asr", parents=[common],
+                             help="spoken story names: WER, names heard, RTF of whisper with the story prompt "
+                                  "-> out/bench/asr.json")
+    a.add_argument("--voices", nargs="+", default=["hibari", "piper"], metavar="BACKEND[:VOICE]",
+                   help="offline voices that speak the set (also: espeak)")
+    a.add_argument("--threads", type=int, default=2, help="whisper's CPU threads")
+    a.add_argument("-o", "--output", default="out/bench/asr.json")
+    a.set_defaults(func=_asr)

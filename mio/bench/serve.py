@@ -1,16 +1,23 @@
 """`mio bench serve`: the web app's figures, measured through the real WebSocket.
 
-Starts `mio serve` in this process (real models unless given), connects as a client would
-(POST /api/session, then /ws/session) and timestamps every message on arrival:
-- message -> first audio: typed text sent -> first audio chunk of the reply received;
-- message -> first frame: typed text sent -> first video frame whose pts >= that audio's pts;
-- sustained fps: video frames received per second over the whole run;
-- A/V drift: the session clock is mapped to the client clock by the earliest video arrival;
-  a frame that arrives later than that mapping plus the page's playout delay (0.12 s) is drawn
-  late against the audio clock by the excess -- that excess is the drift (budget: one frame);
-- interrupt latency: `interrupt` sent 0.5 s into a long reply -> the `interrupt` message back
-  (the page drops its scheduled audio on it), and typed barge-in the same way; audio chunks of
-  the cut reply arriving afterwards are counted (should be 0);
+Starts `mio serve` in this process (real models unless given), connects `sessions` clients at
+once as pages would (POST /api/session, then /ws/session), each with its microphone streaming
+16-bit PCM in 100 ms chunks in real time (quiet hiss between utterances, like a real room), and
+timestamps every message on arrival. Each client holds its own conversation: typed turns, then
+spoken turns (the user's lines in a second voice, piper "joe", streamed as microphone audio).
+- typed first audio: text sent -> the reply's first sound plays (audible: the later of its
+  arrival and its time on the page's audio clock, plus silence at the head of the chunk);
+- spoken first audio: the end of the user's speech (the last voiced sample sent) -> the same;
+- fps while speaking and frames missing: video frames whose pts fall inside the avatar's speech,
+  against the 25 frames per second due there (frame indices are consecutive on the server);
+- A/V offset: the page's jitter buffer (static/app.js) is replayed on the arrivals -- a frame
+  drawn after its time on the audio clock is off by the excess; P95 over frames drawn during
+  speech. Audio that arrives after its time on the buffer would be cut: counted as dropped;
+- barge-in: `interrupt` sent 0.5 s into a long reply -> the `interrupt` message back (the page
+  drops its scheduled audio on it), typed barge-in the same way, and by voice (the user starts
+  talking over the reply -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
+  purpose, so a backchannel does not cut the avatar); audio of a cut reply arriving afterwards
+  is counted (should be 0);
 - disconnect clean-up: a client leaves mid-answer -> its session is gone from the server.
 With `--browser`, the page is also driven in Chromium and its own drift / latency figures are read.
 """
@@ -26,15 +33,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mio.core.config import MioConfig, to_dict
+from mio.runtime.pacing import leading_silence, sound_span
 from mio.runtime.transports.web import AUDIO, VIDEO, unpack
 
-PLAYOUT_DELAY_S = 0.12  # the page's jitter buffer (JITTER_S in static/app.js)
+# The page's jitter buffer (static/app.js): initial playout delay, adaptation window and margin.
+JITTER_S, LATE_WINDOW, MARGIN_S, MAX_STEP_S = 0.08, 50, 0.02, 0.5
+MIC_RATE, MIC_CHUNK_S, HISS_LEVEL = 16000, 0.1, 0.002
+FPS = 25.0
 PROMPTS = ("Hello! What's your name?", "How are you feeling today?", "Tell me something you like.",
            "What do you think about the sea?", "Do you like stories?", "Thank you, it was nice to meet you.")
+SPOKEN = ("Captain, what is the Nautilus?", "Where are we sailing tonight?", "Is Ned Land still aboard?",
+          "What does Professor Aronnax study?", "Do you ever miss the land?", "Good night, Captain.")
 LONG_PROMPT = "Tell me a long story about the sea, please."
-BUDGETS = {"message_to_first_audio_s": 0.7, "first_frame_minus_first_audio_s": 0.1, "sustained_fps": 25.0,
-           "av_drift_s": 0.04, "interrupt_s": 0.2, "disconnect_cleanup_s": 2.0}
+BUDGETS = {"message_to_first_audio_s": 0.7, "spoken_first_audio_p50_s": 1.2, "first_frame_minus_first_audio_s": 0.1,
+           "fps_while_speaking": 24.0, "frames_missing_while_speaking_pct": 1.0, "av_offset_p95_s": 0.04,
+           "interrupt_s": 0.2, "disconnect_cleanup_s": 2.0}
 
 
 @dataclass
@@ -44,6 +60,7 @@ class Arrival:
     pts: float = 0.0
     turn: int = 0
     duration: float = 0.0
+    lead: float = 0.0  # audio: silence at the head of the chunk
     msg: dict = field(default_factory=dict)
 
 
@@ -54,14 +71,44 @@ def _q(xs: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))], 4)
 
 
-class BenchClient:
-    """An asyncio WebSocket client that records every message with its arrival time."""
+class JitterBuffer:
+    """The page's playout clock, replayed: session time pts plays at client time pts + offset."""
 
-    def __init__(self, ws) -> None:
-        self.ws = ws
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.lateness: list[float] = []
+        self.steps = 0
+
+    def video(self, t: float, pts: float, audio_playing: bool) -> None:
+        arrival = t - pts
+        if self.offset is None:
+            self.offset = arrival + JITTER_S
+        self.lateness = [*self.lateness[-(LATE_WINDOW - 1):], arrival - self.offset]
+        if audio_playing or len(self.lateness) < 10:
+            return
+        tail = sorted(self.lateness)[int(0.95 * (len(self.lateness) - 1))] + MARGIN_S
+        step = min(tail, MAX_STEP_S) if tail > 0.005 else (-0.02 if tail < -0.02 else 0.0)
+        if step:
+            self.offset += step
+            self.lateness = [x - step for x in self.lateness]
+            self.steps += 1
+
+
+class BenchClient:
+    """An asyncio WebSocket client that records every message with its arrival time, replays the
+    page's jitter buffer on them, and streams a microphone."""
+
+    def __init__(self, ws, name: str) -> None:
+        self.ws, self.name = ws, name
         self.log: list[Arrival] = []
+        self.buffer = JitterBuffer()
+        self.offsets: list[tuple[float, float]] = []  # (video pts, how late it is drawn on the audio clock)
+        self.audio_late = 0  # audio chunks that arrived after their time on the buffer (cut by the page)
+        self.audio_end = 0.0  # client time the scheduled speech ends
         self._new = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
+        self._utterances: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
+        self._mic: asyncio.Task | None = None
 
     async def _read(self) -> None:
         async for raw in self.ws:
@@ -69,11 +116,22 @@ class BenchClient:
             if isinstance(raw, bytes):
                 kind, aux1, aux2, pts, payload = unpack(raw)
                 if kind == AUDIO:
-                    self.log.append(Arrival(t, "audio", pts, aux2, len(payload) / 4 / aux1))
+                    samples = np.frombuffer(payload, "<f4")
+                    a = Arrival(t, "audio", pts, aux2, len(samples) / aux1, leading_silence(samples, aux1))
+                    off = self.buffer.offset
+                    if off is not None:
+                        if t > pts + off + a.duration:
+                            self.audio_late += 1
+                        self.audio_end = max(self.audio_end, pts + off + a.duration)
+                    self.log.append(a)
                 elif kind == VIDEO:
+                    self.buffer.video(t, pts, audio_playing=t < self.audio_end)
+                    self.offsets.append((pts, max(0.0, t - (pts + self.buffer.offset))))
                     self.log.append(Arrival(t, "video", pts, aux1))
             else:
                 msg = json.loads(raw)
+                if msg.get("type") == "interrupt":
+                    self.audio_end = min(self.audio_end, t)
                 self.log.append(Arrival(t, msg["type"], float(msg.get("pts") or 0.0), int(msg.get("turn") or 0), msg=msg))
             self._new.set()
 
@@ -90,24 +148,62 @@ class BenchClient:
                     return a
             left = deadline - time.perf_counter()
             if left <= 0 or self._reader.done():
-                raise TimeoutError("no such message from the server")
+                raise TimeoutError(f"{self.name}: no such message from the server")
             self._new.clear()
-            with_timeout = asyncio.wait_for(self._new.wait(), left)
             try:
-                await with_timeout
+                await asyncio.wait_for(self._new.wait(), left)
             except TimeoutError:
                 pass
 
-    def offset(self) -> float:
-        """Client time minus session time, from the earliest video arrival (least delayed frame)."""
-        return min(a.t - a.pts for a in self.log if a.kind == "video")
+    def audible(self, a: Arrival) -> float:
+        """Client time the first sound of audio chunk `a` plays on the page's clock."""
+        due = a.pts + self.buffer.offset if self.buffer.offset is not None else a.t
+        return max(a.t, due) + a.lead
+
+    # -- the microphone ------------------------------------------------------------------------
+    async def mic_on(self) -> None:
+        await self.send({"type": "mic", "on": True, "sample_rate": MIC_RATE})
+        self._mic = asyncio.create_task(self._stream_mic())
+
+    def say(self, pcm: np.ndarray) -> asyncio.Future:
+        """Queue an utterance (float32 at 16 kHz); resolves to (speech start, speech end) client times."""
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._utterances.put_nowait((pcm, done))
+        return done
+
+    async def _stream_mic(self) -> None:
+        rng = np.random.default_rng(abs(hash(self.name)) % 2**32)
+        step = int(MIC_CHUNK_S * MIC_RATE)
+        t_next = time.perf_counter()
+        current: tuple[np.ndarray, asyncio.Future, float, float] | None = None
+        pos = 0
+        while True:
+            if current is None and not self._utterances.empty():
+                pcm, done = self._utterances.get_nowait()
+                span = sound_span(pcm, MIC_RATE) or (0.0, len(pcm) / MIC_RATE)
+                current, pos = (pcm, done, span[0], span[1]), 0
+            chunk = (HISS_LEVEL * rng.standard_normal(step)).astype(np.float32)
+            if current is not None:
+                pcm, done, s0, s1 = current
+                piece = pcm[pos:pos + step]
+                chunk[:len(piece)] += piece
+                pos += step
+                if pos >= len(pcm):  # a chunk sent at T holds what the microphone heard in [T - 0.1 s, T]
+                    t0 = t_next - (pos - step) / MIC_RATE - MIC_CHUNK_S
+                    done.set_result((t0 + s0, t0 + s1))
+                    current = None
+            await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
+            await self.ws.send((np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes())
+            t_next += MIC_CHUNK_S
 
     async def close(self) -> None:
+        if self._mic is not None:
+            self._mic.cancel()
         await self.ws.close()
         self._reader.cancel()
 
 
-async def _session(base: str, mode: str = "browser") -> BenchClient:
+async def _session(base: str, name: str, mode: str = "browser") -> BenchClient:
     import httpx
     from websockets.asyncio.client import connect
 
@@ -116,62 +212,143 @@ async def _session(base: str, mode: str = "browser") -> BenchClient:
         r.raise_for_status()
         ws_path = r.json()["ws"]
     ws = await connect(base.replace("http", "ws", 1) + ws_path, max_size=1 << 24)
-    client = BenchClient(ws)
+    client = BenchClient(ws, name)
     await client.wait_for(lambda a: a.kind == "ready", 0.0)
     return client
 
 
-async def _drive(base: str, hub, turns: int, say: Callable[[str], None]) -> dict:
-    c = await _session(base)
-    t_start = time.perf_counter()
+async def _play_out(c: BenchClient, turn: int) -> None:
+    speech_end = max((a.pts + a.duration for a in c.log if a.kind == "audio" and a.turn == turn), default=0.0)
+    while c.buffer.offset is not None and time.perf_counter() < speech_end + c.buffer.offset + 0.6:
+        await asyncio.sleep(0.05)
+
+
+async def _reply(c: BenchClient, after: float, turn: int | None = None) -> tuple[Arrival, Arrival, Arrival]:
+    start = await c.wait_for(lambda a: a.kind == "turn_start" and (turn is None or a.turn == turn), after)
+    first_audio = await c.wait_for(lambda a, s=start: a.kind == "audio" and a.turn == s.turn, after)
+    first_frame = await c.wait_for(lambda a, fa=first_audio: a.kind == "video" and a.pts >= fa.pts - 1e-6, after)
+    return start, first_audio, first_frame
+
+
+async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: Callable[[str], None],
+                    barge: bool) -> dict:
     await asyncio.sleep(1.0)  # idle: the avatar breathes before the first turn
-    per_turn: list[dict] = []
+    typed: list[dict] = []
     for i in range(turns):
         prompt = PROMPTS[i % len(PROMPTS)]
-        say(f"turn {i + 1}/{turns}: {prompt}")
+        say(f"{c.name} typed {i + 1}/{turns}: {prompt}")
         t0 = await c.send({"type": "text", "text": prompt})
-        start = await c.wait_for(lambda a: a.kind == "turn_start", t0)
-        first_audio = await c.wait_for(lambda a, s=start: a.kind == "audio" and a.turn == s.turn, t0)
-        first_frame = await c.wait_for(lambda a, fa=first_audio: a.kind == "video" and a.pts >= fa.pts - 1e-6, t0)
+        start, first_audio, first_frame = await _reply(c, t0)
         end = await c.wait_for(lambda a, s=start: a.kind == "turn_end" and a.turn == s.turn, t0)
-        speech_end = max(a.pts + a.duration for a in c.log if a.kind == "audio" and a.turn == start.turn)
-        while time.perf_counter() < speech_end + c.offset() + 0.5:  # let the reply play out
-            await asyncio.sleep(0.05)
-        per_turn.append({"first_audio_s": round(first_audio.t - t0, 4), "first_frame_s": round(first_frame.t - t0, 4),
-                         "reply": end.msg.get("text", "")})
-
-    # Barge-in 1: the stop button (an explicit interrupt) 0.5 s into a long reply.
-    interrupts: dict[str, dict] = {}
-    for how in ("interrupt", "typed"):
-        say(f"barge-in ({how})")
-        t0 = await c.send({"type": "text", "text": LONG_PROMPT})
-        start = await c.wait_for(lambda a: a.kind == "turn_start", t0)
-        await c.wait_for(lambda a, s=start: a.kind == "audio" and a.turn == s.turn, t0)
-        await asyncio.sleep(0.5)
-        msg = {"type": "interrupt"} if how == "interrupt" else {"type": "text", "text": "Wait, stop."}
-        t_cut = await c.send(msg)
-        got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut)
-        await asyncio.sleep(1.0)
-        late = [a for a in c.log if a.kind == "audio" and a.turn == start.turn and a.t > got.t]
-        interrupts[how] = {"latency_s": round(got.t - t_cut, 4), "audio_after": len(late),
-                           "heard_text": got.msg.get("heard_text", "")}
-        if how == "typed":
-            await c.wait_for(lambda a: a.kind == "turn_end", t_cut)
+        await _play_out(c, start.turn)
+        typed.append({"first_audio_s": round(first_audio.t - t0, 4), "audible_s": round(c.audible(first_audio) - t0, 4),
+                      "first_frame_s": round(first_frame.t - t0, 4), "reply": end.msg.get("text", "")})
+    voice: list[dict] = []
+    for i, pcm in enumerate(spoken):
+        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}")
+        t_sent = time.perf_counter()
+        t_speech0, t_speech1 = await c.say(pcm)
+        heard = await c.wait_for(lambda a: a.kind == "vad" and a.msg.get("state") == "end", t_sent, timeout=30)
+        row = {"said": SPOKEN[i % len(SPOKEN)], "heard": heard.msg.get("text", ""), "turn": heard.msg.get("turn"),
+               "endpoint_s": round(heard.t - t_speech1, 4)}
+        if heard.msg.get("turn"):
+            start, first_audio, _ = await _reply(c, t_speech0)
+            row |= {"first_audio_s": round(first_audio.t - t_speech1, 4),
+                    "audible_s": round(c.audible(first_audio) - t_speech1, 4)}
+            await c.wait_for(lambda a, s=start: a.kind == "turn_end" and a.turn == s.turn, t_speech0)
+            await _play_out(c, start.turn)
+        voice.append(row)
+    cuts: dict[str, dict] = {}
+    if barge:
+        for how in ("interrupt", "typed", "voice"):
+            say(f"{c.name} barge-in ({how})")
+            t0 = await c.send({"type": "text", "text": LONG_PROMPT})
+            start, _, _ = await _reply(c, t0)
+            await asyncio.sleep(0.5)
+            if how == "voice":
+                started = c.say(spoken[0]) if spoken else None
+                if started is None:
+                    continue
+                t_cut = time.perf_counter()
+            else:
+                msg = {"type": "interrupt"} if how == "interrupt" else {"type": "text", "text": "Wait, stop."}
+                t_cut = await c.send(msg)
+            try:
+                got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut, timeout=15)
+            except TimeoutError:  # the reply ended before the barge-in: nothing was left to cut
+                cuts[how] = {"latency_s": None, "note": "the reply had finished playing before the user's "
+                             "speech reached the barge-in length"}
+                await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
+                await asyncio.sleep(2.0)
+                continue
+            if how == "voice":
+                t_cut = (await started)[0]  # from the first voiced sample of the user's speech
             await asyncio.sleep(1.0)
-    wall = time.perf_counter() - t_start
+            late = [a for a in c.log if a.kind == "audio" and a.turn == start.turn and a.t > got.t]
+            cuts[how] = {"latency_s": round(got.t - t_cut, 4), "audio_after": len(late),
+                         "heard_text": got.msg.get("heard_text", "")}
+            if how != "interrupt":
+                await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
+                await asyncio.sleep(2.0)
+    return {"typed": typed, "spoken": voice, "interrupts": cuts}
 
+
+def _speech_windows(c: BenchClient) -> list[tuple[float, float]]:
+    return sorted((a.pts, a.pts + a.duration) for a in c.log if a.kind == "audio")
+
+
+def _figures(c: BenchClient, run: dict) -> dict:
     video = [a for a in c.log if a.kind == "video"]
-    audio = [a for a in c.log if a.kind == "audio"]
-    off = c.offset()
-    lateness = [(a.t - a.pts) - off for a in video]
-    drift = [max(0.0, x - PLAYOUT_DELAY_S) for x in lateness]
-    audio_lead = [(a.pts + off) - a.t for a in audio]  # > 0: arrived before it is due
-    span = video[-1].t - video[0].t if len(video) > 1 else 0.0
-    await c.close()
+    windows = _speech_windows(c)
 
-    # Disconnect mid-answer.
+    def speaking(pts: float) -> bool:
+        return any(s <= pts < e for s, e in windows)
+
+    got = {a.turn for a in video if speaking(a.pts)}  # frame indices received while speaking
+    due = {k for s, e in windows for k in range(int(np.ceil(s * FPS)), int(np.ceil(e * FPS)))}
+    speech_s = len(due) / FPS
+    off = [o for pts, o in c.offsets if speaking(pts)]
+    typed, spoken = run["typed"], [r for r in run["spoken"] if "audible_s" in r]
+    span = video[-1].t - video[0].t if len(video) > 1 else 0.0
+    return {
+        "typed_first_audio_p50_s": _q([t["first_audio_s"] for t in typed], 0.5),
+        "typed_audible_p50_s": _q([t["audible_s"] for t in typed], 0.5),
+        "typed_audible_p95_s": _q([t["audible_s"] for t in typed], 0.95),
+        "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
+        "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken], 0.5),
+        "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken], 0.95),
+        "spoken_endpoint_p50_s": _q([t["endpoint_s"] for t in run["spoken"]], 0.5),
+        "spoken_turns_heard": f"{len(spoken)}/{len(run['spoken'])}",
+        "fps_while_speaking": round(len(got & due) / speech_s, 2) if speech_s else None,
+        "frames_missing_while_speaking_pct": round(100 * len(due - got) / len(due), 2) if due else None,
+        "fps_overall": round((len(video) - 1) / span, 2) if span > 0 else 0.0,
+        "av_offset_p95_s": _q(off, 0.95),
+        "av_offset_max_s": _q(off, 1.0),
+        "audio_dropped": c.audio_late,
+        "buffer_adjustments": c.buffer.steps,
+        "final_buffer_s": round(c.buffer.offset - min(a.t - a.pts for a in video), 4) if video else None,
+    }
+
+
+async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndarray],
+                 say: Callable[[str], None]) -> dict:
+    clients = [await _session(base, f"s{k + 1}") for k in range(sessions)]
+    t_start = time.perf_counter()
+    for c in clients:
+        await c.mic_on()
+
+    async def staggered(k: int, c: BenchClient) -> dict:
+        await asyncio.sleep(1.5 * k)  # the sessions overlap, not in lock-step
+        return await _converse(c, turns, spoken, say, barge=(k == 0))
+
+    runs = await asyncio.gather(*(staggered(k, c) for k, c in enumerate(clients)))
+    wall = time.perf_counter() - t_start
+    per_session = [{"session": c.name, **_figures(c, run), "turns": run} for c, run in zip(clients, runs, strict=True)]
+    for c in clients:
+        await c.close()
+
     say("disconnect clean-up")
-    c2 = await _session(base)
+    c2 = await _session(base, "leaver")
     t0 = await c2.send({"type": "text", "text": LONG_PROMPT})
     await c2.wait_for(lambda a: a.kind == "audio", t0)
     t_leave = time.perf_counter()
@@ -180,27 +357,37 @@ async def _drive(base: str, hub, turns: int, say: Callable[[str], None]) -> dict
         await asyncio.sleep(0.01)
     cleanup = time.perf_counter() - t_leave
 
+    cuts = runs[0]["interrupts"]
+    typed = [t for r in runs for t in r["typed"]]
+    spoken_rows = [t for r in runs for t in r["spoken"] if "audible_s" in t]
+
+    def worst(key: str) -> float | None:
+        vals = [s[key] for s in per_session if s[key] is not None]
+        return (min(vals) if "fps" in key else max(vals)) if vals else None
+
     return {
         "summary": {
-            "message_to_first_audio_p50_s": _q([t["first_audio_s"] for t in per_turn], 0.5),
-            "message_to_first_frame_p50_s": _q([t["first_frame_s"] for t in per_turn], 0.5),
-            "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in per_turn], 0.5),
-            "sustained_fps": round((len(video) - 1) / span, 2) if span > 0 else 0.0,
-            "video_frames": len(video),
-            "av_drift_p95_s": _q(drift, 0.95),
-            "av_drift_max_s": _q(drift, 1.0),
-            "frames_within_one_frame_pct": round(100 * sum(d <= 0.04 for d in drift) / max(1, len(drift)), 2),
-            "video_lateness_p50_s": _q(lateness, 0.5),
-            "video_lateness_p95_s": _q(lateness, 0.95),
-            "audio_lead_min_s": _q(audio_lead, 0.0),
-            "interrupt_latency_s": interrupts["interrupt"]["latency_s"],
-            "typed_barge_in_latency_s": interrupts["typed"]["latency_s"],
-            "audio_after_interrupt": interrupts["interrupt"]["audio_after"] + interrupts["typed"]["audio_after"],
+            "sessions": sessions,
+            "typed_first_audio_p50_s": _q([t["first_audio_s"] for t in typed], 0.5),
+            "typed_audible_p50_s": _q([t["audible_s"] for t in typed], 0.5),
+            "typed_audible_p95_s": _q([t["audible_s"] for t in typed], 0.95),
+            "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken_rows], 0.5),
+            "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken_rows], 0.95),
+            "spoken_endpoint_p50_s": _q([t["endpoint_s"] for r in runs for t in r["spoken"]], 0.5),
+            "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
+            "fps_while_speaking_min": worst("fps_while_speaking"),
+            "frames_missing_while_speaking_pct_max": worst("frames_missing_while_speaking_pct"),
+            "av_offset_p95_s_max": worst("av_offset_p95_s"),
+            "audio_dropped": sum(s["audio_dropped"] for s in per_session),
+            "interrupt_latency_s": cuts.get("interrupt", {}).get("latency_s"),
+            "typed_barge_in_latency_s": cuts.get("typed", {}).get("latency_s"),
+            "voice_barge_in_latency_s": cuts.get("voice", {}).get("latency_s"),
+            "audio_after_interrupt": sum(v.get("audio_after", 0) for v in cuts.values()),
             "disconnect_cleanup_s": round(cleanup, 4),
         },
         "wall_s": round(wall, 2),
-        "per_turn": per_turn,
-        "interrupts": interrupts,
+        "per_session": per_session,
+        "interrupts": cuts,
     }
 
 
@@ -235,24 +422,47 @@ def _drive_browser(url: str, turns: int, say: Callable[[str], None]) -> dict:
         stats = page.evaluate("window.mio.stats")
     drift = [abs(d) for d in stats["drift"]]
     return {"drawn_drift_p50_s": _q(drift, 0.5), "drawn_drift_p95_s": _q(drift, 0.95),
-            "first_audio_p50_s": _q([x / 1000 for x in stats["firstAudioLatency"]], 0.5),
-            "frames_drawn": stats["framesDrawn"], "resyncs": stats["resyncs"],
+            "first_audio_arrival_p50_s": _q([x / 1000 for x in stats["firstAudioLatency"]], 0.5),
+            "first_audible_p50_s": _q([x / 1000 for x in stats["firstAudible"]["typed"]], 0.5),
+            "frames_drawn": stats["framesDrawn"], "buffer_adjustments": stats["resyncs"],
             "stop_to_silence_s": round(stop_ms / 1000, 4), "errors": stats["errors"]}
 
 
+def user_lines(voice, n: int) -> list[np.ndarray]:
+    """The user's spoken lines: `voice` (a Talker voice) saying SPOKEN, at the microphone's 16 kHz."""
+    from mio.talker.voices._common import resample
+
+    out = []
+    for text in SPOKEN[:n]:
+        sp = voice.synthesize(text)
+        pcm = resample(sp.samples, sp.sample_rate, MIC_RATE)
+        out.append(np.concatenate([pcm, np.zeros(int(0.1 * MIC_RATE), np.float32)]))
+    return out
+
+
 def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
-                progress: Callable[[str], None] | None = None, models=None) -> dict:
+                progress: Callable[[str], None] | None = None, models=None, sessions: int = 1,
+                spoken_turns: int | None = None, user_voice=None) -> dict:
     from mio.runtime.session import Models
     from mio.server.background import BackgroundServer
 
     say = progress or (lambda m: None)
     own = models is None
     if own:
-        models = Models(config, progress=say)
+        models = Models(config, asr=True, progress=say)
+    n_spoken = turns if spoken_turns is None else spoken_turns
+    if n_spoken and user_voice is None:
+        from mio.core import registry
+        from mio.core.config import TalkerConfig
+
+        say("loading the user's voice (piper, joe) ...")
+        user_voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
+    spoken = user_lines(user_voice, n_spoken) if n_spoken else []
     models.thinker.warm(models.thinker.new_conversation(models.character))
     try:
-        with tempfile.TemporaryDirectory() as data, BackgroundServer(models, data_dir=data) as srv:
-            result = asyncio.run(_drive(srv.url, srv.hub, turns, say))
+        with tempfile.TemporaryDirectory() as data, BackgroundServer(models, data_dir=data,
+                                                                     max_sessions=max(2, sessions)) as srv:
+            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say))
             if browser:
                 result["browser"] = _drive_browser(srv.url, min(turns, 3), say)
     finally:
@@ -260,11 +470,12 @@ def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
             models.close()
     return {
         "suite": "serve",
-        "transport": "WebSocket (JPEG video + float32 audio + JSON), server in-process on 127.0.0.1",
+        "transport": "WebSocket (JPEG video + float32 audio + JSON; PCM16 microphone), server in-process on 127.0.0.1",
         "turns": turns,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "spoken_turns": n_spoken,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_1min": round(os.getloadavg()[0], 2)},
         "config": to_dict(models.config),
-        "playout_delay_s": PLAYOUT_DELAY_S,
+        "jitter_buffer": {"initial_s": JITTER_S, "window": LATE_WINDOW, "margin_s": MARGIN_S},
         "budgets": BUDGETS,
         **result,
     }

@@ -165,18 +165,21 @@ __all__ = ["load_babel", "load_humanml3d", "write_babel", "write_humanml3d", "wr
 
 
 def build_library(root: str | Path, n_train: int = 800, n_test: int = 150, *, seed: int = 0,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, splits: tuple[str, ...] = ("train", "test")) -> Path:
     """Render the procedural motion library (`mio.body.motionlib`) into a HumanML3D-layout folder
     (train / test splits, Mean/Std) plus BABEL-style annotations of the test split. Idempotent:
-    an existing complete folder is kept."""
+    an existing complete folder is kept. splits=("test",) renders the held-out split alone (what
+    `mio bench body` needs), the same clips as a full library of the same n_test and seed."""
     from mio.body.motionlib import make_split
 
     root = Path(root)
-    if (root / "DONE").is_file():
+    done = root / ("DONE" if "train" in splits else "DONE-" + "-".join(splits))
+    if done.is_file():
         return root
     root.mkdir(parents=True, exist_ok=True)
     chunks = 20
-    jobs = [(split, lo) for split, total in (("train", n_train), ("test", n_test)) for lo in range(0, total, chunks)]
+    jobs = [(split, lo) for split, total in (("train", n_train), ("test", n_test)) if split in splits
+            for lo in range(0, total, chunks)]
     if progress:
         from tqdm import tqdm
 
@@ -189,13 +192,16 @@ def build_library(root: str | Path, n_train: int = 800, n_test: int = 150, *, se
         if part.is_file() and split == "train":
             continue
         samples = make_split(split, n, seed=seed, offset=lo, seconds=(2.0, 4.0))
+        part.unlink(missing_ok=True)  # a test chunk is rendered again on resume: do not list it twice
         write_humanml3d(samples, root, f"parts/{prefix}", prefix=prefix)
         if split == "test":
             test_samples += samples
-    for split in ("train", "test"):
+    for split in splits:
         parts = sorted((root / "parts").glob(f"{split}0*.txt"))
         (root / f"{split}.txt").write_text("".join(p.read_text() for p in parts))
-    write_stats(root, "train")
-    write_babel(test_samples, root / "babel_test.json", root / "babel_feats")
-    (root / "DONE").write_text("ok\n")
+    if "train" in splits:
+        write_stats(root, "train")
+    if "test" in splits:
+        write_babel(test_samples, root / "babel_test.json", root / "babel_feats")
+    done.write_text("ok\n")
     return root

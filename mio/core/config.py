@@ -85,6 +85,20 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class ASRConfig:
+    """Voice input: whisper tiny.en behind a Silero VAD endpointer (mio/talker/stream_asr.py)."""
+
+    threshold: float = 0.5  # Silero speech probability at or above which a 32 ms frame is speech
+    onset_ms: int = 96  # voiced time that starts an utterance (a click is one frame)
+    pause_ms: int = 160  # silence after which the utterance is decoded ahead of the endpoint
+    hangover_ms: int = 512  # silence that ends the turn (a pause inside a sentence is ~100-300 ms)
+    preroll_ms: int = 256  # audio kept from before the onset (the soft start of the first word)
+    max_utterance_s: float = 20.0  # a longer utterance is ended here
+    partial_every_s: float = 1.0  # live captions: decode the growing window every this much new speech (0: off)
+    min_barge_in_s: float = 0.5  # speech this long interrupts the avatar; shorter is a backchannel
+
+
+@dataclass(frozen=True)
 class MioConfig:
     character: str = "nemo"  # a character name, a story pack folder under stories/, or a path
     thinker: ThinkerConfig = field(default_factory=ThinkerConfig)
@@ -92,6 +106,7 @@ class MioConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     body: BodyConfig = field(default_factory=BodyConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    asr: ASRConfig = field(default_factory=ASRConfig)
     fps: float = 25.0
     seed: int = 0
 

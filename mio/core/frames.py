@@ -63,6 +63,17 @@ class Interrupt(SystemFrame):
 
 
 @dataclass(kw_only=True)
+class UserSpeech(SystemFrame):
+    """The user's voice, as the ASR stage hears it (`event`): `speech` (an utterance began), `barge` (long
+    enough to interrupt), `partial` (a live caption in `text`), `end` (its transcript; `turn`
+    False when it was empty or a backchannel). Sent to the transport, not through the stages."""
+
+    event: str
+    text: str = ""
+    turn: bool = False
+
+
+@dataclass(kw_only=True)
 class ErrorFrame(SystemFrame):
     message: str
     fatal: bool = False

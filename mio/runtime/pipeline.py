@@ -72,6 +72,8 @@ class Processor:
     """One stage of the pipeline. Override `process`; optionally `start`, `on_interrupt`, `stop`."""
 
     name: str = "processor"
+    # A stage whose input is the user's (not the avatar's output) keeps its queue on a barge-in.
+    keeps_input_on_interrupt: bool = False
 
     def __init__(self) -> None:
         self.inbox = Inbox()
@@ -138,7 +140,9 @@ class Processor:
             await self.push(ErrorFrame(message=f"{self.name}: {e}", session_id=frame.session_id, pts=frame.pts))
 
     async def _handle_system(self, frame: Frame) -> None:
-        if isinstance(frame, Interrupt):
+        if isinstance(frame, Interrupt) and self.keeps_input_on_interrupt:
+            await self.on_interrupt(frame)
+        elif isinstance(frame, Interrupt):
             self.dropped += self.inbox.drop_data()
             inflight = self._inflight
             if inflight is not None and isinstance(self._current, DataFrame) and not inflight.done():

@@ -30,6 +30,7 @@ from mio.core.frames import (
     Frame,
     Interrupt,
     UserAudio,
+    UserSpeech,
     UserText,
     VideoFrame,
 )
@@ -40,11 +41,13 @@ from mio.runtime.processors import (
     FaceProcessor,
     FrameClock,
     RenderProcessor,
+    SpeechEvent,
     TalkerProcessor,
     ThinkerProcessor,
 )
 from mio.runtime.render_process import RenderProcess, create_renderer
 from mio.runtime.stats import Stats
+from mio.talker.asr import asr_context
 from mio.thinker.persona import Character, load_character
 from mio.thinker.thinker import Thinker
 
@@ -107,7 +110,10 @@ class Models:
         if asr:
             from mio.talker.asr import WhisperASR
 
-            self.asr = timed("asr (whisper tiny.en)", WhisperASR)
+            self.asr = timed("asr (whisper tiny.en)", lambda: _warmed(WhisperASR()))
+        from mio.talker.stream_asr import load_vad
+
+        self.vad = timed("vad (silero)", load_vad)  # segments the microphone, with or without ASR
 
     def _look_spec(self) -> str | dict | None:
         """The character pack's look, unless the user chose one (`render.look`)."""
@@ -162,8 +168,10 @@ class Session:
         self._turn_done = asyncio.Event()
         self._turn_done.set()
         procs = []
-        if models.asr is not None:
-            procs.append(ASRProcessor(models.asr, self.stats, context=f"A conversation with {models.character.name}."))
+        if models.asr is not None or realtime:  # live: the endpointer also serves voice barge-in
+            procs.append(ASRProcessor(models.asr, self.stats, context=asr_context(models.character), clock=self.clock,
+                                      vad=getattr(models, "vad", None), endpoint=models.config.asr, on_event=self._on_speech,
+                                      avatar_has_floor=self.has_floor))
         procs += [
             ThinkerProcessor(models.thinker, self.conversation, self.stats),
             TalkerProcessor(models.voice, self.clock, self.stats),
@@ -234,14 +242,31 @@ class Session:
             self.clock.advance_to(t)
         await self.pipeline.put(UserAudio(samples=samples, sample_rate=sample_rate, session_id=self.id, pts=t))
         if end_of_turn:
-            self._begin_turn()
+            if not self.clock.realtime:  # live, the ASR stage begins the turn when it has a transcript
+                self._begin_turn()
             await self.pipeline.put(EndOfTurn(turn_id=0, role="user", session_id=self.id,
                                               pts=t + len(samples) / sample_rate))
 
-    def _begin_turn(self) -> None:
+    def _begin_turn(self, t_input: float | None = None) -> None:
         self._spoken = []
         self._turn_done.clear()
-        self.timings.append(TurnTiming(t_input=time.perf_counter()))
+        self.timings.append(TurnTiming(t_input=time.perf_counter() if t_input is None else t_input))
+
+    def has_floor(self) -> bool:
+        """The avatar is answering or still speaking (a "yeah" now is a backchannel)."""
+        return not self._turn_done.is_set() or self.speaking()
+
+    async def _on_speech(self, event: SpeechEvent) -> None:
+        """The ASR stage heard the user: barge in, begin a spoken turn, tell the transport."""
+        if event.kind == "barge" and self.has_floor():
+            await self.interrupt()
+        elif event.kind == "end" and event.turn:
+            if self.has_floor():  # a short "Stop." ends the reply as well as a long sentence
+                await self.interrupt()
+            self._begin_turn(t_input=event.speech_end_wall)  # spoken turns count from the end of speech
+        if self.on_frame is not None:
+            await self.on_frame(UserSpeech(event=event.kind, text=event.text, turn=event.turn,
+                                           session_id=self.id, pts=event.speech_end_pts or self.clock.now()))
 
     def speaking(self) -> bool:
         """True while this turn's scheduled speech has not finished playing."""

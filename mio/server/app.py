@@ -61,6 +61,7 @@ from mio.core.errors import ConfigError, InputError
 from mio.core.layouts import ARKIT_BLENDSHAPES, LAYOUTS
 from mio.runtime.transports.web import MODES, ClientStalled, WebLimits, WebTransport, find_story_clock
 from mio.server.limits import RateLimiter, guarded_http, retry_after
+from mio.server.scale import sticky_cookie
 from mio.server.store import MAX_COMMENT_CHARS, SessionStore
 from mio.thinker.persona import STORIES_DIR, Character, load_character
 
@@ -97,6 +98,7 @@ class ServeSettings:
     data_dir: str = "out/serve"  # sessions.sqlite: transcripts and ratings
     ws_max_size: int = 1 << 20  # the WebSocket layer closes the connection above this (1009)
     limits: WebLimits = field(default_factory=WebLimits)  # per-message limits answered with errors
+    worker_id: str | None = None  # behind a sticky proxy: this worker's name (mio.server.scale)
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -567,9 +569,11 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
             ticket = hub.issue(body, request.headers, client_address(request))
         except Refused as r:
             return refused(r)
-        return JSONResponse({"token": ticket.token, "ws": f"/ws/{_path(ticket.mode)}?token={ticket.token}",
-                             "mode": ticket.mode, "character": ticket.character_id,
-                             "expires_in_s": settings.token_ttl_s})
+        response = JSONResponse({"token": ticket.token, "ws": f"/ws/{_path(ticket.mode)}?token={ticket.token}",
+                                 "mode": ticket.mode, "character": ticket.character_id,
+                                 "expires_in_s": settings.token_ttl_s})
+        sticky_cookie(response, settings.worker_id)  # the WebSocket must reach this worker
+        return response
 
     @app.post("/api/rating")
     async def rating(request: Request) -> JSONResponse:

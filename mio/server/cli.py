@@ -3,7 +3,9 @@
     mio serve                                  # http://127.0.0.1:8765
     mio serve --port 9000 --max-sessions 1
     mio serve --host 0.0.0.0 --allow-host mybox.lan --access-key "$KEY"   # on a network: use a key
-    mio bench serve                            # through the real WebSocket -> out/bench/serve.json
+    mio bench serve --sessions 2               # through the real WebSocket -> out/bench/serve.json
+    mio llm-server --port 8080                 # the shared Thinker of several workers (docs/deploy.md)
+    mio serve --port 8801 --worker-id w1 --set thinker.backend=openai --set thinker.url=http://127.0.0.1:8080/v1
 """
 
 from __future__ import annotations
@@ -17,10 +19,31 @@ def _say(msg: str) -> None:
     print(f"\033[2m[mio serve]\033[0m {msg}", file=sys.stderr, flush=True)
 
 
+def _sessions(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-sessions takes a number or 'auto', not {value!r}") from None
+
+
+def max_sessions(value: int | str) -> int:
+    """`auto`: what `mio bench serve --sessions N` measured this machine holds (mio.server.scale)."""
+    if value != "auto":
+        return int(value)
+    from mio.server.scale import measured_capacity
+
+    cap, why = measured_capacity()
+    _say(f"admission cap {cap}: {why}")
+    return cap
+
+
 def settings_from_args(args: argparse.Namespace):
     from mio.server.app import ServeSettings
 
-    return ServeSettings(host=args.host, port=args.port, max_sessions=args.max_sessions,
+    return ServeSettings(host=args.host, port=args.port, max_sessions=max_sessions(args.max_sessions),
+                         worker_id=args.worker_id,
                          allowed_origins=tuple(o.rstrip("/") for o in args.allow_origin or ()),
                          allowed_hosts=tuple(args.allow_host or ()),
                          access_key=args.access_key or os.environ.get("MIO_ACCESS_KEY") or None,
@@ -57,16 +80,41 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench_serve(args: argparse.Namespace) -> int:
     from mio.bench.serve import bench_serve
     from mio.cli import _write_bench, config_from_args
+    from mio.server.scale import record_capacity
 
-    return _write_bench(bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
-                                    progress=_say), args.output)
+    result = bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
+                         progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns)
+    _say(f"recorded what {args.sessions} session(s) held in {record_capacity(result)} (for --max-sessions auto)")
+    return _write_bench(result, args.output)
+
+
+def _llm_server(args: argparse.Namespace) -> int:
+    """Exec llama.cpp's OpenAI-compatible server on the embedded model (as the Thinker serves it)."""
+    from mio.cli import config_from_args
+    from mio.server.scale import llm_server_command
+    from mio.thinker.llm.llama import served_gguf
+
+    cfg = config_from_args(args).thinker
+    if cfg.model_path is None and cfg.weights == "q8_0":
+        from mio.thinker.llm.llama import embedded_q8_0
+
+        embedded_q8_0()  # re-encoded once into the cache, as a local Thinker would
+    cmd = llm_server_command(served_gguf(cfg), args.host, args.port, args.threads, args.n_ctx)
+    _say(" ".join(cmd))
+    os.execv(cmd[0], cmd)
+    return 0
 
 
 def register(sub, bench_sub, common) -> None:
     s = sub.add_parser("serve", parents=[common], help="talk to the character in the browser (web app + engine stream)")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--max-sessions", type=int, default=2, help="live sessions at once; more get a 'busy' refusal")
+    s.add_argument("--max-sessions", type=_sessions, default="auto",
+                   help="live sessions at once, more get a 'busy' refusal; 'auto' (default): what "
+                        "`mio bench serve --sessions N` measured this machine holds, else 2")
+    s.add_argument("--worker-id", metavar="NAME",
+                   help="behind a sticky reverse proxy: this worker's name, set in the mio_worker cookie "
+                        "(docs/deploy.md)")
     s.add_argument("--allow-origin", action="append", metavar="URL",
                    help="another web origin allowed to open sessions (repeatable)")
     s.add_argument("--allow-host", action="append", metavar="NAME",
@@ -83,9 +131,21 @@ def register(sub, bench_sub, common) -> None:
     s.add_argument("--no-asr", action="store_true", help="do not load speech recognition (no voice input)")
     s.set_defaults(func=_serve)
 
+    m = sub.add_parser("llm-server", parents=[common],
+                       help="llama.cpp's OpenAI-compatible server on the embedded LLM, for several workers "
+                            "(thinker.backend=openai; docs/deploy.md)")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=8080)
+    m.add_argument("--threads", type=int, default=2, help="llama.cpp threads (decode and pre-fill)")
+    m.add_argument("--n-ctx", type=int, default=4096, help="context size, shared by the requests in turn")
+    m.set_defaults(func=_llm_server)
+
     b = bench_sub.add_parser("serve", parents=[common],
                              help="latency, fps, A/V drift and barge-in through the real WebSocket")
-    b.add_argument("--turns", type=int, default=4)
+    b.add_argument("--turns", type=int, default=4, help="typed turns per session")
+    b.add_argument("--spoken-turns", type=int, default=None,
+                   help="spoken turns per session (the user's lines in piper's voice over the microphone; default: --turns)")
+    b.add_argument("--sessions", type=int, default=1, help="clients talking at the same time, each its own session")
     b.add_argument("--browser", action="store_true",
                    help="also drive the page in Chromium and measure drift where it is drawn")
     b.add_argument("-o", "--output", default="out/bench/serve.json")

@@ -117,7 +117,8 @@ def test_voice_turn_vad_asr_thinker_and_barge_in_by_voice(server):
     c.wait("vad", state="end")
     assert c.wait("user_text", timeout=20)["text"] == "hello from the microphone"
     asr = server.models.asr
-    assert len(asr.calls) == 1 and 1.0 <= asr.calls[0] <= 2.2  # the utterance, not the silence around it
+    # the utterance (a live caption of its first second may come before), not the silence around it
+    assert 1.0 <= asr.calls[-1] <= 1.5 and all(x <= asr.calls[-1] for x in asr.calls)
     face = server.models.face.sessions[-1]
     assert face.user, "the user's audio did not reach the face (listening track)"
     # speaking while it answers cuts the answer

@@ -1,7 +1,8 @@
-"""`mio body generate` and `mio bench body` (FloodDiffusion, §4 and §7.4).
+"""`mio body generate`, `mio body import` and `mio bench body` (FloodDiffusion, §4 and §7.4).
 
     mio body generate "walk forward" "wave with the right hand" --at 0 3 -o motion.npz \\
         --bvh motion.bvh --video preview.mp4
+    mio body import take.bvh -o motion.npz        # any mocap BVH -> HumanML3D motion at 20 fps
     mio bench body                      # Table-5 metrics, ablations, streaming speed -> out/bench/body.json
 """
 
@@ -75,6 +76,17 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"{write_bvh(args.bvh, features)}")
     if args.video:
         print(f"{render_preview(joints, args.video, cfg)}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from mio.body.bvh import import_bvh
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".npz":
+        raise InputError(f"-o {out}: the motion is written as .npz (e.g. motion.npz)")
+    motion = import_bvh(args.bvh, units=args.units, up=args.up)
+    print(f"{motion.save(out)}: {motion.summary()}")
     return 0
 
 
@@ -230,6 +242,27 @@ def _speed(dit, vae, text, steps: int = 60) -> dict[str, float]:
             "frames_per_step": frames / steps, "budget_ms_per_frame": 10.0, "budget_first_frame_s": 0.3}
 
 
+LIBRARY_DIR = "out/body/library"  # what `mio train body --stage data` writes by default
+BENCH_DATA_DIR = "out/body/bench-test"  # the held-out split alone, rendered by the bench when needed
+BENCH_TEST_SEQUENCES = 60  # = `mio train body --stage data`'s default --n-test: the same clips
+
+
+def bench_data(data: str | None) -> Path:
+    """The folder `mio bench body` evaluates on: --data if given (it must hold the test split); else
+    the training library if it is there; else the held-out split rendered now (~15 s, once)."""
+    if data is not None:
+        root = Path(data)
+        if not (root / "test.txt").is_file() or not (root / "babel_test.json").is_file():
+            raise InputError(f"{root} is not a motion library with a test split (test.txt, babel_test.json): "
+                             f"make it with `mio train body --stage data --out {root}`, or leave --data out")
+        return root
+    if (Path(LIBRARY_DIR) / "DONE").is_file():
+        return Path(LIBRARY_DIR)
+    from mio.body.data import build_library
+
+    return build_library(BENCH_DATA_DIR, 0, BENCH_TEST_SEQUENCES, splits=("test",))
+
+
 def _bench(args: argparse.Namespace) -> int:
     from mio.body.data import load_babel, load_humanml3d
     from mio.body.flood.backend import checkpoint_dir
@@ -247,15 +280,16 @@ def _bench(args: argparse.Namespace) -> int:
         name, _, path = spec.partition("=")
         abl_vae = load_vae(Path(path).parent / "vae") if (Path(path).parent / "vae").is_dir() else vae
         models[name] = (load_dit(path)[0], abl_vae)
-    report: dict = {"checkpoint": str(root), "data": args.data, "note": []}
+    data = None if args.speed_only else bench_data(args.data)
+    report: dict = {"checkpoint": str(root), "data": None if data is None else str(data), "note": []}
     report["speed"] = _speed(dit, vae, text)
     print(json.dumps({"speed": report["speed"]}, indent=2))
-    if not args.speed_only:
+    if data is not None:
         evaluator = load_evaluator(args.evaluator)
-        test = load_humanml3d(args.data, "test")
+        test = load_humanml3d(data, "test")
         report["humanml3d_like"] = _t2m_rows(models, text, evaluator, test, args.items, args.frames, 16, args.seed,
                                              args.guidance)
-        babel = load_babel(Path(args.data) / "babel_test.json", Path(args.data) / "babel_feats")
+        babel = load_babel(data / "babel_test.json", data / "babel_feats")
         report["babel_like"] = _jerk_rows(models, text, babel[: args.sequences], args.seed, args.guidance)
         report["note"].append("Held-out split of the procedural motion library (unseen seeds and unseen "
                               "phrasings), not HumanML3D/BABEL; the evaluator is ours, trained on the library.")
@@ -284,9 +318,22 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
     g.set_defaults(func=_generate)
 
+    from mio.body.bvh import UNITS, UP_AXES
+
+    im = bsub.add_parser("import", parents=[common],
+                         help="a motion-capture BVH -> motion.npz (HumanML3D-263 at 20 fps, the performer's proportions)")
+    im.add_argument("bvh", metavar="FILE.bvh", help="CMU, Mixamo, LAFAN1, Biovision, SMPL/HumanML3D-named ... skeletons")
+    im.add_argument("-o", "--output", default="motion.npz")
+    im.add_argument("--units", default="auto",
+                    help=f"file units: {', '.join(UNITS)} or metres per unit (default: from the skeleton's size)")
+    im.add_argument("--up", default="auto", choices=("auto", *UP_AXES), help="the file's up axis (default: where the head is)")
+    im.set_defaults(func=_import)
+
     b = bench_sub.add_parser("body", parents=[common],
                              help="Table-5 metrics + ablations on the held-out split, streaming speed -> out/bench/body.json")
-    b.add_argument("--data", default="out/body/library", help="HumanML3D-layout folder with test split + babel_test.json")
+    b.add_argument("--data", default=None,
+                   help=f"HumanML3D-layout folder with test split + babel_test.json (default: {LIBRARY_DIR} if "
+                        f"trained, else the held-out split rendered into {BENCH_DATA_DIR})")
     b.add_argument("--checkpoint", default=None, help="FloodDiffusion folder (default: embedded)")
     b.add_argument("--evaluator", default=str(Path(__file__).parent / "weights" / "flood-eval"))
     b.add_argument("--ablation", action="append", help="NAME=DIT_DIR (repeatable), e.g. causal=out/body/abl/causal/dit")

@@ -11,12 +11,12 @@ Server -> client, binary (media): a 24-byte little-endian header `HEADER` then t
     `pts` is seconds on the session clock: the client plays audio and shows video against one
     clock, so they stay in sync whatever the network does.
 Server -> client, text: JSON objects with a `type`:
-    ready, user_text, turn_start, plan, turn_end, interrupt, vad, story_time, pong, error,
+    ready, user_text, user_partial, turn_start, plan, turn_end, interrupt, vad, story_time, pong, error,
     and in parameter mode face / body (FaceFrame / BodyFrame values for game engines).
 Client -> server, text: JSON `{"type": ...}`:
     text {text}, interrupt, mic {on, sample_rate}, story_time {value}, ping, end.
 Client -> server, binary: microphone audio, 16-bit little-endian mono PCM at the rate announced
-    by the last `mic` message; an energy VAD cuts it into utterances for the ASR stage.
+    by the last `mic` message; the session's ASR stage cuts it into utterances (Silero VAD).
 
 Bounded everywhere: text messages and audio chunks have a maximum size; queued outgoing media
 is bounded (video keeps only the newest frames for a slow client; a client that stops reading
@@ -59,10 +59,10 @@ from mio.core.frames import (
     Interrupt,
     PlanChunk,
     StartOfTurn,
+    UserSpeech,
     UserText,
     VideoFrame,
 )
-from mio.runtime.transports.web_vad import EnergyVAD, VADConfig
 
 log = logging.getLogger("mio.web")
 HEADER = struct.Struct("<BxxxIIxxxxd")  # kind, aux1, aux2, (pad), pts -> 24 bytes, keeps float32 aligned
@@ -202,13 +202,12 @@ def find_story_clock(session) -> Callable[[Any], Any] | None:
 
 class WebTransport:
     def __init__(self, send: Callable[[str | bytes], Awaitable[None]], *, mode: str = "browser",
-                 limits: WebLimits | None = None, vad: VADConfig | None = None) -> None:
+                 limits: WebLimits | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._send = send
         self.mode = mode
         self.limits = limits or WebLimits()
-        self.vad_config = vad or VADConfig()
         self.session = None
         self.ended = asyncio.Event()  # the client sent `end`
         self.transcript: list[dict[str, Any]] = []
@@ -222,7 +221,6 @@ class WebTransport:
         self._audio_end = 0.0  # session time the queued speech ends
         self._turn_text: list[str] = []
         self._turn_audio: dict[int, list[float]] = {}  # turn id -> [first audio pts, audio end]
-        self._vad: EnergyVAD | None = None
         self._mic_rate = 0
         self._warned_no_asr = False
         self.last_activity = time.monotonic()  # the user's last act (not pings): the server's idle clock
@@ -304,6 +302,8 @@ class WebTransport:
                 self.send_json({"type": "turn_end", "turn": frame.turn_id, "text": frame.text, "pts": _r(frame.pts)})
         elif isinstance(frame, Interrupt):
             self._on_interrupt(frame)
+        elif isinstance(frame, UserSpeech):
+            self._on_user_speech(frame)
         elif isinstance(frame, ErrorFrame):
             self.error("pipeline", frame.message)
 
@@ -419,21 +419,20 @@ class WebTransport:
     async def _mic_state(self, msg: MicMsg) -> None:
         if not msg.on:
             await self._end_utterance()
-            self._vad, self._mic_rate = None, 0
+            self._mic_rate = 0
             return
         rate = msg.sample_rate
         lo, hi = self.limits.min_mic_rate, self.limits.max_mic_rate
         if rate is None or not lo <= rate <= hi:
             raise InputError(f'"mic" needs an integer "sample_rate" between {lo} and {hi} Hz, got {rate!r}')
         self._mic_rate = rate
-        self._vad = EnergyVAD(VADConfig(**{**self.vad_config.__dict__, "sample_rate": rate}))
         if self.session.models.asr is None and not self._warned_no_asr:
             self._warned_no_asr = True
             self.error("no_asr", "this server runs without speech recognition: your voice moves the "
                                  "listening face but is not answered; type instead")
 
     async def _mic_audio(self, data: bytes) -> None:
-        if self._vad is None:
+        if not self._mic_rate:
             raise InputError('microphone audio before {"type": "mic", "on": true, "sample_rate": ...}')
         if not data:
             raise InputError("empty audio message")
@@ -443,27 +442,27 @@ class WebTransport:
             raise InputError(f"audio message of {len(data)} bytes: 16-bit PCM needs an even byte count")
         samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
         self.stats["mic_chunks"] += 1
-        for event in self._vad.push(samples):
-            if event.kind == "start":
-                self.last_activity = time.monotonic()
-                if self._replying or self.speaking():  # barge-in by voice
-                    await self.session.interrupt()
-                self.send_json({"type": "vad", "state": "speech"})
-            elif event.kind == "audio":
-                await self._forward(event.samples)
-            elif event.kind == "end":
-                await self._forward(np.zeros(self._mic_rate // 100, np.float32), end_of_turn=True)
+        await self._forward(samples)
 
     async def _forward(self, samples: np.ndarray, end_of_turn: bool = False) -> None:
+        """Every microphone chunk goes to the session: its ASR stage segments the stream (Silero VAD),
+        and the listening face hears the silence between utterances too."""
         now = self.session.clock.now()
         dur = len(samples) / self._mic_rate
-        eot = end_of_turn and self.session.models.asr is not None
-        await self.session.send_user_audio(samples, self._mic_rate, pts=max(0.0, now - dur), end_of_turn=eot)
-        if end_of_turn:
+        await self.session.send_user_audio(samples, self._mic_rate, pts=max(0.0, now - dur), end_of_turn=end_of_turn)
+
+    def _on_user_speech(self, frame: UserSpeech) -> None:
+        if frame.event == "speech":
+            self.last_activity = time.monotonic()  # speaking is using the session (the idle clock)
+            self.send_json({"type": "vad", "state": "speech"})
+        elif frame.event == "partial":
+            self.send_json({"type": "user_partial", "text": frame.text})
+        elif frame.event == "end":
             self.stats["utterances"] += 1
-            self.send_json({"type": "vad", "state": "end"})
+            # speech_end: session time the user stopped speaking (the page's spoken first-audio meter)
+            self.send_json({"type": "vad", "state": "end", "text": frame.text, "turn": frame.turn,
+                            "speech_end": _r(frame.pts)})
 
     async def _end_utterance(self) -> None:
-        if self._vad is not None and self._vad.in_speech:
-            self._vad.in_speech = False
+        if self._mic_rate:  # the microphone went off: an utterance in progress ends here
             await self._forward(np.zeros(self._mic_rate // 100, np.float32), end_of_turn=True)

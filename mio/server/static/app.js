@@ -1,13 +1,20 @@
 // Mio's page: one WebSocket carries the avatar's JPEG frames, its voice (float32 PCM) and events.
 // Audio and video are presented against one clock, the AudioContext's: a frame with session
-// time `pts` is drawn, and a voice chunk starts, at ctx time pts + offset (offset fixed by the
-// first video frame plus a small jitter buffer), so they stay in sync whatever the network does.
+// time `pts` is drawn, and a voice chunk starts, at ctx time pts + offset, so they stay in sync
+// whatever the network does. The offset is a jitter buffer held to the audio clock: it starts at
+// JITTER_S after the least-delayed frame, grows when video keeps arriving after its time and
+// shrinks when every frame arrives early -- but only while no voice is playing, so speech is
+// never shifted, cut or stretched; video waits for the voice, never the other way round.
 "use strict";
 
 const AUDIO = 1, VIDEO = 2, HEADER_BYTES = 24;
-const JITTER_S = 0.12;        // playout delay that absorbs network / render jitter
-const RESYNC_LATE_S = 0.3;    // a frame this late while nothing is playing re-anchors the clock
+const JITTER_S = 0.08;        // initial playout delay that absorbs network / render jitter
+const MAX_STEP_S = 0.5;        // the largest single re-anchoring of the buffer
+const LATE_WINDOW = 50;       // recent video arrivals the buffer adapts to (2 s at 25 fps)
+const MARGIN_S = 0.02;        // kept beyond the late tail of those arrivals
 const MIC_CHUNK = 1600;       // samples per microphone message (100 ms at 16 kHz)
+const MIC_VOICED_RMS = 0.01;  // a microphone block this loud counts as the user's voice (~-40 dBFS)
+const AUDIBLE_LEVEL = 0.01;   // first sample this loud is where a voice chunk becomes audible
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -25,6 +32,8 @@ const stats = {
   drift: [], audioChunks: 0, audioSamples: 0, audioScheduled: 0, audioLateSkipped: 0, lastAudioRms: 0,
   playing: 0, outputRms: 0, maxOutputRms: 0, interrupts: 0, lastInterrupt: null, resyncs: 0,
   errors: [], transcript: [], sent: [], firstAudioLatency: [], closed: null, rated: null,
+  // send (typed) or end of the user's speech (spoken) -> the reply's first sound plays, in ms
+  firstAudible: { typed: [], spoken: [] }, buffer: [], partials: 0,
 };
 window.mio = { stats, debug: () => ({ now: ctx && ctx.currentTime, offset, queue: videoQueue.map((f) => f.pts) }) };
 
@@ -32,6 +41,9 @@ let ws = null, token = null, ctx = null, master = null, analyser = null, offset 
 let sources = [];          // {node, start, end, turn}
 let videoQueue = [];       // {pts, index, bmp}
 let pendingSend = null;    // performance.now() of the last typed message, until its first audio
+let pendingTurn = null;    // {at, kind}: start of the wait for the next reply's first sound
+let lateness = [];         // recent video arrival lateness against the buffer (s, >0 = after its time)
+let partialItem = null;    // transcript <li> of the live caption of the user's utterance
 let assistantItem = null;  // transcript <li> of the reply being written
 let lastReply = null;      // transcript <li> of the latest reply (it may still be playing)
 let mic = null;            // {stream, ctx, node, buf, n}
@@ -162,7 +174,14 @@ function onEvent(msg) {
       ui.text.focus();
       break;
     case "user_text":
+      if (partialItem) { partialItem.remove(); partialItem = null; stats.transcript.pop(); }
       if (!stats.sent.length || stats.sent[stats.sent.length - 1] !== msg.text) addLine("user", msg.text);
+      break;
+    case "user_partial":
+      stats.partials += 1;
+      if (!partialItem) partialItem = addLine("user partial", msg.text);
+      partialItem.textContent = msg.text + " …";
+      stats.transcript[stats.transcript.length - 1].text = msg.text;
       break;
     case "turn_start":
       assistantItem = lastReply = addLine("assistant", "");
@@ -184,6 +203,12 @@ function onEvent(msg) {
       break;
     case "vad":
       ui.micLevel.textContent = msg.state === "speech" ? "listening…" : "";
+      if (msg.state === "end" && msg.turn) {
+        // A spoken turn: the wait counts from the end of the user's speech as this page heard it.
+        pendingTurn = { at: (mic && mic.lastVoicedAt) || performance.now(), kind: "spoken" };
+      } else if (msg.state === "end" && partialItem) {
+        partialItem.remove(); partialItem = null; stats.transcript.pop();
+      }
       break;
     case "story_time":
       status(`story time set to ${msg.value}`);
@@ -210,14 +235,11 @@ function onMedia(buf) {
 
 function onVideo(buf, pts, index) {
   stats.framesReceived += 1;
-  const anchor = ctx.currentTime - pts + JITTER_S;  // the offset this frame alone would give
-  // Anchor on the least-delayed frame: a stale first frame (or a slow start) must not delay
-  // everything after it. Re-anchor later only while silent, so speech is never shifted.
-  if (offset === null) offset = anchor;
-  else if (anchor < offset - 0.05 || (anchor > offset + RESYNC_LATE_S && !sources.length)) {
-    offset = anchor;
-    stats.resyncs += 1;
-  }
+  const arrival = ctx.currentTime - pts;  // this frame's delay against the session clock
+  if (offset === null) offset = arrival + JITTER_S;
+  lateness.push(arrival - offset);
+  if (lateness.length > LATE_WINDOW) lateness.shift();
+  adaptBuffer();
   createImageBitmap(new Blob([new Uint8Array(buf, HEADER_BYTES)], { type: "image/jpeg" }))
     .then((bmp) => {
       let i = videoQueue.length;  // decodes may finish out of order: keep the queue sorted by pts
@@ -226,6 +248,24 @@ function onVideo(buf, pts, index) {
       if (videoQueue.length > 60) videoQueue.shift().bmp.close();
     })
     .catch((e) => stats.errors.push({ code: "decode", message: String(e) }));
+}
+
+// The jitter buffer follows the late tail (P95) of recent video arrivals, changed only in silence:
+// a tail that misses its time delays the clock by what it missed; a buffer that holds every frame
+// longer than needed gives the excess back 20 ms at a time.
+function adaptBuffer() {
+  if (audioPlaying() || lateness.length < 10) return;
+  const sorted = [...lateness].sort((a, b) => a - b);
+  const tail = sorted[Math.floor(0.95 * (sorted.length - 1))] + MARGIN_S;
+  let step = 0;
+  if (tail > 0.005) step = Math.min(tail, MAX_STEP_S);
+  else if (tail < -0.02) step = -0.02;
+  if (!step) return;
+  offset += step;
+  lateness = lateness.map((x) => x - step);
+  stats.resyncs += 1;
+  stats.buffer.push({ at: performance.now(), step: Number(step.toFixed(4)) });
+  if (stats.buffer.length > 100) stats.buffer.shift();
 }
 
 function onAudio(buf, pts, sampleRate, turn) {
@@ -237,12 +277,19 @@ function onAudio(buf, pts, sampleRate, turn) {
   for (let i = 0; i < n; i++) sq += samples[i] * samples[i];
   stats.lastAudioRms = Math.sqrt(sq / Math.max(1, n));
   if (pendingSend !== null) {
-    const ms = performance.now() - pendingSend;
-    stats.firstAudioLatency.push(ms);
-    ui.latency.textContent = `first audio ${(ms / 1000).toFixed(2)} s`;
+    stats.firstAudioLatency.push(performance.now() - pendingSend);  // arrival of the first chunk
     pendingSend = null;
   }
   if (offset === null) offset = ctx.currentTime - pts + JITTER_S;
+  if (pendingTurn !== null) {
+    let lead = 0;
+    while (lead < n && Math.abs(samples[lead]) < AUDIBLE_LEVEL) lead++;
+    const audibleAt = performance.now() + 1000 * (Math.max(pts + offset, ctx.currentTime) - ctx.currentTime + lead / sampleRate);
+    const ms = audibleAt - pendingTurn.at;
+    stats.firstAudible[pendingTurn.kind].push(ms);
+    ui.latency.textContent = `first audio ${(ms / 1000).toFixed(2)} s (${pendingTurn.kind})`;
+    pendingTurn = null;
+  }
   const audioBuf = ctx.createBuffer(1, n, sampleRate);
   audioBuf.copyToChannel(samples, 0);
   const node = ctx.createBufferSource();
@@ -328,6 +375,7 @@ function sendText(ev) {
   stats.sent.push(text);
   addLine("user", text);
   pendingSend = performance.now();
+  pendingTurn = { at: pendingSend, kind: "typed" };
   ws.send(JSON.stringify({ type: "text", text }));
   ui.text.value = "";
 }
@@ -356,7 +404,7 @@ async function toggleMic() {
     await mctx.audioWorklet.addModule("/static/mic-worklet.js");
     const node = new AudioWorkletNode(mctx, "mic-tap");
     mctx.createMediaStreamSource(stream).connect(node);
-    mic = { stream, ctx: mctx, node, buf: new Int16Array(MIC_CHUNK), n: 0, peak: 0 };
+    mic = { stream, ctx: mctx, node, buf: new Int16Array(MIC_CHUNK), n: 0, peak: 0, lastVoicedAt: null };
     ws.send(JSON.stringify({ type: "mic", on: true, sample_rate: mctx.sampleRate }));
     node.port.onmessage = (ev) => onMicBlock(ev.data);
     ui.mic.classList.add("on");
@@ -369,6 +417,9 @@ async function toggleMic() {
 
 function onMicBlock(block) {
   if (!mic || !ws || ws.readyState !== WebSocket.OPEN) return;
+  let sq = 0;
+  for (let i = 0; i < block.length; i++) sq += block[i] * block[i];
+  if (Math.sqrt(sq / Math.max(1, block.length)) >= MIC_VOICED_RMS) mic.lastVoicedAt = performance.now();
   for (let i = 0; i < block.length; i++) {
     const v = Math.max(-1, Math.min(1, block[i]));
     mic.buf[mic.n++] = v < 0 ? v * 32768 : v * 32767;
