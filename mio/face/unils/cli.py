@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from mio.core.errors import InputError
+
+FACE_OUTPUT = {".npz": "face parameters"}  # what `-o` of track/animate may end in
+VIDEO_OUTPUT = {".mp4": "a preview video"}
+
+
+def _check_temperature(t: float | None) -> None:
+    if t is not None and not (math.isfinite(t) and t >= 0):
+        raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {t}")
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -79,8 +88,15 @@ def _animate(args: argparse.Namespace) -> int:
     from mio.face.unils.data import write_face
     from mio.face.unils.model import from_pretrained
     from mio.face.unils.streaming import animate
+    from mio.runtime.transports.mp4 import check_output
 
     cfg = config_from_args(args)
+    check_output(args.output, FACE_OUTPUT)  # every output and option before any work
+    if args.other_output:
+        check_output(args.other_output, FACE_OUTPUT)
+    if args.video:
+        check_output(args.video, VIDEO_OUTPUT)
+    _check_temperature(args.temperature)
     own = read_audio(args.self_audio)
     other = read_audio(args.other) if args.other else None
     model = from_pretrained(args.checkpoint or cfg.face.checkpoint)
@@ -104,9 +120,15 @@ def _animate(args: argparse.Namespace) -> int:
 def _track(args: argparse.Namespace) -> int:
     from mio.face.track import track_video
     from mio.face.unils.data import write_face
+    from mio.runtime.transports.mp4 import check_output
 
-    params = track_video(args.video, max_frames=args.max_frames)
+    if not Path(args.video).is_file():
+        raise InputError(f"video {args.video} does not exist")
     out = args.output or str(Path(args.video).with_suffix(".npz"))
+    check_output(out, FACE_OUTPUT)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    params = track_video(args.video, max_frames=args.max_frames)
     extra = {"style": np.int64(args.style)} if args.style is not None else {}
     write_face(out, params, "arkit52", **extra)
     print(f"wrote {out} ({len(params)} frames at 25 fps, arkit52)")

@@ -141,9 +141,13 @@ def read_face(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, 
 
 
 def write_face(path: str | Path, params: np.ndarray, layout: str, **extra: np.ndarray) -> Path:
+    """face.npz, written under a temporary name and renamed (a killed run leaves no torn file); the
+    name is used as given (np.savez on a path would append .npz to any other suffix)."""
+    from mio.core.atomic import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, params=np.asarray(params, np.float32), layout=np.array(layout), fps=np.float32(FACE_FPS), **extra)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, params=np.asarray(params, np.float32), layout=np.array(layout), fps=np.float32(FACE_FPS), **extra)
     return path
 
 

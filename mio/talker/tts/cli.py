@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -27,13 +28,19 @@ def _say(msg: str) -> None:
 def _emotion(spec: str | None):
     if not spec:
         return None
+    from mio.core.emotions import resolve
     from mio.core.frames import Emotion
+    from mio.talker.tts.model import EMOTIONS
 
     label, _, inten = spec.partition(":")
     try:
-        return Emotion(label=label, intensity=float(inten) if inten else 1.0)
+        emotion = Emotion(label=label, intensity=float(inten) if inten else 1.0)
     except ValueError as e:
         raise InputError(f"--emotion must be LABEL or LABEL:INTENSITY, got {spec!r}") from e
+    if resolve(emotion)[0] not in EMOTIONS:  # an unknown label would be spoken as neutral, silently
+        raise InputError(f"unknown --emotion {label!r}; the voice knows {', '.join(EMOTIONS)} (and synonyms "
+                         "such as joyful, worried)")
+    return emotion
 
 
 def _voice(args: argparse.Namespace):
@@ -60,12 +67,15 @@ def _tts(args: argparse.Namespace) -> int:
     out = check_output(args.output, {".wav": "the speech"})
     if not args.text.strip():
         raise InputError("the text is empty")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}")
+    emotion = _emotion(args.emotion)  # before the model loads: a typo costs nothing
     t0 = time.perf_counter()
     voice = _voice(args)
     _say(f"model ready in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     chunks, first = [], None
-    for chunk in voice.stream(args.text, _emotion(args.emotion)):
+    for chunk in voice.stream(args.text, emotion):
         if first is None:
             first = time.perf_counter() - t0
         chunks.append(chunk)
