@@ -20,9 +20,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from mio.core.errors import MioError
+from mio.core import atomic
+from mio.core.errors import InputError, MioError
+from mio.runtime.transports.mp4 import check_output
 
 # Each extension module has `register(sub, bench_sub, common)`; missing ones are skipped.
 EXTENSIONS = (
@@ -90,7 +91,9 @@ async def _demo(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
     cfg = _config(args)
-    out = Path(args.output)
+    out = check_output(args.output)
+    for line in args.lines or ():
+        _check_text(line, cfg)
     models = _models(cfg, asr=not args.typed)
     user_voice = None
     if not args.typed:
@@ -99,11 +102,13 @@ async def _demo(args: argparse.Namespace) -> int:
 
         _say("loading the user's voice (piper, joe) ...")
         user_voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
-    conv = OfflineConversation(models, on_clause=lambda c: print(f"  {models.character.name}: {c.text}"
-                                                                 f"   \033[2m[{c.emotion.label}, {c.gesture or '-'}]\033[0m"))
+    conv = OfflineConversation(models, output=str(out),
+                               on_clause=lambda c: print(f"  {models.character.name}: {c.text}"
+                                                         f"   \033[2m[{c.emotion.label}, {c.gesture or '-'}]\033[0m"))
     t0 = time.perf_counter()
-    await conv.start()
+    saved = False
     try:
+        await conv.start()
         for line in args.lines or DEMO_USER_LINES:
             if user_voice is None:
                 print(f"you (typed): {line}")
@@ -113,14 +118,17 @@ async def _demo(args: argparse.Namespace) -> int:
                 print(f"you (spoken): {line}")
                 res = await conv.say_audio(speech.samples, speech.sample_rate)
                 print(f"  (heard: {res.user!r})")
-    finally:
         _say(f"writing {out} ...")
-        await conv.close(str(out))
+        await conv.close()
+        saved = True
+    finally:
+        if not saved:  # an error or a signal: the real error propagates, no half-written video
+            await conv.close(save=False)
         models.close()
     wall = time.perf_counter() - t0
     summary = _print_timings(conv, wall)
     timings_path = out.with_suffix(".timings.json")
-    timings_path.write_text(json.dumps({"turns": [t.__dict__ for t in conv.turns], **summary}, indent=2))
+    atomic.write_text(timings_path, json.dumps({"turns": [t.__dict__ for t in conv.turns], **summary}, indent=2))
     print(f"\nwrote {out} ({conv.recorder.duration:.1f} s of video) and {timings_path}")
     return 0 if not conv.session.errors else 1
 
@@ -129,14 +137,21 @@ async def _say_cmd(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
     cfg = _config(args)
+    check_output(args.output)
+    _check_text(args.text, cfg)  # before loading anything: a bad input costs nothing
     models = _models(cfg)
-    conv = OfflineConversation(models, on_clause=lambda c: print(f"{models.character.name}: {c.text}"))
+    conv = OfflineConversation(models, output=args.output,
+                               on_clause=lambda c: print(f"{models.character.name}: {c.text}"))
     t0 = time.perf_counter()
-    await conv.start()
+    saved = False
     try:
+        await conv.start()
         await conv.say_text(args.text)
+        await conv.close()
+        saved = True
     finally:
-        await conv.close(args.output)
+        if not saved:  # an error or a signal: the real error propagates, no half-written video
+            await conv.close(save=False)
         models.close()
     if args.timings:
         _print_timings(conv, time.perf_counter() - t0)
@@ -150,13 +165,18 @@ async def _chat(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
     cfg = _config(args)
+    if args.record:
+        check_output(args.record)
     models = _models(cfg)
     name = models.character.name
-    conv = OfflineConversation(models, on_clause=lambda c: print(f"{name}: {c.text}", flush=True))
-    await conv.start()
-    print(f"{name}: {models.character.greeting}\n(type a message; /quit or Ctrl-D to leave)")
+    # --record streams the conversation to disk as it goes; without it nothing is kept
+    conv = OfflineConversation(models, output=args.record, keep=False,
+                               on_clause=lambda c: print(f"{name}: {c.text}", flush=True))
     loop = asyncio.get_running_loop()
+    saved = False
     try:
+        await conv.start()
+        print(f"{name}: {models.character.greeting}\n(type a message; /quit or Ctrl-D to leave)")
         while True:
             line = await loop.run_in_executor(None, _read_line)
             if line is None or line.strip() in ("/quit", "/exit"):
@@ -167,8 +187,11 @@ async def _chat(args: argparse.Namespace) -> int:
                 await conv.say_text(line)
             except MioError as e:
                 print(f"error: {e}", file=sys.stderr)
+        await conv.close()  # Ctrl-D or /quit: the recording is complete
+        saved = True
     finally:
-        await conv.close(args.record)
+        if not saved:
+            await conv.close(save=False)
         models.close()
     if args.record:
         print(f"wrote {args.record}")
@@ -185,10 +208,20 @@ def _read_line() -> str | None:
     return line
 
 
+def _check_text(text: str, cfg) -> str:
+    """The user's line as the Thinker will check it (mio.thinker.Thinker.check_input), before any
+    model is loaded."""
+    text = (text or "").strip()
+    if not text:
+        raise InputError("the text is empty; say something, e.g. mio say \"Hello, who are you?\"")
+    limit = cfg.thinker.max_input_chars
+    if len(text) > limit:
+        raise InputError(f"the text has {len(text)} characters; the limit is {limit} (thinker.max_input_chars)")
+    return text
+
+
 def _write_bench(result: dict, output: str) -> int:
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = atomic.write_text(output, json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {out}")
     return 0
@@ -266,20 +299,62 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind like Ctrl-C so every `finally` runs (a partial recording
+    is deleted, the render process and its shared memory are released) instead of dying mid-write."""
+
+
+def _on_signal(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
+def _error_line(e: BaseException) -> str:
+    """One line for an error that reached the top: what was wrong, never a traceback."""
+    if isinstance(e, OSError) and e.filename is not None:  # a bad path the user gave
+        return f"cannot use {e.filename}: {e.strerror or e}"
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, MioError) else f"{type(e).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done, 1 the command ran but reported errors, 2 bad input
+    (a one-line `mio: error: ...`), 3 an internal error (one line; MIO_TRACEBACK=1 shows where),
+    130 Ctrl-C, 143 SIGTERM."""
+    import signal
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread (tests calling main() from a worker)
+            pass
     try:
         result = args.func(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
-    except MioError as e:
-        print(f"mio: error: {e}", file=sys.stderr)
+    except (MioError, OSError, UnicodeDecodeError) as e:
+        # Mio's own errors name the input; an OSError here is a path the user gave (missing,
+        # a folder, no permission, disk full) and UnicodeDecodeError a binary file given as text.
+        print(f"mio: error: {_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        print("mio: stopped by a signal (partial outputs deleted, resources released)", file=sys.stderr)
+        return 143
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if os.environ.get("MIO_TRACEBACK"):
+            raise
+        print(f"mio: internal error: {_error_line(e)} (a bug: please report it; MIO_TRACEBACK=1 shows where)",
+              file=sys.stderr)
+        return 3
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

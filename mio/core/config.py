@@ -181,16 +181,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
-        text = p.read_text()
-        try:
-            if p.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
+        if p.suffix == ".json":
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+                raise ConfigError(f"cannot parse {p}: {e}") from None
+        else:
+            from mio.thinker.yamlines import load_plain  # bounded: no aliases, capped nodes and depth
 
-                data = yaml.safe_load(text) or {}
-        except Exception as e:  # noqa: BLE001 - any parse error is reported the same way
-            raise ConfigError(f"cannot parse {p}: {e}") from e
+            try:
+                data = load_plain(p) or {}
+            except ConfigError as e:
+                raise ConfigError(f"cannot parse config file {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p} must hold a mapping of sections, got {type(data).__name__}")
         cfg = _apply(cfg, data)

@@ -11,9 +11,10 @@ FID and FVD when their networks are given by path.
   CLIP similarity between the views (needs those networks).
 - `frechet_distance` on features; FID uses an image feature network, FVD a video one (I3D).
 
-Networks load from local files only (no downloads): LPIPS, Inception (FID) and I3D (FVD) as
-TorchScript or torch.export (`.pt2`) files (e.g. the widely shared `i3d_torchscript.pt`, or a trace
-of the lpips package's model), CLIP as a transformers folder.
+Networks load from local files only (no downloads): LPIPS, Inception (FID) and I3D (FVD) as ONNX
+files run by onnxruntime (export one with `torch.onnx.export`), CLIP as a transformers folder of
+safetensors. TorchScript and torch.export files are refused: loading either unpickles, and a
+metric network is a file someone else made (issue 20).
 """
 
 from __future__ import annotations
@@ -171,40 +172,40 @@ def reprojection_consistency(images: list[np.ndarray], depths: list[np.ndarray],
 # ---------------------------------------------------------------------------------------------
 
 
-def _torch_images(images: list[np.ndarray]):
-    import torch
-
+def _images(images: list[np.ndarray]) -> np.ndarray:
     x = np.stack([_as_float(im) for im in images]).astype(np.float32)  # (N, H, W, 3) in [0, 1]
-    return torch.from_numpy(x).permute(0, 3, 1, 2)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
 
 
-def _load_script(path: str | Path, what: str):
-    """A metric network from a local file: `.pt2` (torch.export) or TorchScript (`.pt`, `.ts`)."""
-    import warnings
-
-    import torch
-
+def _load_onnx(path: str | Path, what: str, n_inputs: int):
+    """A metric network from a local ONNX file -> f(*arrays) -> first output. ONNX is a graph of
+    operators and tensors, never code, so a file from elsewhere cannot run anything on load."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} model file {path} does not exist")
+    if path.suffix.lower() != ".onnx":
+        raise InputError(f"{what} model {path}: Mio runs metric networks only as .onnx files (TorchScript and "
+                         "torch.export files unpickle when loaded; convert with torch.onnx.export)")
+    import onnxruntime as ort
+
     try:
-        if path.suffix == ".pt2":
-            return torch.export.load(str(path)).module()
-        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.1x but is how these nets ship
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location="cpu").eval()
-    except (RuntimeError, ValueError) as e:
-        raise InputError(f"{path} is not a TorchScript / torch.export {what} model: {e}") from e
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise InputError(f"{path} is not a readable ONNX {what} model ({' '.join(str(e).split())[:300]})") from None
+    names = [i.name for i in session.get_inputs()]
+    if len(names) != n_inputs:
+        raise InputError(f"{what} model {path} takes {len(names)} input(s); it must take {n_inputs}")
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run(None, dict(zip(names, arrays, strict=True)))[0])
+
+    return run
 
 
 def lpips(a: list[np.ndarray], b: list[np.ndarray], model_path: str | Path) -> float:
-    """Mean LPIPS between image pairs; the model is a TorchScript module (x, y in [-1, 1]) -> distance."""
-    import torch
-
-    net = _load_script(model_path, "LPIPS")
-    with torch.no_grad():
-        d = net(_torch_images(a) * 2 - 1, _torch_images(b) * 2 - 1)
-    return float(d.float().mean())
+    """Mean LPIPS between image pairs; the model is an ONNX graph (x, y in [-1, 1]) -> distance."""
+    net = _load_onnx(model_path, "LPIPS", 2)
+    return float(net(_images(a) * 2 - 1, _images(b) * 2 - 1).astype(np.float64).mean())
 
 
 class ClipSimilarity:
@@ -213,7 +214,7 @@ class ClipSimilarity:
     def __init__(self, path: str | Path) -> None:
         from transformers import CLIPImageProcessor, CLIPModel
 
-        self.model = CLIPModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.model = CLIPModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True).eval()
         self.processor = CLIPImageProcessor.from_pretrained(str(path), local_files_only=True)
 
     def embed(self, images: list[np.ndarray]):
@@ -259,24 +260,19 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 
 
 def fid(real: list[np.ndarray], fake: list[np.ndarray], model_path: str | Path) -> float:
-    """FID with a TorchScript image feature network: (N, 3, H, W) in [0, 1] -> (N, D) features."""
-    import torch
-
-    net = _load_script(model_path, "FID feature")
-    with torch.no_grad():
-        fa, fb = net(_torch_images(real)), net(_torch_images(fake))
-    return frechet_distance(fa.flatten(1).numpy(), fb.flatten(1).numpy())
+    """FID with an ONNX image feature network: (N, 3, H, W) in [0, 1] -> (N, D) features."""
+    net = _load_onnx(model_path, "FID feature", 1)
+    fa, fb = net(_images(real)), net(_images(fake))
+    return frechet_distance(fa.reshape(len(fa), -1), fb.reshape(len(fb), -1))
 
 
 def fvd(real: list[np.ndarray], fake: list[np.ndarray], model_path: str | Path) -> float:
-    """FVD with a TorchScript I3D: videos (T, H, W, 3) each -> input (N, 3, T, H, W) in [-1, 1]."""
-    import torch
-
-    net = _load_script(model_path, "I3D")
+    """FVD with an ONNX I3D: videos (T, H, W, 3) each -> input (N, 3, T, H, W) in [-1, 1]."""
+    net = _load_onnx(model_path, "I3D", 1)
 
     def feats(videos: list[np.ndarray]) -> np.ndarray:
-        x = torch.stack([_torch_images(list(v)).transpose(0, 1) for v in videos]) * 2 - 1  # (N, 3, T, H, W)
-        with torch.no_grad():
-            return net(x).flatten(1).numpy()
+        x = np.stack([_images(list(v)).transpose(1, 0, 2, 3) for v in videos]) * 2 - 1  # (N, 3, T, H, W)
+        f = net(np.ascontiguousarray(x, dtype=np.float32))
+        return f.reshape(len(f), -1)
 
     return frechet_distance(feats(real), feats(fake))

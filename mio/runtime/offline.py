@@ -1,7 +1,10 @@
 """Offline conversations on the media clock: scripted turns in, an MP4 (and timings) out.
 
 Used by `mio demo`, `mio say` and `mio chat --record`. Frames carry media time, so the file is
-the same however fast the machine is; wall-clock timings are recorded beside it.
+the same however fast the machine is; wall-clock timings are recorded beside it. With `output`
+the recording streams to that file as the conversation goes (nothing under its name until
+`close()` completes it; `close(save=False)` or a crash leaves nothing); without it the frames are
+kept in memory (`keep=True`, for tests) or not at all.
 """
 
 from __future__ import annotations
@@ -32,15 +35,20 @@ class OfflineConversation:
     user_pause: float = 0.4  # silence before each user utterance
     on_clause: Callable[[PlanChunk], None] | None = None
     turns: list[TurnResult] = field(default_factory=list)
+    output: str | None = None  # .mp4 or .wav to stream the recording to
+    keep: bool = True  # without `output`: keep the frames in memory (False: record nothing)
 
     def __post_init__(self) -> None:
-        self.recorder = MediaRecorder(fps=self.models.config.fps)
+        fps = self.models.config.fps
+        self.recorder: MediaRecorder | None = (MediaRecorder(self.output, fps=fps) if self.output is not None
+                                               else MediaRecorder(fps=fps) if self.keep else None)
         self.session = Session(self.models, realtime=False, on_frame=self._on_frame)
         self._reply: list[str] = []
         self._user_text: str = ""
 
     async def _on_frame(self, frame: Frame) -> None:
-        self.recorder.add(frame)
+        if self.recorder is not None:
+            self.recorder.add(frame)
         if isinstance(frame, PlanChunk):
             self._reply.append(frame.text)
             if self.on_clause is not None:
@@ -82,7 +90,20 @@ class OfflineConversation:
         self.turns.append(result)
         return result
 
-    async def close(self, path: str | None = None) -> None:
-        await self.session.close()
-        if path is not None:
+    async def close(self, path: str | None = None, *, save: bool = True) -> None:
+        """End the session and complete the recording (`output`, or `path` for a recording kept
+        in memory). `save=False`, or an error while closing, deletes a streamed recording."""
+        streaming = self.recorder is not None and self.recorder.path is not None
+        try:
+            if save:
+                await self.session.close()
+            else:  # an error or a signal: stop at once instead of draining the pipeline
+                await self.session.abort()
+        except BaseException:
+            if streaming:
+                self.recorder.abort()
+            raise
+        if streaming:
+            self.recorder.finish() if save else self.recorder.abort()
+        elif path is not None and save and self.recorder is not None:
             self.recorder.write(path)

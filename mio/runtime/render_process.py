@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 
@@ -64,6 +65,15 @@ def _send(conn: Connection, msg: dict) -> None:
 
 def _recv(conn: Connection) -> dict:
     return json.loads(conn.recv_bytes())
+
+
+def _release(shm: SharedMemory) -> None:
+    """Close and unlink the parent's frame buffer (once; safe at interpreter exit)."""
+    try:
+        shm.close()
+        shm.unlink()
+    except (FileNotFoundError, BufferError, OSError):
+        pass
 
 
 def _attach(name: str) -> SharedMemory:
@@ -133,6 +143,7 @@ class RenderProcess:
         self._looks: dict[str, str | dict] = {}  # name -> the spec it came from, replayed on a restart
         self._lock = threading.Lock()
         self._shm: SharedMemory | None = None
+        self._shm_release: weakref.finalize | None = None  # unlinks the buffer even if close() is never called
         self._closed = False
         self.restarts = 0
         self._start()
@@ -173,10 +184,10 @@ class RenderProcess:
 
     def _buffer(self, nbytes: int) -> SharedMemory:
         if self._shm is None or self._shm.size < nbytes:
-            if self._shm is not None:
-                self._shm.close()
-                self._shm.unlink()
+            if self._shm_release is not None:
+                self._shm_release()
             self._shm = SharedMemory(create=True, size=nbytes)
+            self._shm_release = weakref.finalize(self, _release, self._shm)
         return self._shm
 
     def _request(self, msg: dict) -> dict:
@@ -236,10 +247,9 @@ class RenderProcess:
             except (OSError, subprocess.TimeoutExpired):
                 pass
             self._kill()
-            if self._shm is not None:
-                self._shm.close()
-                self._shm.unlink()
-                self._shm = None
+            if self._shm_release is not None:
+                self._shm_release()
+                self._shm, self._shm_release = None, None
 
 
 if __name__ == "__main__":

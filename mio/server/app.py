@@ -14,44 +14,64 @@ WebSocket (protocol: mio.runtime.transports.web)
     /ws/params?token=...    game engines: FaceFrame / BodyFrame JSON (+ the audio), no rendering
 
 Reliability (ARCHITECTURE.md §9): binds 127.0.0.1 by default; a session needs a single-use token
-that expires; Host and Origin headers are checked (no cross-site pages, no DNS rebinding);
-message sizes and outgoing queues are bounded; beyond `max_sessions` a clear "busy" refusal;
-each WebSocket has its own `Session` (own memory) over the shared weights; a disconnect aborts
-the session at once; malformed input gets an `error` message, never a crash.
+that expires; Host and Origin headers are checked for any bind address (no cross-site pages, no
+DNS rebinding); message sizes and outgoing queues are bounded; beyond `max_sessions` a clear
+"busy" refusal; each WebSocket has its own `Session` (own memory) over the shared weights; a
+disconnect aborts the session at once; malformed input gets an `error` message, never a crash.
+
+Nobody on the port can lock the others out (issue 20 item 6):
+- a token holds no slot: capacity is taken when its WebSocket opens, and a token unused for
+  `token_ttl_s` (10 s; the page connects at once) is gone; each address keeps at most
+  MAX_PENDING_PER_CLIENT unused tokens and the server `max_pending_tokens`, oldest dropped first;
+- POST /api/session is rate-limited per address (`session_rate_per_min`, `session_burst`: 429
+  with Retry-After);
+- a session with no user activity (typing, speech, interrupting; pings do not count, nor does a
+  reply being spoken) gets a warning `idle_warning_s` before `idle_timeout_s` (5 min) and is then
+  closed, so an abandoned tab frees its slot in minutes;
+- request bodies are typed pydantic models, read up to `max_body_bytes` as the header announces
+  and as the stream delivers (413 either way, nothing larger is buffered);
+- connections: a request's headers must arrive within `header_timeout_s`, an address may hold
+  `max_connections_per_ip` sockets and the server `max_connections` (mio.server.limits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import hmac
-import json
+import ipaddress
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from mio.core.errors import ConfigError, InputError
 from mio.core.layouts import ARKIT_BLENDSHAPES, LAYOUTS
 from mio.runtime.transports.web import MODES, ClientStalled, WebLimits, WebTransport, find_story_clock
+from mio.server.limits import RateLimiter, guarded_http, retry_after
 from mio.server.scale import sticky_cookie
-from mio.server.store import SessionStore
+from mio.server.store import MAX_COMMENT_CHARS, SessionStore
 from mio.thinker.persona import STORIES_DIR, Character, load_character
 
 log = logging.getLogger("mio.server")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 MAX_USER_ID_CHARS = 64
+MAX_PENDING_PER_CLIENT = 8  # unused tokens one address may hold; a newer one drops its oldest
+WATCH_PERIOD_S = 1.0  # how often a session's idle clock is looked at
 
 
 @dataclass(frozen=True)
@@ -62,21 +82,86 @@ class ServeSettings:
     allowed_origins: tuple[str, ...] = ()  # browser origins besides the page's own
     allowed_hosts: tuple[str, ...] = ()  # Host names besides localhost / 127.0.0.1 / the bind address
     access_key: str | None = None  # when set, POST /api/session needs it ("Authorization: Bearer KEY")
-    token_ttl_s: float = 30.0  # an issued token holds a slot this long before it is used
+    token_ttl_s: float = 10.0  # an issued token is valid this long (it holds no slot: the page connects at once)
     rating_ttl_s: float = 3600.0  # a session's token can rate it this long after it ends
-    idle_timeout_s: float = 900.0  # a silent client is disconnected after this
+    idle_timeout_s: float = 300.0  # a session without user activity is closed after this ...
+    idle_warning_s: float = 60.0  # ... after a warning this long before
+    session_rate_per_min: float = 20.0  # new sessions per address per minute (0: unlimited) ...
+    session_burst: int = 10  # ... after a burst of this many
+    max_pending_tokens: int = 256  # unused tokens on the whole server (oldest dropped)
+    max_sessions_per_client: int = 0  # live sessions one address may hold (0: any up to max_sessions)
+    max_body_bytes: int = 64 * 1024  # HTTP request bodies (they are small JSON objects)
+    header_timeout_s: float = 10.0  # a request's line and headers must arrive within this
+    max_connections: int = 256  # open sockets on the server (uvicorn's limit_concurrency: 503 beyond)
+    max_connections_per_ip: int = 64  # open sockets per address (0: no cap); behind a proxy, raise it
+    keep_alive_s: int = 5  # an idle keep-alive connection is closed after this
     data_dir: str = "out/serve"  # sessions.sqlite: transcripts and ratings
     ws_max_size: int = 1 << 20  # the WebSocket layer closes the connection above this (1009)
     limits: WebLimits = field(default_factory=WebLimits)  # per-message limits answered with errors
     worker_id: str | None = None  # behind a sticky proxy: this worker's name (mio.server.scale)
 
 
+# -- request bodies ------------------------------------------------------------------------------
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class SessionRequest(_Body):
+    character: Annotated[str, StringConstraints(max_length=200)] | None = None
+    mode: Annotated[str, StringConstraints(max_length=32)] | None = None
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_ID_CHARS)] | None = None
+    key: Annotated[str, StringConstraints(max_length=1024)] | None = None  # or "Authorization: Bearer KEY"
+
+
+class RatingRequest(_Body):
+    token: Annotated[str, StringConstraints(max_length=256)]
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] | None = None
+
+
+BodyT = TypeVar("BodyT", bound=_Body)
+FIELD_RULES = {"user_id": f"text of 1 to {MAX_USER_ID_CHARS} characters", "rating": "an integer from 1 to 5",
+               "comment": f"text of at most {MAX_COMMENT_CHARS} characters", "token": "the session token (text)",
+               "character": "a character id (text)", "mode": "'browser' or 'params'", "key": "the access key (text)"}
+
+
+def parse_body(raw: bytes, model: type[BodyT]) -> BodyT:
+    """A typed body from raw JSON (depth-bounded parser); a Refused naming the field otherwise."""
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        if err["type"] == "json_invalid":
+            raise Refused(400, "bad_json", f"the request body is not JSON ({err['msg'].removeprefix('Invalid JSON: ')})") from None
+        if err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+            raise Refused(400, "bad_json", "the request body must be a JSON object") from None
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        code = {"user_id": "bad_user", "rating": "bad_rating", "comment": "bad_rating", "mode": "bad_mode",
+                "character": "bad_character"}.get(name, "bad_request")
+        what = "is missing" if err["type"] == "missing" else f"must be {FIELD_RULES.get(name, err['msg'])}"
+        raise Refused(400, code, f"{name} {what}") from None
+
+
+def client_address(conn) -> str:
+    """The peer's address (uvicorn resolves X-Forwarded-For from trusted proxies only)."""
+    client = getattr(conn, "client", None)
+    return client.host if client is not None and client.host else "unknown"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class Refused(Exception):
     """A request the server turns down: HTTP status, machine code and a sentence for the user."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
 @dataclass
@@ -87,6 +172,7 @@ class Ticket:
     mode: str
     user_id: str
     issued: float
+    client: str = "unknown"
     session_id: str | None = None
     closed: float | None = None
 
@@ -96,6 +182,10 @@ class Live:
     ticket: Ticket
     session: Any  # mio.runtime.session.Session
     transport: WebTransport
+
+
+class IdleTimeout(Exception):
+    """The user did nothing for `idle_timeout_s`."""
 
 
 class _NoRender:
@@ -145,25 +235,40 @@ class Hub:
         self.characters = list_characters(models.character)
         self.default_character = next((k for k, c in self.characters.items() if c.name == models.character.name),
                                       next(iter(self.characters)))
-        self.tickets: dict[str, Ticket] = {}
+        self.tickets: collections.OrderedDict[str, Ticket] = collections.OrderedDict()  # oldest first
         self.live: dict[str, Live] = {}
+        self.session_rate = RateLimiter(settings.session_rate_per_min, settings.session_burst)
         if hasattr(models, "prepare"):  # every voice and look a session may pick, loaded before "ready"
             models.prepare(self.characters.values(), progress=lambda msg: log.info("%s", msg))
 
     # -- requests ---------------------------------------------------------------------------
     def check_headers(self, headers) -> None:
-        """Host must name this server (DNS rebinding) and a browser Origin must be allowed."""
+        """Host must name this server (DNS rebinding) and a browser Origin must be allowed, for
+        any bind address: a name the server does not know is refused even on 0.0.0.0 (an IP
+        address is fine: a rebinding page always arrives under its own domain name)."""
         s = self.settings
         host_header = headers.get("host", "")
-        hostname = urlsplit(f"//{host_header}").hostname or ""
-        wildcard = s.host in ("0.0.0.0", "::", "")
-        allowed = {*LOCAL_HOSTS, s.host, *s.allowed_hosts}
-        if not (wildcard and not s.allowed_hosts) and hostname not in allowed:
-            raise Refused(403, "bad_host", f"host {hostname!r} is not served here")
+        try:
+            hostname = (urlsplit(f"//{host_header}").hostname or "").lower()
+        except ValueError:  # "[::1" and other unparsable hosts
+            hostname = ""
+        named = {*LOCAL_HOSTS, *(h.lower() for h in s.allowed_hosts)}
+        if s.host not in WILDCARD_HOSTS:
+            named.add(s.host.lower())
+        if not hostname or (hostname not in named and not _is_ip(hostname)):
+            raise Refused(403, "bad_host", f"host {hostname or host_header!r} is not served here; start the server "
+                                           f"with --allow-host {hostname or 'NAME'} to answer to that name")
         origin = headers.get("origin")
         if origin is None:  # not a browser (a game engine, a script): the token is the key
             return
-        if urlsplit(origin).netloc == host_header or origin.rstrip("/") in s.allowed_origins:
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            parts = None
+        # The page's own origin (its Host passed the check above), or one the user allowed.
+        if parts is not None and parts.scheme in ("http", "https") and parts.netloc.lower() == host_header.lower():
+            return
+        if origin.rstrip("/") in s.allowed_origins:
             return
         raise Refused(403, "bad_origin", f"origin {origin!r} is not allowed; start the server with "
                                          f"--allow-origin {origin} to allow it")
@@ -176,46 +281,68 @@ class Hub:
             if unused_too_long or rated_window_over:
                 del self.tickets[tok]
 
-    def _pending(self) -> int:
-        return sum(1 for t in self.tickets.values() if t.session_id is None)
+    def _pending(self, client: str | None = None) -> list[Ticket]:
+        """Unused tokens (of one address), oldest first."""
+        return [t for t in self.tickets.values() if t.session_id is None and (client is None or t.client == client)]
+
+    def _live_of(self, client: str) -> int:
+        return sum(1 for lv in self.live.values() if lv.ticket.client == client)
 
     def busy_message(self) -> str:
         n = self.settings.max_sessions
         return (f"{self.models.character.name} is already talking with {n} "
                 f"{'person' if n == 1 else 'people'} (the limit on this server); please try again in a minute")
 
-    def issue(self, body: dict[str, Any], headers) -> Ticket:
+    def _check_client_cap(self, client: str) -> None:
+        cap = self.settings.max_sessions_per_client
+        if cap and self._live_of(client) >= cap:
+            raise Refused(503, "busy", f"you already have {cap} session{'s' if cap > 1 else ''} open here "
+                                       "(the limit per visitor); close one and try again")
+
+    def issue(self, body: SessionRequest | dict[str, Any], headers, client: str = "unknown") -> Ticket:
+        """A token for one session. It holds no slot: capacity is taken when its WebSocket opens,
+        so a client asking for tokens over and over keeps nobody out."""
+        if isinstance(body, dict):
+            body = SessionRequest.model_validate(body)
         self.check_headers(headers)
+        wait = self.session_rate.allow(client)
+        if wait:
+            raise Refused(429, "rate_limited", f"too many new sessions from {client}; try again in "
+                                               f"{retry_after(wait)} s", retry_after=retry_after(wait))
         key = self.settings.access_key
         if key is not None:
-            given = headers.get("authorization", "").removeprefix("Bearer ").strip() or str(body.get("key") or "")
+            given = headers.get("authorization", "").removeprefix("Bearer ").strip() or (body.key or "")
             if not hmac.compare_digest(given.encode(), key.encode()):
                 raise Refused(401, "bad_key", "this server needs an access key")
-        character_id = body.get("character") or self.default_character
-        if not isinstance(character_id, str) or character_id not in self.characters:
+        character_id = body.character or self.default_character
+        if character_id not in self.characters:
             raise Refused(400, "bad_character", f"unknown character {character_id!r}; "
                                                 f"choose one of {', '.join(self.characters)}")
-        mode = body.get("mode") or "browser"
+        mode = body.mode or "browser"
         if mode not in MODES:
             raise Refused(400, "bad_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         # The Thinker remembers a user across sessions (episodic memory), so a user id is a key to
         # memories: only trusted clients (holding the access key) may name one; everybody else is
         # a fresh anonymous visitor whose memories no other session can reach.
-        user_id = body.get("user_id")
-        if user_id is not None and (not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS):
-            raise Refused(400, "bad_user", f"user_id must be text of at most {MAX_USER_ID_CHARS} characters")
-        if user_id is not None and key is None:
+        if body.user_id is not None and key is None:
             raise Refused(403, "bad_user", "naming a user_id needs the server's access key (--access-key)")
-        user_id = user_id or f"web-{secrets.token_hex(6)}"
+        user_id = body.user_id or f"web-{secrets.token_hex(6)}"
         self._expire()
-        if len(self.live) + self._pending() >= self.settings.max_sessions:
+        if len(self.live) >= self.settings.max_sessions:  # said now, so the page need not try the socket
             raise Refused(503, "busy", self.busy_message())
+        self._check_client_cap(client)
+        # Bound the unused tokens: per address first (a flood drops only the flooder's own tokens),
+        # then on the whole server.
+        for old in self._pending(client)[: -MAX_PENDING_PER_CLIENT + 1 or None]:
+            del self.tickets[old.token]
+        for old in self._pending()[: max(0, len(self._pending()) - self.settings.max_pending_tokens + 1)]:
+            del self.tickets[old.token]
         token = secrets.token_urlsafe(24)
-        ticket = Ticket(token, character_id, self.characters[character_id], mode, user_id, time.monotonic())
+        ticket = Ticket(token, character_id, self.characters[character_id], mode, user_id, time.monotonic(), client)
         self.tickets[token] = ticket
         return ticket
 
-    def claim(self, token: str, mode: str) -> Ticket:
+    def claim(self, token: str, mode: str, client: str = "unknown") -> Ticket:
         self._expire()
         ticket = self.tickets.get(token or "")
         if ticket is None:
@@ -224,26 +351,29 @@ class Hub:
             raise Refused(401, "bad_token", "this session token was already used")
         if ticket.mode != mode:
             raise Refused(400, "bad_mode", f"this token is for a {ticket.mode} session; use /ws/{_path(ticket.mode)}")
-        if len(self.live) >= self.settings.max_sessions:  # the slot this token held may have expired
+        if len(self.live) >= self.settings.max_sessions:
             raise Refused(503, "busy", self.busy_message())
+        self._check_client_cap(client)
         return ticket
 
-    def rate(self, body: dict[str, Any]) -> str:
+    def rate(self, body: RatingRequest | dict[str, Any]) -> str:
+        if isinstance(body, dict):
+            body = RatingRequest.model_validate(body)
         self._expire()
-        ticket = self.tickets.get(str(body.get("token") or ""))
+        ticket = self.tickets.get(body.token)
         if ticket is None or ticket.session_id is None:
             raise Refused(404, "bad_token", "no session for this token (it was never used, or rating closed)")
         try:
-            self.store.rate(ticket.session_id, body.get("rating"), body.get("comment"))
+            self.store.rate(ticket.session_id, body.rating, body.comment)
         except InputError as e:
             raise Refused(400, "bad_rating", str(e)) from None
         return ticket.session_id
 
     def status(self) -> dict[str, Any]:
         self._expire()
-        return {"live_sessions": len(self.live), "pending_tokens": self._pending(),
+        return {"live_sessions": len(self.live), "pending_tokens": len(self._pending()),
                 "max_sessions": self.settings.max_sessions,
-                "available": max(0, self.settings.max_sessions - len(self.live) - self._pending())}
+                "available": max(0, self.settings.max_sessions - len(self.live))}
 
     # -- one WebSocket ----------------------------------------------------------------------
     async def serve(self, ws, mode: str) -> None:
@@ -256,7 +386,7 @@ class Hub:
             return
         await ws.accept()
         try:
-            ticket = self.claim(ws.query_params.get("token", ""), mode)
+            ticket = self.claim(ws.query_params.get("token", ""), mode, client_address(ws))
         except Refused as r:
             await ws.send_json({"type": "error", "code": r.code, "message": r.message})
             await ws.close(code=1013 if r.code == "busy" else 1008, reason=r.code)
@@ -286,7 +416,7 @@ class Hub:
 
             async def receive() -> None:
                 while True:
-                    msg = await asyncio.wait_for(ws.receive(), self.settings.idle_timeout_s)
+                    msg = await ws.receive()
                     if msg["type"] == "websocket.disconnect":
                         return
                     data = msg.get("bytes")
@@ -294,15 +424,16 @@ class Hub:
 
             tasks = [asyncio.create_task(receive(), name="ws-receive"),
                      asyncio.create_task(transport.run_sender(), name="ws-send"),
-                     asyncio.create_task(transport.ended.wait(), name="ws-end")]
+                     asyncio.create_task(transport.ended.wait(), name="ws-end"),
+                     asyncio.create_task(self._watch_idle(transport), name="ws-idle"),
+                     asyncio.create_task(self._keep_transcript(session.id, transport), name="ws-store")]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 exc = t.exception()
-                if isinstance(exc, asyncio.TimeoutError):
+                if isinstance(exc, IdleTimeout):
                     reason = "idle"
                     with contextlib.suppress(Exception):
-                        await ws.send_json({"type": "error", "code": "idle", "message": "closed after "
-                                            f"{self.settings.idle_timeout_s:.0f} s without a message"})
+                        await ws.send_json({"type": "error", "code": "idle", "message": str(exc)})
                 elif isinstance(exc, ClientStalled):
                     reason = "stalled"
                 elif exc is not None and not isinstance(exc, WebSocketDisconnect | OSError):
@@ -326,6 +457,39 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await ws.send_json({"type": "closed", "session_id": session.id, "reason": reason})
                     await ws.close(code=1000)
+
+    async def _keep_transcript(self, session_id: str, transport: WebTransport) -> None:
+        """Store the transcript whenever it changes (one writer per session, so writes keep their order)."""
+        while True:
+            await transport.transcript_changed.wait()
+            transport.transcript_changed.clear()
+            try:
+                await asyncio.to_thread(self.store.save_transcript, session_id, list(transport.transcript))
+            except Exception:  # noqa: BLE001 - a full disk must not end the conversation; finish() retries
+                log.exception("could not store the transcript of session %s", session_id)
+
+    async def _watch_idle(self, transport: WebTransport) -> None:
+        """Warn, then raise IdleTimeout, when the user has done nothing for `idle_timeout_s`
+        (a reply being spoken counts as activity; pings do not)."""
+        s = self.settings
+        warned = False
+        while True:
+            await asyncio.sleep(min(WATCH_PERIOD_S, s.idle_timeout_s / 4))
+            now = time.monotonic()
+            if transport.speaking() or transport.replying:
+                transport.last_activity = now
+            idle = now - transport.last_activity
+            left = s.idle_timeout_s - idle
+            if left <= 0:
+                raise IdleTimeout(f"closed after {s.idle_timeout_s:.0f} s without a message, to free the place "
+                                  "for others; start again to continue")
+            if left <= s.idle_warning_s and not warned:
+                warned = True
+                transport.send_json({"type": "error", "code": "idle_warning", "seconds_left": round(left),
+                                     "message": f"Still there? This session closes in {left:.0f} s unless you "
+                                                "type or speak."})
+            elif left > s.idle_warning_s:
+                warned = False
 
     def _ready(self, ticket: Ticket, session) -> dict[str, Any]:
         cfg = self.models.config
@@ -354,21 +518,26 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     app.state.hub = hub
 
     def refused(r: Refused) -> JSONResponse:
-        return JSONResponse({"error": r.code, "message": r.message}, status_code=r.status)
+        headers = {"Retry-After": str(r.retry_after)} if r.retry_after else None
+        return JSONResponse({"error": r.code, "message": r.message}, status_code=r.status, headers=headers)
 
-    async def json_body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > settings.limits.max_message_bytes:
-            raise Refused(413, "too_large", "request body too large")
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise Refused(400, "bad_json", "the request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise Refused(400, "bad_json", "the request body must be a JSON object")
-        return body
+    async def read_body(request: Request) -> bytes:
+        """The body, refused with 413 as soon as the header or the stream shows it is too large."""
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                raise Refused(400, "bad_request", "Content-Length is not a number")
+            if int(declared) > limit:
+                raise Refused(413, "too_large", f"a request body of {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "too_large", f"the request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @app.get("/")
     async def index() -> FileResponse:
@@ -397,7 +566,9 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/api/session")
     async def new_session(request: Request) -> JSONResponse:
         try:
-            ticket = hub.issue(await json_body(request), request.headers)
+            hub.check_headers(request.headers)
+            body = parse_body(await read_body(request), SessionRequest)
+            ticket = hub.issue(body, request.headers, client_address(request))
         except Refused as r:
             return refused(r)
         response = JSONResponse({"token": ticket.token, "ws": f"/ws/{_path(ticket.mode)}?token={ticket.token}",
@@ -410,7 +581,7 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     async def rating(request: Request) -> JSONResponse:
         try:
             hub.check_headers(request.headers)
-            session_id = hub.rate(await json_body(request))
+            session_id = hub.rate(parse_body(await read_body(request), RatingRequest))
         except Refused as r:
             return refused(r)
         return JSONResponse({"ok": True, "session_id": session_id})
@@ -434,10 +605,19 @@ def create_app(models, settings: ServeSettings | None = None) -> FastAPI:
     return app
 
 
-def run(models, settings: ServeSettings) -> None:
-    """Serve until Ctrl-C."""
+def uvicorn_config(app: FastAPI, settings: ServeSettings, **overrides):
+    """uvicorn's Config with Mio's connection limits (mio.server.limits)."""
     import uvicorn
 
-    app = create_app(models, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, ws="websockets-sansio", ws_max_size=settings.ws_max_size,
-                log_level="info", timeout_graceful_shutdown=3)
+    kw = dict(host=settings.host, port=settings.port, ws="websockets-sansio", ws_max_size=settings.ws_max_size,
+              http=guarded_http(settings.header_timeout_s, settings.max_connections_per_ip),
+              limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_s,
+              log_level="info", timeout_graceful_shutdown=3)
+    return uvicorn.Config(app, **{**kw, **overrides})
+
+
+def run(models, settings: ServeSettings) -> None:
+    """Serve until Ctrl-C or SIGTERM."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn_config(create_app(models, settings), settings)).run()

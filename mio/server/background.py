@@ -23,15 +23,15 @@ class BackgroundServer:
 
         import uvicorn
 
+        from mio.server.app import uvicorn_config
+
         settings = settings or ServeSettings()
         if settings.port == 0 or "port" not in overrides and settings.port == ServeSettings.port:
             overrides.setdefault("port", free_port(settings.host))
         self.settings = dataclasses.replace(settings, **overrides)
         self.app = create_app(models, self.settings)
         self.hub = self.app.state.hub
-        config = uvicorn.Config(self.app, host=self.settings.host, port=self.settings.port, ws="websockets-sansio",
-                                ws_max_size=self.settings.ws_max_size, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn_config(self.app, self.settings, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="mio-server", daemon=True)
 

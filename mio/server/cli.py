@@ -14,6 +14,9 @@ import argparse
 import os
 import sys
 
+MAX_PORT = 65535
+MIN_CTX = 512  # llama.cpp context below this cannot hold a persona prompt and one turn
+
 
 def _say(msg: str) -> None:
     print(f"\033[2m[mio serve]\033[0m {msg}", file=sys.stderr, flush=True)
@@ -39,6 +42,28 @@ def max_sessions(value: int | str) -> int:
     return cap
 
 
+def check_listen(host: str, port: int) -> None:
+    """A one-line ConfigError unless this process can listen on host:port, checked before any model
+    loads (a port in use or out of range would otherwise surface after a minute, as a traceback)."""
+    import socket
+
+    from mio.core.errors import ConfigError
+
+    if not 1 <= port <= MAX_PORT:
+        raise ConfigError(f"--port must be in 1-{MAX_PORT}, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(f"cannot listen on {host!r}: {e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def settings_from_args(args: argparse.Namespace):
     from mio.server.app import ServeSettings
 
@@ -47,7 +72,9 @@ def settings_from_args(args: argparse.Namespace):
                          allowed_origins=tuple(o.rstrip("/") for o in args.allow_origin or ()),
                          allowed_hosts=tuple(args.allow_host or ()),
                          access_key=args.access_key or os.environ.get("MIO_ACCESS_KEY") or None,
-                         data_dir=args.data_dir)
+                         data_dir=args.data_dir, idle_timeout_s=args.idle_timeout,
+                         max_sessions_per_client=args.max_sessions_per_client,
+                         max_connections_per_ip=args.max_connections_per_ip)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -58,6 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if settings.max_sessions < 1:
         raise ConfigError("--max-sessions must be at least 1")
+    if not settings.idle_timeout_s > settings.idle_warning_s:
+        raise ConfigError(f"--idle-timeout must be more than {settings.idle_warning_s:.0f} s (the warning comes that long before)")
+    if settings.max_sessions_per_client < 0 or settings.max_connections_per_ip < 0:
+        raise ConfigError("--max-sessions-per-client and --max-connections-per-ip must be 0 or more")
+    check_listen(settings.host, settings.port)
     wide = settings.host not in ("127.0.0.1", "localhost", "::1")
     if wide and settings.access_key is None:
         _say(f"warning: listening on {settings.host} without --access-key: anyone who reaches this port can talk")
@@ -85,10 +117,16 @@ def _bench_serve(args: argparse.Namespace) -> int:
 def _llm_server(args: argparse.Namespace) -> int:
     """Exec llama.cpp's OpenAI-compatible server on the embedded model (as the Thinker serves it)."""
     from mio.cli import config_from_args
+    from mio.core.errors import ConfigError
     from mio.server.scale import llm_server_command
     from mio.thinker.llm.llama import served_gguf
 
     cfg = config_from_args(args).thinker
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    if args.n_ctx < MIN_CTX:
+        raise ConfigError(f"--n-ctx must be at least {MIN_CTX} (a persona prompt and one turn), got {args.n_ctx}")
+    check_listen(args.host, args.port)
     if cfg.model_path is None and cfg.weights == "q8_0":
         from mio.thinker.llm.llama import embedded_q8_0
 
@@ -116,6 +154,12 @@ def register(sub, bench_sub, common) -> None:
     s.add_argument("--access-key", help="require this key to open a session (or set MIO_ACCESS_KEY); "
                                         "the page reads it from #key=... in its URL")
     s.add_argument("--data-dir", default="out/serve", help="where sessions and ratings are stored")
+    s.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="close a session after this long without the user typing or speaking (warned 60 s before)")
+    s.add_argument("--max-sessions-per-client", type=int, default=0, metavar="N",
+                   help="live sessions one address may hold (default 0: no cap below --max-sessions)")
+    s.add_argument("--max-connections-per-ip", type=int, default=64, metavar="N",
+                   help="open sockets per address (raise it behind a reverse proxy; 0: no cap)")
     s.add_argument("--no-asr", action="store_true", help="do not load speech recognition (no voice input)")
     s.set_defaults(func=_serve)
 

@@ -1,7 +1,8 @@
 """Where the server keeps finished sessions: transcript, figures and the user's rating (SQLite, stdlib).
 
 One row per session. The rating is stored with its session so self-evolution (§6.3) can read
-rated conversations back: `SessionStore.rated()`.
+rated conversations back: `SessionStore.rated()`. The transcript is saved at every turn
+(`save_transcript`), not only when the session ends, so a crash loses at most the write in flight.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ class SessionStore:
     def begin(self, session_id: str, *, user_id: str, character: str, mode: str) -> None:
         self._write("INSERT INTO sessions (id, user_id, character, mode, started) VALUES (?, ?, ?, ?, ?)",
                     (session_id, user_id, character, mode, time.time()))
+
+    def save_transcript(self, session_id: str, transcript: list[dict[str, Any]]) -> None:
+        """The transcript so far, written at every turn: a server killed mid-session keeps every
+        turn but the one being written (one transaction each; SQLite's journal rolls a cut-off
+        write back on the next open)."""
+        self._write("UPDATE sessions SET transcript = ? WHERE id = ?", (json.dumps(transcript), session_id))
 
     def finish(self, session_id: str, transcript: list[dict[str, Any]], stats: dict[str, Any]) -> None:
         self._write("UPDATE sessions SET ended = ?, transcript = ?, stats = ? WHERE id = ?",

@@ -11,6 +11,12 @@ Story time is a number on the story clock: chapter index from the first chapter 
 (fractions allowed; 0 = before the story begins). A node or edge becomes true at `t` and, beyond
 the paper, stops being true at the optional `t_end` (§6.2). Every validation error names the
 file, the line and the field.
+
+The graph is checked as a graph too: no edge from a node to itself, no edge repeated, no edge to
+an unknown node, and no cycle in a hierarchy relation (`HIERARCHY_RELATIONS`, plus any the pack
+names in story.yaml's `acyclic_relations`): "A is part of B is part of A" is a broken pack, not a
+fact, and a retriever that walks such a relation would never stop. Other relations may form
+cycles (Nemo saves Ned, Ned saves Nemo).
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ from mio.core.errors import ConfigError
 from mio.thinker import yamlines
 
 NODE_KINDS = ("entity", "trait", "lore", "event", "place")
+# Relations that order nodes (containment, membership, kind, descent): a cycle in one is an error.
+# Each maps to (canonical name, reversed?): "A contains B" is the edge B -part_of-> A.
+HIERARCHY_RELATIONS: dict[str, tuple[str, bool]] = {
+    "part_of": ("part_of", False), "contains": ("part_of", True),
+    "located_in": ("located_in", False), "inside": ("located_in", False),
+    "member_of": ("member_of", False), "has_member": ("member_of", True),
+    "is_a": ("is_a", False), "kind_of": ("is_a", False), "subclass_of": ("is_a", False),
+    "child_of": ("child_of", False), "parent_of": ("child_of", True),
+}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
@@ -174,6 +189,45 @@ def _check_time(path: Path, m: dict, t: float, t_end: float | None, end: float) 
         raise ConfigError(f"{yamlines.where(path, m, 't_end')}: must be later than t={t}")
 
 
+def _hierarchy(rel: str, extra: frozenset[str]) -> tuple[str, bool] | None:
+    return HIERARCHY_RELATIONS.get(rel) or ((rel, False) if rel in extra else None)
+
+
+def _check_cycles(path: Path, edges: list[tuple[Edge, dict]], extra: frozenset[str]) -> None:
+    """Refuse a cycle in any hierarchy relation; the error names the cycle and the edge closing it."""
+    graphs: dict[str, dict[str, list[tuple[str, dict]]]] = {}
+    for e, m in edges:
+        h = _hierarchy(e.rel, extra)
+        if h is None:
+            continue
+        name, flip = h
+        a, b = (e.dst, e.src) if flip else (e.src, e.dst)
+        graphs.setdefault(name, {}).setdefault(a, []).append((b, m))
+    for name, succ in graphs.items():
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+        for root in sorted(succ):
+            if state.get(root):
+                continue
+            # Iterative DFS (a long chain must not hit Python's recursion limit).
+            path_nodes, stack = [root], [iter(succ.get(root, ()))]
+            state[root] = 1
+            while stack:
+                step = next(stack[-1], None)
+                if step is None:
+                    state[path_nodes.pop()] = 2
+                    stack.pop()
+                    continue
+                nxt, m = step
+                if state.get(nxt) == 1:
+                    loop = path_nodes[path_nodes.index(nxt):] + [nxt]
+                    raise ConfigError(f"{yamlines.where(path, m, 'rel')}: cycle in the {name!r} hierarchy: "
+                                      f"{' -> '.join(loop)} (a hierarchy relation must not loop back)")
+                if not state.get(nxt):
+                    state[nxt] = 1
+                    path_nodes.append(nxt)
+                    stack.append(iter(succ.get(nxt, ())))
+
+
 def load_pack(folder: Path) -> StoryPack:
     """Load and validate `folder/story.yaml` and its graph."""
     story_file = folder / "story.yaml"
@@ -200,6 +254,9 @@ def load_pack(folder: Path) -> StoryPack:
     clock = StoryClock(tuple(chapters), start)
     if not 0 <= start <= clock.end:
         raise ConfigError(f"{yamlines.where(story_file, s, 'start')}: {start} is outside the story clock 0..{clock.end}")
+    acyclic = s.get("acyclic_relations") or []
+    if not isinstance(acyclic, list) or not all(isinstance(r, str) for r in acyclic):
+        raise ConfigError(f"{yamlines.where(story_file, s, 'acyclic_relations')}: must be a list of relation names")
     default = _text(story_file, s, "default_character")
     if not (folder / "characters" / f"{default}.yaml").is_file():
         raise ConfigError(f"{yamlines.where(story_file, s, 'default_character')}: no characters/{default}.yaml")
@@ -224,18 +281,27 @@ def load_pack(folder: Path) -> StoryPack:
         name = _text(nodes_file, m, "name", required=False, default=nid.replace("_", " "))
         nodes.append(Node(nid, kind, name, text, t, t_end))
     by_id = {n.id: n for n in nodes}
-    edges: list[Edge] = []
+    edges: list[tuple[Edge, dict]] = []
+    seen_edges: dict[tuple[str, str, str, float], int] = {}
     for m in _items(edges_file, "edges") if edges_file.is_file() else []:
         src, rel, dst = (_text(edges_file, m, f) for f in ("src", "rel", "dst"))
         for field, ref in (("src", src), ("dst", dst)):
             if ref not in by_id:
                 raise ConfigError(f"{yamlines.where(edges_file, m, field)}: unknown node {ref!r}")
+        if src == dst:
+            raise ConfigError(f"{yamlines.where(edges_file, m, 'dst')}: edge from {src!r} to itself")
         t, t_end = _num(edges_file, m, "t"), _num(edges_file, m, "t_end", required=False)
         _check_time(edges_file, m, t, t_end, clock.end)
         latest = max(by_id[src].t, by_id[dst].t)
         if t < latest:
             raise ConfigError(f"{yamlines.where(edges_file, m, 't')}: {t} is before its node "
                               f"{src if by_id[src].t == latest else dst!r} exists (t={latest})")
+        key = (src, rel, dst, t)
+        if key in seen_edges:
+            raise ConfigError(f"{yamlines.where(edges_file, m, 'rel')}: duplicate edge {src} -{rel}-> {dst} at t={t} "
+                              f"(first at line {seen_edges[key]})")
+        seen_edges[key] = m["__line__"]
         text = _text(edges_file, m, "text", required=False) or f"{by_id[src].name} {rel.replace('_', ' ')} {by_id[dst].name}."
-        edges.append(Edge(src, rel, dst, text, t, t_end))
-    return StoryPack(folder, folder.name, title, clock, default, tuple(nodes), tuple(edges))
+        edges.append((Edge(src, rel, dst, text, t, t_end), m))
+    _check_cycles(edges_file, edges, frozenset(acyclic))
+    return StoryPack(folder, folder.name, title, clock, default, tuple(nodes), tuple(e for e, _ in edges))

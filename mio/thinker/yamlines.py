@@ -2,6 +2,11 @@
 
 Every mapping loaded here carries two extra keys: `__line__` (where the mapping starts) and
 `__lines__` ({field: line}). `where(path, mapping, field)` formats the location for an error.
+
+A story pack is downloaded data, so the loader is bounded: no aliases (`*name`: a few lines of
+nested aliases expand to billions of nodes, the "billion laughs"), at most `MAX_NODES` nodes,
+`MAX_DEPTH` levels of nesting (the composer recurses per level) and `MAX_BYTES` per file. Each
+limit is a one-line error naming the file and line, raised before anything large is built.
 """
 
 from __future__ import annotations
@@ -13,8 +18,43 @@ import yaml
 
 from mio.core.errors import ConfigError
 
+MAX_BYTES = 4 << 20  # per file; the shipped 20,000 Leagues pack is ~130 kB in all
+MAX_NODES = 50_000  # scalars + sequences + mappings per file (the largest shipped file has ~2,000);
+# PyYAML composes ~60k nodes a second here, so a file at the cap fails in about a second
+MAX_DEPTH = 64  # nesting levels; packs use about 5
 
-class _LineLoader(yaml.SafeLoader):
+
+class YAMLLimit(yaml.composer.ComposerError):
+    """A YAML document that breaks one of the loader's limits (aliases, size, depth)."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and caps nodes and depth while the node tree is composed
+    (before any Python object exists), so a hostile file fails in milliseconds."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise YAMLLimit(None, None, f"alias *{event.anchor} is not allowed (write the value out in full)",
+                            event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise YAMLLimit(None, None, f"more than {MAX_NODES} YAML nodes", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YAMLLimit(None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _LineLoader(BoundedLoader):
     pass
 
 
@@ -34,18 +74,38 @@ def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def load(path: Path) -> Any:
-    """Parse a YAML file; a syntax error names the file and line."""
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; a YAML file here may have at most {MAX_BYTES}")
+        return path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _parse(text: str, source: Path | str, loader: type[yaml.SafeLoader]) -> Any:
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{at}: invalid YAML ({getattr(e, 'problem', None) or e})") from e
+        if isinstance(e, YAMLLimit):
+            raise ConfigError(f"{source}{at}: refused: {e.problem}") from None
+        raise ConfigError(f"{source}{at}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
+def load(path: Path) -> Any:
+    """Parse a YAML file with line bookkeeping; a syntax error or a broken limit names the file and line."""
+    return _parse(_read(path), path, _LineLoader)
+
+
+def load_plain(path: Path) -> Any:
+    """Parse a YAML file (config files, any YAML the user hands over) under the same limits, without
+    the line bookkeeping."""
+    return _parse(_read(path), path, BoundedLoader)
 
 
 def where(path: Path, mapping: dict | None, field: str | None = None) -> str:

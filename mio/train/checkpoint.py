@@ -26,6 +26,7 @@ from mio.core.errors import CheckpointError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB of settings
 
 
 def _atomic_dir(path: Path) -> Path:
@@ -86,17 +87,32 @@ def load_pretrained(path: str | Path, *, kind: str | None = None) -> tuple[dict[
     for name in (CONFIG, WEIGHTS):
         if not (path / name).is_file():
             raise CheckpointError(f"checkpoint {path} is incomplete: {name} is missing")
+    if (path / CONFIG).stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"checkpoint {path}: {CONFIG} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         config = json.loads((path / CONFIG).read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"checkpoint {path}: {CONFIG} is not valid JSON ({e})") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"checkpoint {path}: {CONFIG} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path}: {CONFIG} must hold a JSON object of settings, "
+                              f"got {type(config).__name__}")
     if kind is not None and config.get("kind") not in (None, kind):
         raise CheckpointError(f"checkpoint {path} holds a {config.get('kind')!r} model, not {kind!r}")
     try:
         state = load_file(str(path / WEIGHTS))
     except Exception as e:  # noqa: BLE001 - safetensors raises several types for a damaged file
-        raise CheckpointError(f"checkpoint {path}: {WEIGHTS} cannot be read ({e})") from e
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS} cannot be read ({e})") from None
+    check_finite(state, where=f"checkpoint {path}")
     return state, config
+
+
+def check_finite(state: dict[str, torch.Tensor], *, where: str) -> None:
+    """Refuse NaN/inf weights: a model with one decodes full-scale noise and says nothing."""
+    for name, t in state.items():
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{where}: tensor {name!r} holds {bad} NaN or infinite value(s); "
+                                  "the file is damaged or the training diverged")
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,

@@ -53,24 +53,98 @@ def test_warp_respects_occlusion():
     assert not mask.any()
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_metric_networks_load_from_torchscript_files(tmp_path):
-    torch = pytest.importorskip("torch")
+def _onnx_file(path, nodes, inputs, output="out"):
+    """An ONNX model written with the onnx package's own builders to the ONNX operator spec (opset
+    17), standing in for an exported LPIPS / Inception / I3D network."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "metric",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime >= 1.18 reads
+    onnx.save(model, str(path))
+    return path
+
+
+def test_metric_networks_run_from_onnx_files(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+
+    from mio.render.metrics import fid, fvd, lpips
+
+    # LPIPS stand-in: mean |x - y| over channels and pixels, per pair
+    l1 = _onnx_file(tmp_path / "lpips.onnx", [
+        helper.make_node("Sub", ["x", "y"], ["d"]), helper.make_node("Abs", ["d"], ["a"]),
+        helper.make_node("ReduceMean", ["a"], ["out"], axes=[1, 2, 3], keepdims=0)],
+        [("x", ["N", 3, "H", "W"]), ("y", ["N", 3, "H", "W"])])
+    # feature stand-in: per-channel spatial means (Inception: N,3,H,W; I3D: N,3,T,H,W)
+    feats = _onnx_file(tmp_path / "feats.onnx", [helper.make_node("ReduceMean", ["x"], ["out"], axes=[2, 3], keepdims=0)],
+                       [("x", ["N", 3, "H", "W"])])
+    i3d = _onnx_file(tmp_path / "i3d.onnx", [helper.make_node("ReduceMean", ["x"], ["out"], axes=[2, 3, 4], keepdims=0)],
+                     [("x", ["N", 3, "T", "H", "W"])])
+    imgs = [_image(s, 16) for s in range(4)]
+    assert lpips(imgs, imgs, l1) == 0.0
+    inverted = [1 - i for i in imgs]
+    # images in [-1, 1]: |(2a-1) - (2(1-a)-1)| = |4a - 2|, its mean over these images
+    expect = float(np.mean([np.abs(4 * i - 2).mean() for i in imgs]))
+    assert lpips(imgs, inverted, l1) == pytest.approx(expect, rel=1e-5)
+    assert fid(imgs, imgs, feats) == pytest.approx(0.0, abs=1e-6)
+    assert fid(imgs, inverted, feats) > 0.01
+    videos = [np.stack([_image(s + t, 16) for t in range(3)]) for s in range(3)]
+    assert fvd(videos, videos, i3d) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(InputError, match="does not exist"):
+        lpips(imgs, imgs, tmp_path / "missing.onnx")
+    with pytest.raises(InputError, match="takes 1 input"):
+        lpips(imgs, imgs, feats)
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
+    with pytest.raises(InputError, match="not a readable ONNX"):
+        fid(imgs, imgs, tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize("name", ["lpips.pt", "i3d_torchscript.pt", "net.pt2", "net.ts", "net.pth"])
+def test_torchscript_and_pickled_metric_networks_are_refused_unopened(tmp_path, name):
+    import pickle
+
     from mio.render.metrics import fid, lpips
 
-    class L1(torch.nn.Module):  # stands in for a traced LPIPS network
-        def forward(self, x, y):
-            return (x - y).abs().mean(dim=(1, 2, 3))
+    marker = tmp_path / "ran"
 
-    class Feats(torch.nn.Module):  # stands in for an Inception feature network
-        def forward(self, x):
-            return x.mean(dim=(2, 3))
+    class Payload:  # a hostile "model": unpickling it runs code
+        def __reduce__(self):
+            return (marker.write_text, ("unpickled",))
 
-    torch.jit.script(L1()).save(str(tmp_path / "lpips.pt"))
-    torch.jit.script(Feats()).save(str(tmp_path / "feats.pt"))
-    imgs = [_image(s, 16) for s in range(4)]
-    assert lpips(imgs, imgs, tmp_path / "lpips.pt") == 0.0
-    assert lpips(imgs, [1 - i for i in imgs], tmp_path / "lpips.pt") > 0.1
-    assert fid(imgs, imgs, tmp_path / "feats.pt") == pytest.approx(0.0, abs=1e-6)
-    with pytest.raises(InputError, match="does not exist"):
-        lpips(imgs, imgs, tmp_path / "missing.pt")
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps(Payload()))
+    imgs = [_image(s, 16) for s in range(2)]
+    for metric in (lpips, fid):
+        with pytest.raises(InputError, match="only as .onnx files"):
+            metric(imgs, imgs, path)
+    assert not marker.exists()
+
+
+@pytest.mark.slow  # imports transformers
+def test_a_clip_folder_with_only_a_pickled_checkpoint_is_refused_unopened(tmp_path):
+    import pickle
+
+    transformers = pytest.importorskip("transformers")
+    from mio.render.metrics import ClipSimilarity
+
+    cfg = transformers.CLIPConfig(text_config={"hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                                               "num_attention_heads": 1},
+                                  vision_config={"hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                                                 "num_attention_heads": 1, "image_size": 16, "patch_size": 8},
+                                  projection_dim=8)
+    cfg.save_pretrained(tmp_path)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("unpickled",))
+
+    (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(OSError, match="safetensors"):
+        ClipSimilarity(tmp_path)
+    assert not marker.exists()

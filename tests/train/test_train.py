@@ -80,6 +80,52 @@ def test_bad_checkpoints_are_reported_clearly(tmp_path):
         load_weights(_toy(), state)
 
 
+@pytest.mark.parametrize("config, message", [
+    ("[1, 2, 3]", "must hold a JSON object of settings, got list"),
+    ('"codec"', "must hold a JSON object of settings, got str"),
+    ("null", "must hold a JSON object of settings, got NoneType"),
+    ("{'kind': 'toy'}", "is not valid JSON"),
+    ("[" * 100_000, "is not valid JSON"),
+    (b"\xff\xfe\x00garbage", "is not valid JSON"),
+    (" " * (2 << 20), "is larger than"),
+])
+def test_config_files_from_elsewhere_are_refused_in_one_line(tmp_path, config, message):
+    save_pretrained(_toy(), tmp_path / "ck", {"layers": 2}, kind="toy")
+    p = tmp_path / "ck" / "config.json"
+    p.write_bytes(config if isinstance(config, bytes) else config.encode())
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_pretrained(tmp_path / "ck")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_weights_with_nan_or_inf_are_refused_not_run(tmp_path, bad):
+    from safetensors.torch import save_file
+
+    save_pretrained(_toy(), tmp_path / "ck", {"layers": 2}, kind="toy")
+    state, _ = load_pretrained(tmp_path / "ck")
+    state["2.bias"] = state["2.bias"].clone().fill_(bad)
+    save_file(state, str(tmp_path / "ck" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"tensor '2.bias' holds 1 NaN or infinite value\(s\)"):
+        load_pretrained(tmp_path / "ck")
+
+
+def test_a_pickle_under_the_weights_name_is_never_unpickled(tmp_path):
+    import pickle
+
+    save_pretrained(_toy(), tmp_path / "ck", {"layers": 2}, kind="toy")
+    marker = tmp_path / "ran"
+
+    class Payload:  # what a hostile .pt renamed to model.safetensors would do when unpickled
+        def __reduce__(self):
+            return (marker.write_text, ("unpickled",))
+
+    (tmp_path / "ck" / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_pretrained(tmp_path / "ck")
+    assert not marker.exists()
+
+
 DDP_SCRIPT = r"""
 import sys, torch
 from mio.train import Trainer, TrainerConfig, init_distributed
@@ -111,3 +157,14 @@ def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
     assert all(r["world"] == 2 for r in ranks)
     assert ranks[0]["weight"] == ranks[1]["weight"]  # gradients were averaged: both replicas hold the same weights
     assert (tmp_path / "ck" / "model.safetensors").is_file()
+
+
+def test_lora_adapters_are_read_only_from_safetensors(tmp_path):
+    from mio.thinker.evolve.grpo import safe_adapter
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle PEFT would torch.load
+    with pytest.raises(CheckpointError, match="has no adapter_model.safetensors"):
+        safe_adapter(tmp_path)
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
+    assert safe_adapter(tmp_path) == tmp_path

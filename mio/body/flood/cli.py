@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ import torch
 
 from mio.core.errors import InputError
 from mio.core.layouts import BODY_FPS
+
+MAX_PROMPT_CHARS = 300  # one motion description; the text encoder keeps its first 16 tokens anyway
+MAX_GUIDANCE = 20.0  # classifier-free guidance beyond this only amplifies noise
 
 # ---------------------------------------------------------------------------------------------
 # mio body generate
@@ -48,27 +52,41 @@ def generate_motion(body, prompts: list[str], at: list[float], seconds: float, s
 def _generate(args: argparse.Namespace) -> int:
     from mio.body.flood.backend import FloodBody
     from mio.cli import config_from_args
+    from mio.core.atomic import atomic_output
     from mio.core.config import BodyConfig
+    from mio.runtime.transports.mp4 import check_output
 
-    prompts = list(args.prompts)
+    prompts = [" ".join(p.split()) for p in args.prompts]
+    for i, p in enumerate(prompts, 1):
+        if not p:
+            raise InputError(f"prompt {i} is empty; describe a motion, e.g. mio body generate \"walk forward\"")
+        if len(p) > MAX_PROMPT_CHARS:
+            raise InputError(f"prompt {i} has {len(p)} characters; the limit is {MAX_PROMPT_CHARS} (the text encoder "
+                             "reads one short sentence)")
+    if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
+        raise InputError(f"--guidance must be a number in [0, {MAX_GUIDANCE:g}] (1 = off), got {args.guidance}")
     at = list(args.at) if args.at else [0.0] + [3.0 * i for i in range(1, len(prompts))]
     if len(at) != len(prompts):
         raise InputError(f"--at needs one time per prompt ({len(prompts)} prompts, {len(at)} times)")
-    if any(t < 0 for t in at):
-        raise InputError("--at times must be >= 0")
+    if not all(math.isfinite(t) and t >= 0 for t in at):
+        raise InputError("--at times must be finite and >= 0")
     seconds = args.seconds or max(at) + 4.0
     if not 0 < seconds <= 600:
         raise InputError(f"--seconds must be in (0, 600], got {seconds}")
+    out = check_output(args.output, {".npz": "the motion"})  # every output before the model loads
+    if args.bvh:
+        check_output(args.bvh, {".bvh": "the motion for engines"})
+    if args.video:
+        check_output(args.video, {".mp4": "a preview video"})
     cfg = config_from_args(args)
     body = FloodBody(BodyConfig(backend="flood", seed=args.seed, checkpoint=args.checkpoint or cfg.body.checkpoint),
                      guidance=args.guidance)
     t0 = time.perf_counter()
     features, joints = generate_motion(body, prompts, at, seconds, args.seed)
     took = time.perf_counter() - t0
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, features=features, fps=np.float32(BODY_FPS), joints=joints,
-             prompts=np.array(prompts), times=np.array(at, np.float32))
+    with atomic_output(out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez keeps the name as given
+        np.savez(f, features=features, fps=np.float32(BODY_FPS), joints=joints,
+                 prompts=np.array(prompts), times=np.array(at, np.float32))
     print(f"{out}: {len(features)} frames ({seconds:.1f} s) in {took:.2f} s")
     if args.bvh:
         from mio.body.bvh import write_bvh
@@ -95,6 +113,7 @@ def render_preview(joints: np.ndarray, path: str | Path, cfg=None, fps: float = 
     follows the pelvis horizontally."""
     import av
 
+    from mio.core.atomic import atomic_output
     from mio.core.config import RenderConfig
     from mio.core.layouts import ARKIT52
     from mio.render.raster import AnnyRenderer
@@ -105,8 +124,7 @@ def render_preview(joints: np.ndarray, path: str | Path, cfg=None, fps: float = 
     cam = renderer.preset_camera("full_body")
     face = ARKIT52.zeros()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
+    with atomic_output(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = rcfg.width, rcfg.height, "yuv420p"
         for j in joints:

@@ -103,7 +103,7 @@ class T5TextEncoder(TextEncoder):
         from transformers import AutoTokenizer, T5EncoderModel
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = T5EncoderModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.model = T5EncoderModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True).eval()
         self.dim = int(self.model.config.d_model)
 
     @torch.no_grad()

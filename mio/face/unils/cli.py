@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -11,10 +12,20 @@ import numpy as np
 
 from mio.core.errors import InputError
 
+FACE_OUTPUT = {".npz": "face parameters"}  # what `-o` of track/animate may end in
+VIDEO_OUTPUT = {".mp4": "a preview video"}
+
+
+def _check_temperature(t: float | None) -> None:
+    if t is not None and not (math.isfinite(t) and t >= 0):
+        raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {t}")
+
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Any audio file PyAV reads (wav, flac, mp3, the audio of a video) -> (mono float32, rate)."""
     import av
+
+    from mio.core.audiofile import MAX_RATE, MAX_SECONDS, MIN_RATE
 
     path = Path(path)
     if not path.is_file():
@@ -25,14 +36,21 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
                 raise InputError(f"{path} has no audio stream")
             st = c.streams.audio[0]
             rate = int(st.rate)
+            if not MIN_RATE <= rate <= MAX_RATE:  # before decoding: a 1 Hz header would last for hours
+                raise InputError(f"{path}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+            if c.duration is not None and c.duration / av.time_base > MAX_SECONDS:  # from the header
+                raise InputError(f"{path} is {c.duration / av.time_base:.0f} s long; the limit is "
+                                 f"{MAX_SECONDS:.0f} s per file")
             res = av.AudioResampler(format="flt", layout="mono", rate=rate)
             parts = [f.to_ndarray().reshape(-1) for fr in c.decode(st) for f in res.resample(fr)]
             parts += [f.to_ndarray().reshape(-1) for f in res.resample(None)]
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many types
-        raise InputError(f"cannot read audio {path}: {e}") from e
+        raise InputError(f"cannot read audio {path}: {' '.join(str(e).split()) or type(e).__name__}") from None
     x = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    if len(x) > MAX_SECONDS * rate:
+        raise InputError(f"{path} is {len(x) / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s per file")
     if len(x) == 0:
         raise InputError(f"{path} holds no audio samples")
     if not np.all(np.isfinite(x)):
@@ -70,8 +88,15 @@ def _animate(args: argparse.Namespace) -> int:
     from mio.face.unils.data import write_face
     from mio.face.unils.model import from_pretrained
     from mio.face.unils.streaming import animate
+    from mio.runtime.transports.mp4 import check_output
 
     cfg = config_from_args(args)
+    check_output(args.output, FACE_OUTPUT)  # every output and option before any work
+    if args.other_output:
+        check_output(args.other_output, FACE_OUTPUT)
+    if args.video:
+        check_output(args.video, VIDEO_OUTPUT)
+    _check_temperature(args.temperature)
     own = read_audio(args.self_audio)
     other = read_audio(args.other) if args.other else None
     model = from_pretrained(args.checkpoint or cfg.face.checkpoint)
@@ -95,9 +120,15 @@ def _animate(args: argparse.Namespace) -> int:
 def _track(args: argparse.Namespace) -> int:
     from mio.face.track import track_video
     from mio.face.unils.data import write_face
+    from mio.runtime.transports.mp4 import check_output
 
-    params = track_video(args.video, max_frames=args.max_frames)
+    if not Path(args.video).is_file():
+        raise InputError(f"video {args.video} does not exist")
     out = args.output or str(Path(args.video).with_suffix(".npz"))
+    check_output(out, FACE_OUTPUT)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    params = track_video(args.video, max_frames=args.max_frames)
     extra = {"style": np.int64(args.style)} if args.style is not None else {}
     write_face(out, params, "arkit52", **extra)
     print(f"wrote {out} ({len(params)} frames at 25 fps, arkit52)")

@@ -110,15 +110,9 @@ class Track:
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        sr, x = wavfile.read(str(path))
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read audio {path}: {e}") from e
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if x.dtype.kind in "iu":
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
-    return x.astype(np.float32), int(sr)
+    from mio.core.audiofile import read_audio  # rate, length, NaN and truncation checks
+
+    return read_audio(path)
 
 
 def read_face(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, dict]:
@@ -147,9 +141,13 @@ def read_face(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, 
 
 
 def write_face(path: str | Path, params: np.ndarray, layout: str, **extra: np.ndarray) -> Path:
+    """face.npz, written under a temporary name and renamed (a killed run leaves no torn file); the
+    name is used as given (np.savez on a path would append .npz to any other suffix)."""
+    from mio.core.atomic import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, params=np.asarray(params, np.float32), layout=np.array(layout), fps=np.float32(FACE_FPS), **extra)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, params=np.asarray(params, np.float32), layout=np.array(layout), fps=np.float32(FACE_FPS), **extra)
     return path
 
 

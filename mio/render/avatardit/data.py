@@ -67,7 +67,8 @@ class WanVAELatents:
 
         path = Path(path)
         sub = "vae" if (path / "vae" / "config.json").is_file() else None
-        self.vae = AutoencoderKLWan.from_pretrained(str(path), subfolder=sub, torch_dtype=dtype).eval()
+        self.vae = AutoencoderKLWan.from_pretrained(str(path), subfolder=sub, torch_dtype=dtype,
+                                                    use_safetensors=True, local_files_only=True).eval()
         c = self.vae.config
         self.channels = c.z_dim
         self.mean = torch.tensor(c.latents_mean).view(1, -1, 1, 1, 1)

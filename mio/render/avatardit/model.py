@@ -135,7 +135,8 @@ class AvatarDiT(nn.Module):
 
         path = Path(path)
         sub = "transformer" if (path / "transformer" / "config.json").is_file() else None
-        wan = WanAnimateTransformer3DModel.from_pretrained(str(path), subfolder=sub, torch_dtype=dtype)
+        wan = WanAnimateTransformer3DModel.from_pretrained(str(path), subfolder=sub, torch_dtype=dtype,
+                                                           use_safetensors=True, local_files_only=True)
         c = wan.config
         cfg = AvatarDiTConfig(
             num_layers=c.num_layers, num_heads=c.num_attention_heads, head_dim=c.attention_head_dim,

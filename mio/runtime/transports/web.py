@@ -21,6 +21,15 @@ Client -> server, binary: microphone audio, 16-bit little-endian mono PCM at the
 Bounded everywhere: text messages and audio chunks have a maximum size; queued outgoing media
 is bounded (video keeps only the newest frames for a slow client; a client that stops reading
 altogether is disconnected); every malformed message gets an `error` reply, never a crash.
+
+Client messages are parsed by one typed schema (`ClientMessage`: a pydantic model per kind,
+told apart by `type`) straight from the JSON text: the size is checked first, the parser
+(pydantic-core's jiter) refuses nesting deeper than its recursion limit before building
+anything (a frame of 100,000 `[` is an `error` reply, not a RecursionError), every field is
+strictly typed (no "5" for 5, no NaN), and unknown extra fields are ignored for forward
+compatibility. Error codes: too_large, bad_json, bad_message (not an object with a "type"),
+unknown_type, bad_input (a field is wrong; the message names it), failed (the session refused
+it), internal (a bug; the session goes on).
 """
 
 from __future__ import annotations
@@ -29,13 +38,15 @@ import asyncio
 import collections
 import io
 import json
-import math
+import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from mio.core.errors import InputError, MioError
 from mio.core.frames import (
@@ -53,6 +64,7 @@ from mio.core.frames import (
     VideoFrame,
 )
 
+log = logging.getLogger("mio.web")
 HEADER = struct.Struct("<BxxxIIxxxxd")  # kind, aux1, aux2, (pad), pts -> 24 bytes, keeps float32 aligned
 AUDIO, VIDEO = 1, 2
 MODES = ("browser", "params")
@@ -71,6 +83,89 @@ class WebLimits:
 
 class ClientStalled(MioError):
     """The client stopped reading: its outgoing queue is full."""
+
+
+# -- client -> server messages: one model per kind ---------------------------------------------
+MAX_LABEL_CHARS = 64  # story-time labels ("2:14", "+1") and ping tokens
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
+
+
+class TextMsg(_Msg):
+    type: Literal["text"]
+    text: str  # emptiness and length are the Thinker's rules (it names its limit)
+
+
+class InterruptMsg(_Msg):
+    type: Literal["interrupt"]
+
+
+class MicMsg(_Msg):
+    type: Literal["mic"]
+    on: bool
+    sample_rate: int | None = None  # required with on=true; its range is WebLimits'
+
+
+class StoryTimeMsg(_Msg):
+    type: Literal["story_time"]
+    value: int | float | Label  # a chapter index, or "12", "+1", "2:5" as the story clock reads them
+
+
+class PingMsg(_Msg):
+    type: Literal["ping"]
+    t: int | float | Label | None = None  # echoed back in the pong
+
+
+class EndMsg(_Msg):
+    type: Literal["end"]
+
+
+ClientMessage = Annotated[TextMsg | InterruptMsg | MicMsg | StoryTimeMsg | PingMsg | EndMsg,
+                          Field(discriminator="type")]
+CLIENT_MESSAGE = TypeAdapter(ClientMessage)
+assert set(CLIENT_TYPES) == {m.model_fields["type"].annotation.__args__[0]
+                             for m in (TextMsg, InterruptMsg, MicMsg, StoryTimeMsg, PingMsg, EndMsg)}
+
+
+def parse_client_message(text: str) -> TextMsg | InterruptMsg | MicMsg | StoryTimeMsg | PingMsg | EndMsg:
+    """The typed message, or an InputError whose `code` is the wire error code."""
+    try:
+        return CLIENT_MESSAGE.validate_json(text)
+    except ValidationError as e:
+        raise _bad_message(e) from None
+
+
+class BadMessage(InputError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _bad_message(e: ValidationError) -> BadMessage:
+    err = e.errors(include_url=False)[0]
+    kind = err["type"]
+    if kind == "json_invalid":
+        detail = err["msg"].removeprefix("Invalid JSON: ")
+        return BadMessage("bad_json", f"message is not JSON ({detail})")
+    if kind in ("model_type", "dict_type", "union_tag_not_found"):
+        return BadMessage("bad_message", 'a message must be a JSON object with a string "type"')
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag")
+        return BadMessage("unknown_type", f"unknown message type {tag!r}; expected one of {', '.join(CLIENT_TYPES)}")
+    loc = err["loc"]
+    msg_type, field = (loc[0], loc[1]) if len(loc) >= 2 else (loc[0] if loc else "?", None)
+    where = f'"{msg_type}" message' + (f', field "{field}"' if field else "")
+    if kind == "missing":
+        return BadMessage("bad_input", f"{where} is missing")
+    # A union field lists one error per alternative; say what would be accepted instead.
+    accepted = {"value": "a finite number or a short label", "t": "a number, a short text or null",
+                "sample_rate": "an integer (Hz)", "on": "true or false", "text": "a string"}.get(field)
+    return BadMessage("bad_input", f"{where}: must be {accepted}" if accepted else f"{where}: {err['msg']}")
 
 
 def pack_audio(chunk: AudioChunk) -> bytes:
@@ -116,6 +211,7 @@ class WebTransport:
         self.session = None
         self.ended = asyncio.Event()  # the client sent `end`
         self.transcript: list[dict[str, Any]] = []
+        self.transcript_changed = asyncio.Event()  # set at every change: the server stores it at once
         self.stats = collections.Counter()
         self._out: collections.deque[tuple[str, str | bytes]] = collections.deque()
         self._video: collections.deque[VideoFrame] = collections.deque()
@@ -124,8 +220,15 @@ class WebTransport:
         self._replying = False
         self._audio_end = 0.0  # session time the queued speech ends
         self._turn_text: list[str] = []
+        self._turn_audio: dict[int, list[float]] = {}  # turn id -> [first audio pts, audio end]
         self._mic_rate = 0
         self._warned_no_asr = False
+        self.last_activity = time.monotonic()  # the user's last act (not pings): the server's idle clock
+
+    @property
+    def replying(self) -> bool:
+        """True while the Thinker is still writing this turn's reply."""
+        return self._replying
 
     def attach(self, session) -> None:
         self.session = session
@@ -163,6 +266,7 @@ class WebTransport:
                 self._wake.set()
         elif isinstance(frame, AudioChunk):
             self._audio_end = max(self._audio_end, frame.end)
+            self._turn_audio.setdefault(frame.turn_id, [frame.pts, frame.end])[1] = frame.end
             self.stats["audio_chunks"] += 1
             self._queue("audio", pack_audio(frame))
         elif isinstance(frame, FaceFrame):
@@ -175,6 +279,7 @@ class WebTransport:
                                 "features": np.round(frame.features, 5).tolist()})
         elif isinstance(frame, UserText):
             self.transcript.append({"role": "user", "text": frame.text, "pts": _r(frame.pts)})
+            self.transcript_changed.set()
             self.send_json({"type": "user_text", "text": frame.text, "pts": _r(frame.pts)})
         elif isinstance(frame, StartOfTurn):
             self._replying, self._turn_text = True, []
@@ -187,7 +292,13 @@ class WebTransport:
         elif isinstance(frame, EndOfTurn):
             if frame.role == "assistant":
                 self._replying = False
-                self.transcript.append({"role": "assistant", "text": frame.text, "pts": _r(frame.pts)})
+                # The reply is stamped when it was heard (its first audio), not with the pts of the
+                # user's message that the end-of-turn frame carries.
+                start, end = self._turn_audio.pop(frame.turn_id, (None, None))
+                heard = {"pts": _r(start), "end": _r(end)} if start is not None else {
+                    "pts": _r(self.session.clock.now() if self.session is not None else frame.pts)}
+                self.transcript.append({"role": "assistant", "text": frame.text, **heard})
+                self.transcript_changed.set()
                 self.send_json({"type": "turn_end", "turn": frame.turn_id, "text": frame.text, "pts": _r(frame.pts)})
         elif isinstance(frame, Interrupt):
             self._on_interrupt(frame)
@@ -203,12 +314,18 @@ class WebTransport:
         self.stats["audio_dropped"] += before - len(self._out)
         self.stats["interrupts"] += 1
         heard = frame.heard_text.strip()
-        cut = {"role": "assistant", "text": (heard + " ...") if heard else "", "pts": _r(frame.pts), "interrupted": True}
+        cut = {"role": "assistant", "text": (heard + " ...") if heard else "", "pts": _r(frame.pts),
+               "end": _r(frame.pts), "interrupted": True}  # pts: when it began to be heard; end: the cut
         if self._replying:  # cut while the Thinker was still writing
-            self.transcript.append(cut)
+            started = [a[0] for a in self._turn_audio.values()]
+            self._turn_audio.clear()
+            self.transcript.append({**cut, "pts": _r(min(started)), "end": max(_r(min(started)), cut["end"])}
+                                   if started else cut)
         elif self.speaking() and self.transcript and self.transcript[-1]["role"] == "assistant":
-            self.transcript[-1] = cut  # written in full, cut while it played
+            began = self.transcript[-1]["pts"]  # written in full, cut while it played (or before it began)
+            self.transcript[-1] = {**cut, "pts": began, "end": max(began, cut["end"])}
         self._replying = False
+        self.transcript_changed.set()
         if self.session is not None:
             self._audio_end = min(self._audio_end, self.session.clock.now())
         self.send_json({"type": "interrupt", "heard_text": frame.heard_text, "reason": frame.reason,
@@ -236,53 +353,51 @@ class WebTransport:
 
     # -- client -> session ------------------------------------------------------------------
     async def handle(self, message: str | bytes) -> None:
-        """One client message. Every problem becomes an `error` message; nothing raises."""
+        """One client message. Every problem becomes an `error` message; nothing raises, and the
+        session goes on whatever the client sent."""
         try:
-            if isinstance(message, bytes | bytearray):
+            if isinstance(message, bytes | bytearray | memoryview):
                 await self._mic_audio(bytes(message))
-            else:
+            elif isinstance(message, str):
                 await self._command(message)
-        except (InputError, ValueError, TypeError) as e:
+            else:
+                self.error("bad_message", f"unsupported message of type {type(message).__name__}")
+        except BadMessage as e:
+            self.error(e.code, str(e))
+        except InputError as e:
             self.error("bad_input", str(e))
         except MioError as e:
             self.error("failed", str(e))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug must not end the session; it is logged
+            self.stats["internal_errors"] += 1
+            log.exception("client message failed")
+            self.error("internal", f"the server could not handle this message ({type(e).__name__}); "
+                                   "the session goes on")
 
     async def _command(self, text: str) -> None:
-        if len(text.encode()) > self.limits.max_message_bytes:
-            self.error("too_large", f"message of {len(text.encode())} bytes; the limit is {self.limits.max_message_bytes}")
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.limits.max_message_bytes:
+            self.error("too_large", f"message of {size} bytes; the limit is {self.limits.max_message_bytes}")
             return
-        try:
-            msg = json.loads(text)
-        except json.JSONDecodeError as e:
-            self.error("bad_json", f"message is not JSON ({e.msg} at character {e.pos})")
-            return
-        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            self.error("bad_message", 'a message must be a JSON object with a string "type"')
-            return
-        kind = msg["type"]
-        if kind == "text":
-            text_in = msg.get("text")
-            if not isinstance(text_in, str):
-                raise InputError('"text" message needs a string field "text"')
-            await self.session.send_text(text_in)
-        elif kind == "interrupt":
+        msg = parse_client_message(text)
+        if not isinstance(msg, PingMsg):
+            self.last_activity = time.monotonic()
+        if isinstance(msg, TextMsg):
+            await self.session.send_text(msg.text)
+        elif isinstance(msg, InterruptMsg):
             await self.session.interrupt()
-        elif kind == "mic":
+        elif isinstance(msg, MicMsg):
             await self._mic_state(msg)
-        elif kind == "story_time":
-            self._story_time(msg.get("value"))
-        elif kind == "ping":
-            self.send_json({"type": "pong", "t": msg.get("t"), "session_time": _r(self.session.clock.now())})
-        elif kind == "end":
+        elif isinstance(msg, StoryTimeMsg):
+            self._story_time(msg.value)
+        elif isinstance(msg, PingMsg):
+            self.send_json({"type": "pong", "t": msg.t, "session_time": _r(self.session.clock.now())})
+        elif isinstance(msg, EndMsg):
             self.ended.set()
-        else:
-            self.error("unknown_type", f"unknown message type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}")
 
-    def _story_time(self, value: Any) -> None:
-        ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)) or (
-            isinstance(value, str) and 0 < len(value) <= 64)
-        if not ok:
-            raise InputError('"story_time" needs a finite number or a short label in "value"')
+    def _story_time(self, value: int | float | str) -> None:
         conv = getattr(self.session, "conversation", None)
         setter = find_story_clock(self.session)
         story = getattr(getattr(conv, "character", None), "story", None)
@@ -301,17 +416,14 @@ class WebTransport:
         label = conv.story_label() if callable(getattr(conv, "story_label", None)) else ""
         self.send_json({"type": "story_time", "value": t if isinstance(t, int | float) else value, "label": label})
 
-    async def _mic_state(self, msg: dict[str, Any]) -> None:
-        on = msg.get("on")
-        if not isinstance(on, bool):
-            raise InputError('"mic" message needs a boolean "on"')
-        if not on:
+    async def _mic_state(self, msg: MicMsg) -> None:
+        if not msg.on:
             await self._end_utterance()
             self._mic_rate = 0
             return
-        rate = msg.get("sample_rate")
+        rate = msg.sample_rate
         lo, hi = self.limits.min_mic_rate, self.limits.max_mic_rate
-        if not isinstance(rate, int) or isinstance(rate, bool) or not lo <= rate <= hi:
+        if rate is None or not lo <= rate <= hi:
             raise InputError(f'"mic" needs an integer "sample_rate" between {lo} and {hi} Hz, got {rate!r}')
         self._mic_rate = rate
         if self.session.models.asr is None and not self._warned_no_asr:
@@ -341,6 +453,7 @@ class WebTransport:
 
     def _on_user_speech(self, frame: UserSpeech) -> None:
         if frame.event == "speech":
+            self.last_activity = time.monotonic()  # speaking is using the session (the idle clock)
             self.send_json({"type": "vad", "state": "speech"})
         elif frame.event == "partial":
             self.send_json({"type": "user_partial", "text": frame.text})

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core.atomic import atomic_output
 from mio.core.errors import InputError
+from mio.runtime.transports.mp4 import check_output
 
 
 def _say(msg: str) -> None:
@@ -23,16 +25,18 @@ def _say(msg: str) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from mio.talker.codec.data import load_audio
+    from mio.talker.codec.data import SAMPLE_RATE, load_audio
     from mio.talker.codec.stream import encode_array, load_codec
 
+    out = check_output(args.output, {".npz": "the codes"})
+    x = load_audio(args.input, SAMPLE_RATE)  # checked before the model loads
     codec = load_codec(args.checkpoint, threads=args.threads)
-    x = load_audio(args.input, codec.cfg.sample_rate)
+    if codec.cfg.sample_rate != SAMPLE_RATE:  # a checkpoint trained at another rate
+        x = load_audio(args.input, codec.cfg.sample_rate)
     codes = encode_array(codec, x)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, codes=codes, n_samples=np.int64(len(x)), sample_rate=np.int64(codec.cfg.sample_rate),
-             frame_rate=np.float64(codec.cfg.frame_rate))
+    with atomic_output(out) as tmp, tmp.open("wb") as f:
+        np.savez(f, codes=codes, n_samples=np.int64(len(x)), sample_rate=np.int64(codec.cfg.sample_rate),
+                 frame_rate=np.float64(codec.cfg.frame_rate))
     print(f"{args.input}: {len(x) / codec.cfg.sample_rate:.2f} s -> {codes.shape[1]} frames x {codes.shape[0]} "
           f"codebooks ({codec.cfg.bitrate:.0f} bit/s) -> {out}")
     return 0
@@ -51,16 +55,22 @@ def _decode(args: argparse.Namespace) -> int:
             if "codes" not in z:
                 raise InputError(f"{path} has no 'codes' array (write it with `mio codec encode`)")
             codes = z["codes"]
-            n = int(z["n_samples"]) if "n_samples" in z else None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise InputError(f"cannot read {path} as an .npz of codes ({e})") from e
+            n = z["n_samples"] if "n_samples" in z else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"cannot read {path} as an .npz of codes ({e})") from None
+    out = check_output(args.output, {".wav": "24 kHz speech"})
     codec = load_codec(args.checkpoint, threads=args.threads)
+    hop = codec.cfg.hop
+    if n is not None:  # the original length: it must fit the frames, or the file was cut or edited
+        if n.shape != () or n.dtype.kind not in "iu" or not 0 < int(n) <= codes.shape[-1] * hop:
+            raise InputError(f"{path}: n_samples {n.tolist()!r} does not fit {codes.shape[-1]} frames "
+                             f"(at most {codes.shape[-1] * hop} samples); the file is damaged")
+        n = int(n)
     y = decode_array(codec, codes)
     if n is not None:
         y = y[:n]
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, np.clip(y, -1, 1), codec.cfg.sample_rate, subtype="PCM_16")
+    with atomic_output(out) as tmp:
+        sf.write(tmp, np.clip(y, -1, 1), codec.cfg.sample_rate, subtype="PCM_16", format="WAV")
     print(f"{path}: {codes.shape[1]} frames -> {len(y) / codec.cfg.sample_rate:.2f} s at {codec.cfg.sample_rate} Hz -> {out}")
     return 0
 

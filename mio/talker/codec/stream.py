@@ -76,7 +76,10 @@ def load_codec(path: str | Path | None = None, *, threads: int | None = None) ->
         raise CheckpointError(f"the embedded codec checkpoint is missing from {path}; reinstall Mio or "
                               "train one with `mio train codec --export mio/talker/codec/embedded`")
     state, meta = load_pretrained(path, kind=KIND)
-    codec = KodamaCodec(CodecConfig.from_dict(meta))
+    try:
+        codec = KodamaCodec(CodecConfig.from_dict(meta))
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:  # a config with wrong types or sizes
+        raise CheckpointError(f"checkpoint {path}: its config.json does not describe a codec ({e})") from None
     load_weights(codec, {k: v.float() for k, v in state.items()}, where=str(path))
     if threads:
         torch.set_num_threads(threads)
@@ -93,12 +96,22 @@ def encode_array(codec: KodamaCodec, samples: np.ndarray) -> np.ndarray:
         return codec.encode(wav)[0].numpy().astype(np.int16)
 
 
+MAX_DECODE_FRAMES = int(3600 * 12.5)  # an hour of speech in one call
+
+
 def decode_array(codec: KodamaCodec, codes: np.ndarray) -> np.ndarray:
-    """codes (8, T) -> float32 24 kHz mono."""
+    """codes (8, T) integers in [0, codebook_size) -> float32 24 kHz mono."""
     c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        raise InputError(f"codes must be integers, got {c.dtype} values (a file of codes is written by `mio codec encode`)")
     if c.ndim != 2 or c.shape[0] != codec.cfg.n_q:
         raise InputError(f"codes must have shape ({codec.cfg.n_q}, T), got {c.shape}")
-    if c.size and (c.min() < 0 or c.max() >= codec.cfg.codebook_size):
-        raise InputError(f"codes must lie in [0, {codec.cfg.codebook_size})")
+    if c.shape[1] == 0:
+        raise InputError("there are no code frames to decode")
+    if c.shape[1] > MAX_DECODE_FRAMES:
+        raise InputError(f"{c.shape[1]} code frames ({c.shape[1] / codec.cfg.frame_rate:.0f} s); the limit is "
+                         f"{MAX_DECODE_FRAMES} per call")
+    if c.min() < 0 or c.max() >= codec.cfg.codebook_size:
+        raise InputError(f"codes must lie in [0, {codec.cfg.codebook_size}), found {int(c.min())}..{int(c.max())}")
     with torch.inference_mode():
         return codec.decode(torch.from_numpy(c.astype(np.int64))[None])[0, 0].numpy()

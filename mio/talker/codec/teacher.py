@@ -67,7 +67,7 @@ class W2vBertTeacher(Teacher):
         if not path.is_dir():
             raise BackendError(f"teacher folder {path} does not exist (give a local Wav2Vec2-BERT checkpoint)")
         self.extractor = AutoFeatureExtractor.from_pretrained(str(path), local_files_only=True)
-        self.model = Wav2Vec2BertModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.model = Wav2Vec2BertModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True).eval()
         self.layer, self.name, self._torch = layer, f"w2vbert-{path.name}", torch
 
     def features(self, wav16: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -27,13 +28,19 @@ def _say(msg: str) -> None:
 def _emotion(spec: str | None):
     if not spec:
         return None
+    from mio.core.emotions import resolve
     from mio.core.frames import Emotion
+    from mio.talker.tts.model import EMOTIONS
 
     label, _, inten = spec.partition(":")
     try:
-        return Emotion(label=label, intensity=float(inten) if inten else 1.0)
+        emotion = Emotion(label=label, intensity=float(inten) if inten else 1.0)
     except ValueError as e:
         raise InputError(f"--emotion must be LABEL or LABEL:INTENSITY, got {spec!r}") from e
+    if resolve(emotion)[0] not in EMOTIONS:  # an unknown label would be spoken as neutral, silently
+        raise InputError(f"unknown --emotion {label!r}; the voice knows {', '.join(EMOTIONS)} (and synonyms "
+                         "such as joyful, worried)")
+    return emotion
 
 
 def _voice(args: argparse.Namespace):
@@ -54,12 +61,21 @@ def _voice(args: argparse.Namespace):
 def _tts(args: argparse.Namespace) -> int:
     import soundfile as sf
 
+    from mio.core.atomic import atomic_output
+    from mio.runtime.transports.mp4 import check_output
+
+    out = check_output(args.output, {".wav": "the speech"})
+    if not args.text.strip():
+        raise InputError("the text is empty")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}")
+    emotion = _emotion(args.emotion)  # before the model loads: a typo costs nothing
     t0 = time.perf_counter()
     voice = _voice(args)
     _say(f"model ready in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     chunks, first = [], None
-    for chunk in voice.stream(args.text, _emotion(args.emotion)):
+    for chunk in voice.stream(args.text, emotion):
         if first is None:
             first = time.perf_counter() - t0
         chunks.append(chunk)
@@ -67,9 +83,8 @@ def _tts(args: argparse.Namespace) -> int:
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise InputError("the model produced no audio (it ended at once); try another --seed")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, np.clip(audio, -1, 1), voice.codec.sample_rate, subtype="PCM_16")
+    with atomic_output(out) as tmp:
+        sf.write(tmp, np.clip(audio, -1, 1), voice.codec.sample_rate, subtype="PCM_16", format="WAV")
     dur = audio.size / voice.codec.sample_rate
     print(f"wrote {out}: {dur:.2f} s of audio; first chunk after {first:.3f} s, RTF {wall / dur:.3f}")
     return 0

@@ -138,7 +138,8 @@ def _build_backbone(cfg: KodamaTTSConfig) -> tuple[nn.Module, int]:
             if not (path / "config.json").is_file():
                 raise ConfigError(f"the qwen3 backbone loads from a local directory with config.json; "
                                   f"{str(path)!r} is not one (set backbone_path)")
-            model = Qwen3Model.from_pretrained(str(path), torch_dtype=torch.float32)
+            model = Qwen3Model.from_pretrained(str(path), torch_dtype=torch.float32, use_safetensors=True,
+                                               local_files_only=True)
         return model, int(model.config.hidden_size)
     raise ConfigError(f"unknown Kodama-TTS backbone {cfg.backbone!r} (llama | smollm2 | qwen3)")
 

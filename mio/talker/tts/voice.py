@@ -225,16 +225,10 @@ class KodamaVoice(EmbeddedVoice):
 
     def prompt_from_wav(self, path: str | Path, text: str | None = None) -> Prompt:
         """Speaker vector + acoustic prompt from a reference recording (any soundfile format)."""
-        import soundfile as sf
+        from mio.core.audiofile import read_audio
 
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"reference voice {path} does not exist")
-        try:
-            wav, sr = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as e:  # noqa: BLE001 - libsndfile raises several types
-            raise InputError(f"cannot read {path} as audio ({e})") from e
-        wav = wav.mean(axis=1)
+        wav, sr = read_audio(path, what="reference voice")
         if text is None:
             for suffix in (".normalized.txt", ".txt"):
                 side = path.with_name(path.name[: -len(path.suffix)] + suffix)

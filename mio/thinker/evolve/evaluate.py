@@ -81,12 +81,12 @@ def evaluate_transformers(pairs: list[Pair], adapter_dir, persona: PersonaReward
     import torch
     from peft import PeftModel
 
-    from mio.thinker.evolve.grpo import load_backbone, spoken
+    from mio.thinker.evolve.grpo import load_backbone, safe_adapter, spoken
 
     say = progress or (lambda m: None)
     say("transformers: loading the backbone and the adapter ...")
     model, tok = load_backbone(model_path)
-    model = PeftModel.from_pretrained(model, adapter_dir).eval()
+    model = PeftModel.from_pretrained(model, safe_adapter(adapter_dir)).eval()
     out: dict = {}
     for name in ("before", "after"):
         replies = []

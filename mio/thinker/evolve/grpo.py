@@ -68,6 +68,19 @@ class GRPOSettings:
 PRESETS: dict[str, Callable[[], GRPOSettings]] = {"tiny": GRPOSettings.tiny, "paper": GRPOSettings.paper}
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def safe_adapter(adapter_dir: str | Path) -> Path:
+    """A LoRA adapter folder that PEFT will read from safetensors: PEFT falls back to
+    adapter_model.bin (a pickle) when the safetensors file is missing, so that case is refused."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
+        raise CheckpointError(f"adapter {adapter_dir} has no {ADAPTER_WEIGHTS} (Mio reads adapters only as "
+                              "safetensors; `mio evolve train` writes one)")
+    return adapter_dir
+
+
 def load_backbone(model_path: str | None = None):
     """(model, tokenizer): a plain fp32 LlamaForCausalLM from a GGUF (default: the embedded SmolLM2).
 
@@ -78,7 +91,9 @@ def load_backbone(model_path: str | None = None):
 
     path = Path(model_path) if model_path else embedded_gguf()
     if path.is_dir():  # an ordinary transformers checkpoint folder
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
+        # use_safetensors: a user's folder may hold a pytorch_model.bin, which is a pickle
+        return (AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True, local_files_only=True),
+                AutoTokenizer.from_pretrained(path, local_files_only=True))
     if not path.is_file():
         raise BackendError(f"backbone {path} does not exist")
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
@@ -162,7 +177,7 @@ def train(pairs: list[Pair], out: Path, settings: GRPOSettings, persona: Persona
     model, tok = backbone if backbone is not None else load_backbone(model_path)
     if state.steps_done and (adapter_dir / "adapter_model.safetensors").is_file():
         say(f"resuming after {state.steps_done} steps from {adapter_dir}")
-        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+        model = PeftModel.from_pretrained(model, safe_adapter(adapter_dir), is_trainable=True)
     else:
         state = RunState()
         remaining = settings.steps

@@ -1,0 +1,83 @@
+"""Outputs that appear whole or not at all.
+
+    with atomic_output("out/hello.mp4") as tmp:   # tmp = out/.hello.mp4.<pid>.partial
+        write_everything_to(tmp)
+    # only now does out/hello.mp4 exist: renamed from tmp after fsync; on any exception tmp is gone
+
+A process killed mid-write (SIGKILL, power loss, a crash in a codec) leaves at most a hidden
+`.NAME.<pid>.partial` beside the output, never a truncated file under the output's own name; the
+next write to the same name deletes partials whose process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL = ".partial"
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_partials(path: Path) -> int:
+    """Delete partial files of `path` left by processes that no longer exist; returns how many."""
+    removed = 0
+    for p in path.parent.glob(f".{path.name}.*{PARTIAL}"):
+        pid = p.name[len(path.name) + 2: -len(PARTIAL)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Make `tmp` durable and rename it to `path` (atomic on one file system)."""
+    _fsync(tmp)
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # the rename itself is durable once the folder is synced
+        _fsync(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path`; renamed to `path` when the block ends without an exception."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path)
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        commit(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """`Path.write_text`, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
