@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,8 +52,8 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
         try:
             with np.load(p, allow_pickle=False) as z:
                 keys = set(z.files)
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read {p}: {e}") from e
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise InputError(f"cannot read {p}: not a .npz parameter file ({e or type(e).__name__})") from e
         if "params" in keys:
             params, fps, layout = read_face_npz(p)
             if layout != "arkit52" or params.shape[1] != ARKIT52.dim:
@@ -295,7 +296,9 @@ def _export_avatar(args: argparse.Namespace) -> int:
     from mio.cli import config_from_args
     from mio.render.avatar import load_avatar
     from mio.render.export import write_glb
+    from mio.runtime.transports.mp4 import check_output
 
+    check_output(args.output, {".glb": "a binary glTF avatar"})  # before the asset loads
     cfg = config_from_args(args)
     asset = load_avatar(args.look or _character_look(args, cfg.render.look), cfg.render.cache_dir)
     path = write_glb(asset, args.output)
@@ -309,8 +312,11 @@ def _export_motion(args: argparse.Namespace) -> int:
 
     motion = face = None
     for p in args.inputs:
-        with np.load(p, allow_pickle=False) as z:
-            keys = set(z.files)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                keys = set(z.files)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise InputError(f"cannot read {p}: not a .npz parameter file ({e or type(e).__name__})") from e
         if "params" in keys:
             face = p
         elif "features" in keys:

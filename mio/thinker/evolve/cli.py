@@ -83,10 +83,10 @@ def _record(args: argparse.Namespace) -> int:
     rec = log.begin(conv.session_id, args.user, cfg.character)
     for i, line in enumerate(args.text):
         if args.audio and i < len(args.audio):
-            import soundfile as sf
+            from mio.core.audiofile import read_audio
 
-            audio, sr = sf.read(args.audio[i], dtype="float32", always_2d=True)
-            rec.user_audio(audio.mean(axis=1), sr)
+            audio, sr = read_audio(args.audio[i], what="--audio file")  # one-line errors for missing/bad files
+            rec.user_audio(audio.mean(axis=1) if audio.ndim == 2 else audio, sr)
         if args.image and i < len(args.image):
             import numpy as np
             from PIL import Image
