@@ -89,7 +89,10 @@ def served_gguf(config: ThinkerConfig) -> Path:
     if config.weights not in SERVED_TYPES:
         raise ConfigError(f"thinker.weights must be one of {', '.join(SERVED_TYPES)}, not {config.weights!r}")
     catalog.get(config.embedded)  # a clear error for an unknown name
-    return embedded_q8_0(config.embedded) if config.weights == "q8_0" else catalog.model_file(config.embedded)
+    # `mio evolve train` trains its LoRA adapters on SmolLM2 (the GRPO backbone, evolve/grpo.py): an
+    # adapter is served on the model it was trained for (on another, llama.cpp crashes)
+    name = "smollm2-135m" if config.lora_path else config.embedded
+    return embedded_q8_0(name) if config.weights == "q8_0" else catalog.model_file(name)
 
 
 class LlamaCppLLM(ChatLLM):
