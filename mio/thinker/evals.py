@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mio.core.errors import ConfigError
 from mio.thinker import guards, yamlines
+from mio.thinker.llm import noecho
 from mio.thinker.llm.base import ChatLLM
 
 CB_METRICS = ("KA", "BA", "EE", "PT", "IM", "AD", "BC")  # CharacterBox: knowledge, behaviour, emotion,
@@ -143,7 +144,7 @@ def complies(reply: str, item: RTItem) -> list[str]:
 
 
 # -- conversation ---------------------------------------------------------------------------------
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = noecho.WORD  # one definition of a word for the echo metric and the sampling ban
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'll|i'd|me|my|mine|myself|we|we're|us|our|ours)\b", re.I)
 _SELF_INTRO = re.compile(r"\b(i am|i'm|my name is|call me|i remain|i was|i have been|it is i|this is)\s*,?"
                          r"(\s+[a-z]+){0,2}$", re.I)  # "I am Pierre Aronnax": a given name may come between
@@ -158,7 +159,7 @@ def answers(reply: str, item: ConvItem) -> list[str]:
 
 def echo(reply: str, user: str, n: int = 4) -> str | None:
     """The first n-word sequence of the user's line that the reply repeats, if any."""
-    u, r = _WORD.findall(user.lower()), _WORD.findall(reply.lower())
+    u, r = noecho.words(user), noecho.words(reply)
     grams = {tuple(u[i: i + n]) for i in range(len(u) - n + 1)}
     for i in range(len(r) - n + 1):
         if tuple(r[i: i + n]) in grams:

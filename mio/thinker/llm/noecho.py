@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 N = 4  # the echo test of mio.thinker.evals.echo: a shared 4-gram of words
-_WORD = re.compile(r"[a-z0-9']+")
+WORD = re.compile(r"[a-z0-9']+")  # a word, as mio.thinker.evals.echo counts them too
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return WORD.findall(text.lower())
 
 
 class NoEcho:
