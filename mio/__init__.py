@@ -8,3 +8,5 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
+
+from mio.core import log as _log  # noqa: E402,F401 - installs the handler of the `mio` loggers

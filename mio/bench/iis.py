@@ -279,7 +279,7 @@ def _measure_aco(config, quick: bool, say, voice=None, transcribe=None, utmos_mo
 
     import numpy as np
 
-    from mio.bench.metrics import talker as tm
+    from mio.metrics import talker as tm
 
     if voice is None:
         from mio.core import registry
@@ -347,7 +347,7 @@ def _measure_som(config, quick: bool, say, body=None) -> dict:
 
     import numpy as np
 
-    from mio.bench.metrics.body import jerk_curve, transition_jerk
+    from mio.metrics.body import jerk_curve, transition_jerk
 
     if body is None:
         from mio.core import registry

@@ -121,7 +121,7 @@ def _codec_speed(quick: bool) -> dict:
     from mio.core.errors import MioError
 
     try:
-        from mio.talker.codec.bench import kodama_speed
+        from mio.bench.codec import kodama_speed
         from mio.talker.codec.stream import load_codec
 
         codec = load_codec()

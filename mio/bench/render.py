@@ -169,9 +169,9 @@ def bench_render(config: RenderConfig, frames: int = 200, cameras: tuple[str, ..
     """Render `frames` moving frames per camera preset; medians/p90 of pose, draw and total in ms.
     With `views` > 0, also the multi-view figures (`multiview_figures`) over `frames` // 4 frames;
     with `look_b`, the look-switching figures (`look_switch_figures`) over `frames` frames."""
-    from mio.body.retarget import relaxed_joints
     from mio.render.avatar import load_avatar
     from mio.render.raster import AnnyRenderer
+    from mio.render.retarget import relaxed_joints
 
     load_avatar(config.look, config.cache_dir)  # builds it if missing (not timed)
     t0 = time.perf_counter()

@@ -430,7 +430,7 @@ def _drive_browser(url: str, turns: int, say: Callable[[str], None]) -> dict:
 
 def user_lines(voice, n: int) -> list[np.ndarray]:
     """The user's spoken lines: `voice` (a Talker voice) saying SPOKEN, at the microphone's 16 kHz."""
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     out = []
     for text in SPOKEN[:n]:

@@ -16,7 +16,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from mio.core.errors import InputError
+
 PARTIAL = ".partial"
+RECORDING_KINDS = {".mp4": "video with sound", ".wav": "the voice only"}  # what a recording's `-o FILE` may end in
 
 
 def partial_path(path: Path) -> Path:
@@ -81,3 +84,26 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_output(path: str | Path, kinds: dict[str, str] = RECORDING_KINDS) -> Path:
+    """The output path if a media file can be written there, else a one-line InputError. Call it
+    before any work, so a typo in `-o` costs nothing."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder; give a file name ending in {' or '.join(kinds)}")
+    if p.suffix.lower() not in kinds:
+        accepted = " or ".join(f"{s} ({what})" for s, what in kinds.items())
+        got = f"'{p.suffix}'" if p.suffix else "no extension"
+        raise InputError(f"cannot write {str(p)!r}: {got} is not a file type this command writes; end the name in {accepted}")
+    parent = next((d for d in (p.parent, *p.parent.parents) if d.exists()), Path("."))
+    if not parent.is_dir():
+        raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
+    try:  # the real test (permissions, read-only or pseudo file systems, a full disk)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe = partial_path(p)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write {p}: {e.strerror or e}") from None
+    return p

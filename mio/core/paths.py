@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 
-def cache_root() -> Path:
-    """`$MIO_CACHE`, else `~/.cache/mio`. Everything in it can be deleted; it is rebuilt on use."""
-    return Path(os.environ.get("MIO_CACHE") or Path.home() / ".cache" / "mio").expanduser()
+def cache_root(override: str | Path | None = None) -> Path:
+    """`override` (a config's cache_dir) if given, else `$MIO_CACHE`, else `~/.cache/mio`. Everything
+    in it can be deleted; it is rebuilt on use."""
+    return Path(override or os.environ.get("MIO_CACHE") or Path.home() / ".cache" / "mio").expanduser()
 
 
 def memory_folder(memory_dir: str | None) -> str:

@@ -7,12 +7,26 @@ and the user's microphone audio as they arrive, and asks for frames at increasin
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
 
+from mio.audio import check_samples
+from mio.core.errors import InputError
 from mio.core.frames import AudioChunk, Emotion, UserAudio
 from mio.core.layouts import LAYOUTS, Layout
+
+MAX_CHUNK_SECONDS = 120.0  # longer audio chunks are refused (a clause is seconds long)
+
+
+def chunk_samples(chunk: AudioChunk | UserAudio, what: str) -> np.ndarray:
+    """A pushed chunk's samples as float32 mono, checked (mio.audio.check_samples), with a finite pts."""
+    x = check_samples(chunk.samples, chunk.sample_rate, what=what, max_seconds=MAX_CHUNK_SECONDS)
+    pts = chunk.pts
+    if isinstance(pts, bool) or not isinstance(pts, int | float | np.floating | np.integer) or not math.isfinite(float(pts)):
+        raise InputError(f"{what} pts must be a finite number of seconds, got {pts!r}")
+    return x
 
 
 class FaceSession(ABC):

@@ -37,19 +37,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mio.audio import ENVELOPE_HOP, rms_envelope
 from mio.core.config import FaceConfig
 from mio.core.emotions import resolve as resolve_emotion
 from mio.core.errors import ConfigError, InputError
 from mio.core.frames import AudioChunk, Emotion, UserAudio
 from mio.core.layouts import ARKIT52, blendshape_index
 from mio.face import visemes as V
-from mio.face.base import FaceBackend, FaceSession
+from mio.face.base import FaceBackend, FaceSession, chunk_samples
 
 _B = blendshape_index
 NB = 52
-HOP = 0.01  # envelope / VAD frame (s)
-MAX_CHUNK_SECONDS = 120.0  # longer audio chunks are refused (a clause is seconds long)
-MIN_RATE, MAX_RATE = 8000, 192000
+HOP = ENVELOPE_HOP  # envelope / VAD frame (s)
 MAX_ROT = 0.5  # rad, clamp on every rotation component
 
 # Blendshape indices used below.
@@ -193,16 +192,6 @@ def _nod(tau: float, duration: float) -> float:
     return math.sin(math.pi * tau / duration) ** 2
 
 
-def _rms_envelope(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """RMS in 20 ms windows every 10 ms. (N,) -> (ceil(N / hop),)"""
-    hop = max(1, int(round(sample_rate * HOP)))
-    n = int(math.ceil(len(samples) / hop))
-    padded = np.zeros((n + 1) * hop, dtype=np.float32)
-    padded[: len(samples)] = samples
-    power = (padded.reshape(n + 1, hop) ** 2).mean(axis=1)  # (n+1,)
-    return np.sqrt(0.5 * (power[:-1] + power[1:])).astype(np.float32)  # (n,) 20 ms windows
-
-
 def _gaussian_smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
     if len(x) == 0:
         return x
@@ -210,33 +199,6 @@ def _gaussian_smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_frames) ** 2)
     k /= k.sum()
     return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid").astype(np.float32)
-
-
-def _check_audio(samples: object, sample_rate: object, pts: object, what: str) -> np.ndarray:
-    if not isinstance(samples, np.ndarray):
-        raise InputError(f"{what} samples must be a numpy array, got {type(samples).__name__}")
-    if samples.ndim == 2 and 1 in samples.shape:
-        samples = samples.reshape(-1)
-    if samples.ndim != 1:
-        raise InputError(f"{what} must be mono (1-D samples), got shape {samples.shape}")
-    if not isinstance(sample_rate, (int, np.integer)) or not MIN_RATE <= int(sample_rate) <= MAX_RATE:
-        raise InputError(
-            f"{what} sample_rate must be an int in [{MIN_RATE}, {MAX_RATE}] Hz, got {sample_rate!r}"
-        )
-    if not isinstance(pts, (int, float, np.floating, np.integer)) or not math.isfinite(float(pts)):
-        raise InputError(f"{what} pts must be a finite number of seconds, got {pts!r}")
-    if len(samples) > MAX_CHUNK_SECONDS * int(sample_rate):
-        raise InputError(
-            f"{what} is {len(samples) / int(sample_rate):.1f} s long; the limit per chunk is {MAX_CHUNK_SECONDS:.0f} s"
-        )
-    if samples.dtype.kind not in "fiu":
-        raise InputError(f"{what} samples must be numeric PCM, got dtype {samples.dtype}")
-    x = samples.astype(np.float32, copy=False)
-    if samples.dtype.kind in "iu":
-        x = x / float(np.iinfo(samples.dtype).max)
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{what} contains NaN or inf samples")
-    return x
 
 
 # ---------------------------------------------------------------- agent speech track
@@ -296,7 +258,7 @@ class _UserTrack:
         self.level: list[np.ndarray] = []  # ... and their smoothed loudness (0..1), for lookup
 
     def push(self, x: np.ndarray, sample_rate: int, pts: float) -> None:
-        rms = _rms_envelope(x, sample_rate)
+        rms = rms_envelope(x, sample_rate)
         times = pts + HOP * np.arange(len(rms))
         if self.next_time is not None and pts > self.next_time + 2 * HOP:
             # a gap in the user's audio counts as silence (up to 2 s of it matters)
@@ -417,13 +379,13 @@ class ProceduralSession(FaceSession):
     # ------------------------------------------------------------ inputs
 
     def push_agent_audio(self, chunk: AudioChunk) -> None:
-        x = _check_audio(chunk.samples, chunk.sample_rate, chunk.pts, "agent audio")
+        x = chunk_samples(chunk, "agent audio")
         t0 = float(chunk.pts)
         sr = int(chunk.sample_rate)
         dur = len(x) / sr
         rng = np.random.default_rng([self.seed, 1, self._n_agent])
         self._n_agent += 1
-        rms = _rms_envelope(x, sr)
+        rms = rms_envelope(x, sr)
         ref = float(np.percentile(rms, 95)) if len(rms) else 0.0
         env = np.clip(rms / max(ref, 1e-4), 0, 1.5) if ref > 1e-4 else np.zeros_like(rms)
         phones = [p for p in chunk.phones if self._check_segment(p, dur, "phone")]
@@ -521,7 +483,7 @@ class ProceduralSession(FaceSession):
         bisect.insort(self.events, ev)
 
     def push_user_audio(self, chunk: UserAudio) -> None:
-        x = _check_audio(chunk.samples, chunk.sample_rate, chunk.pts, "user audio")
+        x = chunk_samples(chunk, "user audio")
         self.user.push(x, int(chunk.sample_rate), float(chunk.pts))
         self._backchannels()
 

@@ -13,7 +13,7 @@ morph targets are the ARKit blendshapes in `ARKIT_BLENDSHAPES` order, named in
 `mesh.extras.targetNames` (the convention three.js and Blender read). Targets are *sparse*
 accessors - only the ~3.4k face vertices move - so the file stays ~2 MB. The skeleton is one node
 per anny bone, parents first, at rest with identity rotations: the renderer poses the rig in
-world-aligned bone frames (mio.body.retarget), so a node's local rotation in the file is exactly
+world-aligned bone frames (mio.render.retarget), so a node's local rotation in the file is exactly
 the rotation Mio's retargeter produces, and inverse bind matrices are pure translations.
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from mio.core.errors import InputError
-from mio.core.layouts import ARKIT52, ARKIT_BLENDSHAPES, FACE_FPS
-from mio.render.avatar import MAT_EYE, AvatarAsset
+from mio.core.layouts import ARKIT52, ARKIT_BLENDSHAPES
+from mio.render.asset import MAT_EYE, AvatarAsset
 
 # Live Link Face CSV: capitalised blendshape names, then head and eye rotations (radians).
 LIVE_LINK_ROTATIONS = (
@@ -187,7 +187,7 @@ def write_glb(asset: AvatarAsset, path: str | Path) -> Path:
 def _axis_angle_to_ypr(r: np.ndarray) -> np.ndarray:
     """(T, 3) axis-angle (Mio: +x pitches down, +y turns to the avatar's left, +z rolls) -> (T, 3)
     yaw, pitch, roll in radians (intrinsic Y-X-Z, the order a head turns: yaw, then nod, then tilt)."""
-    from mio.body.retarget import axis_angles_to_matrices
+    from mio.render.retarget import axis_angles_to_matrices
 
     R = axis_angles_to_matrices(np.asarray(r, np.float64))  # (T, 3, 3) = Ry(yaw) Rx(pitch) Rz(roll)
     pitch = np.arcsin(np.clip(-R[:, 1, 2], -1.0, 1.0))
@@ -243,58 +243,3 @@ def write_face_curves(face: np.ndarray, fps: float, path: str | Path) -> Path:
     else:
         raise InputError(f"face curves are written as .csv or .json, not {path.suffix!r}")
     return path
-
-
-def read_face_npz(path: str | Path) -> tuple[np.ndarray, float, str]:
-    """face.npz (params (T, D) float32, layout, fps) -> (params, fps, layout)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            params = np.asarray(z["params"], np.float32)
-            layout = str(z["layout"]) if "layout" in z.files else "arkit52"
-            fps = float(z["fps"]) if "fps" in z.files else FACE_FPS
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"cannot read face parameters from {path}: {e}") from e
-    if params.ndim != 2:
-        raise InputError(f"{path}: params must be (T, D), got {params.shape}")
-    return params, fps, layout
-
-
-def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | None]:
-    """motion.npz (features (T, 263), fps, optional joints (T, 22, 3)) -> (features, fps, joints)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            feats = np.asarray(z["features"], np.float32)
-            fps = float(z["fps"]) if "fps" in z.files else 20.0
-            joints = np.asarray(z["joints"], np.float32) if "joints" in z.files else None
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"cannot read motion from {path}: {e}") from e
-    if feats.ndim != 2 or feats.shape[1] != 263:
-        raise InputError(f"{path}: features must be (T, 263) HumanML3D, got {feats.shape}")
-    return feats, fps, joints
-
-
-def export_motion(motion: str | Path | None, face: str | Path | None, out_dir: str | Path) -> list[Path]:
-    """motion.npz -> out_dir/motion.bvh; face.npz -> out_dir/face.csv + face.json. Returns the files."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    if motion is not None:
-        feats, fps, _ = read_motion_npz(motion)
-        try:
-            from mio.body.bvh import write_bvh
-        except ImportError as e:
-            raise InputError(f"BVH export needs mio.body.bvh (the body module's writer): {e}") from e
-        try:
-            write_bvh(out / "motion.bvh", feats, fps)
-        except ValueError as e:
-            raise InputError(f"{motion}: {e}") from e
-        written.append(out / "motion.bvh")
-    if face is not None:
-        params, fps, layout = read_face_npz(face)
-        if layout != "arkit52":
-            raise InputError(f"{face}: ARKit curves need the arkit52 layout, got {layout!r}")
-        written.append(write_face_curves(params, fps, out / "face.csv"))
-        written.append(write_face_curves(params, fps, out / "face.json"))
-    if not written:
-        raise InputError("nothing to export: give a motion.npz and/or a face.npz")
-    return written

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mio.render.avatar import (
+from mio.render.asset import (
     MAT_BROW,
     MAT_HAIR,
     MAT_LIPS,
@@ -27,9 +27,9 @@ from mio.render.avatar import (
     MAT_SHOES,
     MAT_SKIN,
     MAT_TROUSERS,
-    Look,
 )
-from mio.render.seams import Mesh, cut, offset_with_walls
+from mio.render.looks import Look
+from mio.render.seams import Mesh, cut, offset_with_walls, uv_sphere
 
 GREY_HAIR = np.array([0.66, 0.65, 0.63])
 MOUTH_COLOR = (0.45, 0.18, 0.18)
@@ -296,13 +296,11 @@ def button_centres(pos: np.ndarray, on: np.ndarray, frame: Frame, look: Look) ->
 
 def add_buttons(mesh: Mesh, at: list[int], rgb: tuple[float, float, float]) -> Mesh:
     """Small domes on the (already layered) surface, each skinned like the vertex it sits on."""
-    from mio.render.avatar import _uv_sphere
-
     a = mesh.attrs
     tris = [mesh.triangles]
     for i in at:
         n = a["normal"][i] / np.linalg.norm(a["normal"][i])
-        sv, sn, st, _ = _uv_sphere(np.zeros(3), 1.0, rings=6, segments=12)
+        sv, sn, st, _ = uv_sphere(np.zeros(3), 1.0, rings=6, segments=12)
         # the unit sphere squashed to a dome, its pole turned onto the surface normal
         u = np.cross(n, [0.0, 1.0, 0.0])
         u /= np.linalg.norm(u)
@@ -409,8 +407,6 @@ def toe_caps(mesh: Mesh, body: Body, look: Look) -> list[tuple[np.ndarray, np.nd
     """The front of each shoe: a rounded box (a superellipsoid, TOE_CAP_ROUNDNESS) over the toes
     (anny's feet are bare, with toes; painted shoes showed each toe), along the foot's own
     direction, flat underneath. Returns (vertices, normals, triangles, colours, foot bone) per foot."""
-    from mio.render.avatar import _uv_sphere
-
     n = TOE_CAP_ROUNDNESS
     pos, w = mesh.attrs["pos"], mesh.attrs["weights"]
     out = []
@@ -437,7 +433,7 @@ def toe_caps(mesh: Mesh, body: Body, look: Look) -> list[tuple[np.ndarray, np.nd
         reach = ((np.abs(q[q[:, 2] > 0]) ** n).sum(1) ** (1 / n)).max(initial=1.0)
         facets = 1.0 / (np.cos(np.pi / TOE_CAP_SEGMENTS) * np.cos(np.pi / (2 * TOE_CAP_RINGS)))
         radii = (reach * radii + np.asarray(TOE_CAP_MARGIN)[[1, 2, 0]]) * facets
-        d, _, st, _ = _uv_sphere(np.zeros(3), 1.0, rings=TOE_CAP_RINGS, segments=TOE_CAP_SEGMENTS)
+        d, _, st, _ = uv_sphere(np.zeros(3), 1.0, rings=TOE_CAP_RINGS, segments=TOE_CAP_SEGMENTS)
         d = d / ((np.abs(d) ** n).sum(1, keepdims=True) ** (1 / n))  # onto the unit superellipsoid
         d[:, 1] = np.where(d[:, 1] < 0, 0.05 * d[:, 1], d[:, 1])  # flat underneath
         verts = (centre + d * radii) @ basis.T

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mio.render.avatar import AvatarAsset
+from mio.render.asset import AvatarAsset
 
 # (part, root bone): a bone belongs to the part of its nearest ancestor (itself included) listed
 # here, else to "hips". The order is the order in the index buffer: parts usually visible together

@@ -30,14 +30,16 @@ import warnings
 
 import numpy as np
 
-from mio.body.retarget import Retargeter, Rig, axis_angles_to_matrices, skinning_matrices
 from mio.core.config import RenderConfig
 from mio.core.errors import BackendError, InputError
 from mio.core.layouts import ARKIT52, blendshape_index
-from mio.render.avatar import MAT_EYE, AvatarAsset, Look, load_avatar, resolve_look
+from mio.render.asset import MAT_EYE, AvatarAsset
+from mio.render.avatar import load_avatar
 from mio.render.base import Renderer
 from mio.render.camera import Camera, camera_preset
+from mio.render.looks import Look, resolve_look
 from mio.render.parts import Parts, partition
+from mio.render.retarget import Retargeter, Rig, axis_angles_to_matrices, skinning_matrices
 
 HEAD_SPLIT = (("neck02", 0.4), ("head", 0.6))  # share of the face's head rotation per bone
 EYE_LOOK_RANGE = (0.45, 0.35)  # radians of gaze per unit eyeLook weight: (horizontal, vertical)

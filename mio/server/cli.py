@@ -78,7 +78,8 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mio.cli import _models, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import load_models as _models
     from mio.core.errors import ConfigError
     from mio.server.app import run
 
@@ -105,7 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _bench_serve(args: argparse.Namespace) -> int:
     from mio.bench.serve import bench_serve
-    from mio.cli import _write_bench, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import write_bench as _write_bench
     from mio.server.scale import record_capacity
 
     result = bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
@@ -116,7 +118,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
 
 def _llm_server(args: argparse.Namespace) -> int:
     """Exec llama.cpp's OpenAI-compatible server on the embedded model (as the Thinker serves it)."""
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
     from mio.core.errors import ConfigError
     from mio.server.scale import llm_server_command
     from mio.thinker.llm.llama import served_gguf

@@ -20,10 +20,10 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import gcd
 
 import numpy as np
 
+from mio.audio import resample
 from mio.core.frames import Segment
 from mio.talker.text import ARPABET, Lexicon, word_tokens
 
@@ -42,15 +42,6 @@ class Timings:
 
 
 Pronouncer = Callable[[str], list[str]]  # word token -> ARPABET phones, as the voice says it
-
-
-def _to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if sample_rate == ALIGN_RATE:
-        return samples
-    g = gcd(ALIGN_RATE, sample_rate)
-    return resample_poly(samples, ALIGN_RATE // g, sample_rate // g).astype(np.float32)
 
 
 def _pcm16(x: np.ndarray) -> bytes:
@@ -119,7 +110,7 @@ class Aligner:
         if not tokens:
             raise RuntimeError("no words to align")
         prons = self.pronunciations(tokens, pronounce)
-        pcm = _pcm16(_to_16k(np.asarray(samples, np.float32), sample_rate))
+        pcm = _pcm16(resample(np.asarray(samples, np.float32), sample_rate, ALIGN_RATE))
         with self._lock:
             d = self._decoder
             d.set_align_text(" ".join(_phone_word(p) for pron in prons for p in pron))

@@ -10,7 +10,7 @@ from mio.thinker.llm import catalog
 
 
 def _story_info(args: argparse.Namespace) -> int:
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
     from mio.thinker.persona import load_character
 
     cfg = config_from_args(args)
@@ -41,7 +41,7 @@ def _story_validate(args: argparse.Namespace) -> int:
 
 def _story_ask(args: argparse.Namespace) -> int:
     """Text-only conversation with the Thinker (no voice or video): fast to try the memory."""
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
 
@@ -79,7 +79,9 @@ def _story_ask(args: argparse.Namespace) -> int:
 
 def _bench_thinker(args: argparse.Namespace) -> int:
     from mio.bench.thinker import bench_thinker
-    from mio.cli import _say, _write_bench, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
+    from mio.cli.common import write_bench as _write_bench
 
     cfg = config_from_args(args)
     judge = None
@@ -103,7 +105,9 @@ def _bench_thinker(args: argparse.Namespace) -> int:
 
 def _bench_llm(args: argparse.Namespace) -> int:
     from mio.bench.llm import bench_llm
-    from mio.cli import _say, _write_bench, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
+    from mio.cli.common import write_bench as _write_bench
 
     return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns,
                                  beside_renderer=not args.no_renderer, progress=_say), args.output)

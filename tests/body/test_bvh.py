@@ -356,7 +356,7 @@ def test_import_export_import_round_trip_within_1mm(kind, tmp_path, capsys) -> N
 
 
 def test_render_takes_the_imported_motion(tmp_path) -> None:
-    from mio.render.cli import load_inputs
+    from mio.cli.render import load_inputs
 
     m = import_bvh(take("biovision").write(tmp_path / "b.bvh"))
     face, motion = load_inputs([str(m.save(tmp_path / "m.npz"))])

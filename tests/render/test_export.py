@@ -103,7 +103,7 @@ def test_curves_files_csv_and_json(tmp_path):
 def test_export_motion_writes_bvh_and_curves(tmp_path):
     pytest.importorskip("mio.body.bvh")
     from mio.body.humanml3d import joints_to_features
-    from mio.render.export import export_motion
+    from mio.cli.render import export_motion
     from mio.render.tracks import waving_body
 
     rest = np.zeros((22, 3))

@@ -4,10 +4,10 @@ through the rasteriser), gaze, and multi-view depth."""
 import numpy as np
 import pytest
 
-from mio.body.retarget import Rig, RigPose, axis_angle_to_matrix, skinning_matrices
 from mio.core.config import RenderConfig
 from mio.core.layouts import ARKIT52, blendshape_index
 from mio.render.camera import Camera, camera_center, from_opencv, orbit, project
+from mio.render.retarget import Rig, RigPose, axis_angle_to_matrix, skinning_matrices
 
 
 def test_skinning_matches_a_hand_computed_two_bone_pose():
@@ -100,8 +100,8 @@ def test_blendshapes_are_applied_to_the_vertex_buffer(renderer):
 def test_rendered_depth_matches_cpu_skinning_and_projection(renderer):
     """The GPU's skinned, projected mesh against the CPU formula: depth at the projected pixels of
     visible vertices equals their distance from the camera."""
-    from mio.body.retarget import relaxed_joints
     from mio.core.layouts import HUMANML3D_JOINT_NAMES
+    from mio.render.retarget import relaxed_joints
 
     a = renderer.asset
     names = list(HUMANML3D_JOINT_NAMES)

@@ -10,8 +10,9 @@ import pytest
 from mio.core.config import RenderConfig
 from mio.core.errors import ConfigError
 from mio.core.layouts import ARKIT52
-from mio.render import avatar
-from mio.render.avatar import ASSET_VERSION, LOOKS, asset_path, check_look_spec, resolve_look
+from mio.render import avatar, build
+from mio.render.asset import ASSET_VERSION, asset_path
+from mio.render.looks import LOOKS, check_look_spec, resolve_look
 from mio.thinker.persona import known_characters, load_character
 
 CARDS = known_characters()
@@ -27,7 +28,7 @@ def test_every_card_names_its_own_look_and_checking_builds_nothing(monkeypatch):
         raise AssertionError("check_look_spec must not build an asset")
 
     monkeypatch.setattr(avatar, "build_avatar", no_build)
-    monkeypatch.setattr(avatar, "_run_anny", no_build)
+    monkeypatch.setattr(build, "_run_anny", no_build)
     assert {"mio", "nemo", "aronnax", "conseil", "ned"} <= set(CARDS)
     names = {}
     for card in CARDS:
@@ -99,7 +100,7 @@ def renderer():
 
 @pytest.mark.slow
 def test_each_cards_look_renders_and_differs_from_the_others(renderer):
-    from mio.body.retarget import relaxed_joints
+    from mio.render.retarget import relaxed_joints
 
     images = {}
     for card in CARDS:
@@ -151,7 +152,7 @@ def test_garment_and_hair_borders_are_crisp(renderer):
     anti-aliasing: a crisp border leaves no pixel mixing two of them. (Materials assigned vertex by
     vertex, before the mesh was cut along its borders, gave mixed fringes here: 1.9% of the
     coloured pixels below the neck and 11.6% of those above the brows; now 0.)"""
-    from mio.body.retarget import relaxed_joints
+    from mio.render.retarget import relaxed_joints
 
     keyed = renderer.add_look({
         "look": "default", "hair_style": "short", "skin": [1, 0, 0], "lips": [1, 0, 0], "top_color": [0, 1, 0],
@@ -176,7 +177,7 @@ def test_ages_in_years_follow_annys_own_calibration():
     anny = pytest.importorskip("anny")
     import torch
 
-    from mio.render.avatar import ANNY_AGE_ANCHORS, anny_age
+    from mio.render.looks import ANNY_AGE_ANCHORS, anny_age
 
     calibration = Path(anny.__file__).parent / "data" / "shape_calibration"
     for who in ("boys", "girls"):

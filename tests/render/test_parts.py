@@ -24,7 +24,7 @@ def renderer():
 
 def _poses(rig, n: int, seed: int = 0):
     """Relaxed stance plus random arm swings (hands often come up into the portrait) and turns."""
-    from mio.body.retarget import axis_angle_to_matrix, relaxed_joints
+    from mio.render.retarget import axis_angle_to_matrix, relaxed_joints
 
     rng = np.random.default_rng(seed)
     names = list(HUMANML3D_JOINT_NAMES)

@@ -46,7 +46,8 @@ def skin_mask(img: np.ndarray) -> np.ndarray:
 
 
 def test_asset_has_52_arkit_blendshapes_in_order(renderer):
-    from mio.render.avatar import asset_path, load_avatar
+    from mio.render.asset import asset_path
+    from mio.render.avatar import load_avatar
 
     a = renderer.asset
     assert a.blendshape_deltas.shape == (len(ARKIT_BLENDSHAPES), a.n_face_vertices, 3)
@@ -97,8 +98,8 @@ def test_blink_covers_the_eyes(renderer):
 
 
 def test_raising_an_arm_changes_the_full_body_render(renderer):
-    from mio.body.retarget import relaxed_joints
     from mio.core.layouts import HUMANML3D_JOINT_NAMES
+    from mio.render.retarget import relaxed_joints
 
     cam = renderer.preset_camera("full_body")
     j = relaxed_joints(renderer.rig)

@@ -16,8 +16,8 @@ def files(tmp_path_factory):
     pytest.importorskip("anny")
     pytest.importorskip("moderngl")
     from mio.body.humanml3d import joints_to_features
-    from mio.body.retarget import Rig, relaxed_joints
     from mio.render.avatar import load_avatar
+    from mio.render.retarget import Rig, relaxed_joints
     from mio.render.tracks import talking_face, waving_body
 
     d = tmp_path_factory.mktemp("inputs")
@@ -38,7 +38,7 @@ def _frames(path) -> list[np.ndarray]:
 
 def test_bench_render_is_registered_once():
     args = build_parser().parse_args(["bench", "render", "--frames", "3", "--views", "2"])
-    assert args.frames == 3 and args.views == 2 and args.func.__module__ == "mio.render.cli"
+    assert args.frames == 3 and args.views == 2 and args.func.__module__ == "mio.cli.render"
 
 
 def test_render_face_and_motion_from_an_orbit(files, tmp_path):
@@ -98,7 +98,7 @@ def test_face_expression_reaches_the_video(files, tmp_path):
 def test_render_looks_draws_each_named_character_in_its_own_column(tmp_path, capsys):
     from PIL import Image
 
-    from mio.render.cli import LOOKS_TILE
+    from mio.cli.render import LOOKS_TILE
 
     out = tmp_path / "looks.png"
     assert main(["render", "looks", "--characters", "nemo,mio", "-o", str(out)]) == 0

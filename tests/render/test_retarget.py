@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from mio.body.retarget import (
+from mio.core.errors import InputError
+from mio.core.layouts import HUMANML3D_JOINT_NAMES
+from mio.render.retarget import (
     REFERENCE_BONES,
     Retargeter,
     Rig,
@@ -12,8 +14,6 @@ from mio.body.retarget import (
     rotation_between,
     skinning_matrices,
 )
-from mio.core.errors import InputError
-from mio.core.layouts import HUMANML3D_JOINT_NAMES
 
 
 def test_rotation_helpers_round_trip():
@@ -135,7 +135,7 @@ def test_bad_joints_are_refused():
 
 
 def test_batched_rotation_helpers_match_the_single_ones():
-    from mio.body.retarget import axis_angles_to_matrices, rotations_between
+    from mio.render.retarget import axis_angles_to_matrices, rotations_between
 
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))

@@ -98,7 +98,7 @@ def _synthetic_foot(seed: int = 0):
 def test_a_toe_cap_covers_the_front_of_the_toes_and_faces_outwards():
     from scipy.spatial import Delaunay
 
-    from mio.render.avatar import LOOKS
+    from mio.render.looks import LOOKS
     from mio.render.outfit import toe_caps
 
     mesh, body = _synthetic_foot()

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mio.core.atomic import check_output
 from mio.core.errors import InputError
 from mio.core.frames import AudioChunk, UserAudio, VideoFrame
-from mio.runtime.transports.mp4 import AUDIO_WINDOW_S, MediaRecorder, check_output
+from mio.runtime.transports.mp4 import AUDIO_WINDOW_S, MediaRecorder
 
 FPS = 25
 

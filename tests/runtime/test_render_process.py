@@ -29,7 +29,7 @@ def both():
 
 
 def test_frames_equal_the_in_process_renderer(both):
-    from mio.body.retarget import relaxed_joints
+    from mio.render.retarget import relaxed_joints
 
     local, remote = both
     assert (remote.width, remote.height) == (160, 160)

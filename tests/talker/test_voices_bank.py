@@ -73,7 +73,7 @@ def lpc_formant(x: np.ndarray, rate: int) -> float:
     narrowest bandwidth. An estimate independent of WORLD, which the shift itself uses."""
     import librosa
 
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     y = resample(x, rate, 8000).astype(np.float64)
     roots = np.roots(librosa.lpc(y * np.hanning(len(y)), order=10))
@@ -193,7 +193,7 @@ def test_every_card_parses_without_loading_a_model(monkeypatch):
     """`mio story validate` parses voices: no engine may be created, no ONNX session opened."""
     import onnxruntime
 
-    from mio.talker.voices.bench import character_specs
+    from mio.bench.voices import character_specs
 
     def refuse(*_a, **_k):
         raise AssertionError("parsing a voice spec loaded a model")

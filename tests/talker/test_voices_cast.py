@@ -14,10 +14,10 @@ import threading
 import numpy as np
 import pytest
 
+from mio.bench.voices import MALE_F0_MAX, character_specs, median_f0
 from mio.core.config import TalkerConfig
 from mio.talker.text import word_tokens
 from mio.talker.voices.bank import VoiceBank, VoiceSpec
-from mio.talker.voices.bench import MALE_F0_MAX, character_specs, median_f0
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def asr():
 
 
 def test_each_character_is_intelligible_in_its_pitch_band(cast, asr):
-    from mio.bench.metrics.talker import wer
+    from mio.metrics.talker import wer
 
     _bank, _voices, speech = cast
     for cid, clauses in speech.items():

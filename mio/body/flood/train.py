@@ -18,7 +18,6 @@ at the first frame. The loss is the velocity MSE on the frames that are still no
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from mio.body.flood.schedule import noisy, training_alphas, velocity_target
 from mio.body.flood.text import TextEncoder
 from mio.body.flood.vae import CausalVAE
 from mio.body.motionlib import MotionSample
-from mio.core.errors import CheckpointError, InputError
+from mio.core.errors import InputError
 from mio.train import checkpoint as ckpt
 from mio.train.dist import init_distributed
 from mio.train.loop import Trainer, TrainerConfig
@@ -258,49 +257,5 @@ def train_dit(data: str, vae_dir: str, out: str, *, preset: str = "small", varia
 # ---------------------------------------------------------------------------------------------
 
 
-def register_train(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = train_sub.add_parser("body", parents=[common], help="FloodDiffusion body animator (§4): data, VAE, DiT, evaluator",
-                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("data", "vae", "dit", "eval"), required=True)
-    p.add_argument("--data", default="out/body/library", help="HumanML3D-layout folder (stage data writes it)")
-    p.add_argument("--out", default=None, help="output folder (default out/body/<stage>)")
-    p.add_argument("--vae", default="out/body/vae", help="trained VAE folder (stage dit)")
-    p.add_argument("--preset", choices=("tiny", "small", "paper"), default="small")
-    p.add_argument("--variant", choices=tuple(VARIANTS), default="flood", help="DiT ablation (stage dit)")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training clips")
-    p.add_argument("--n-train", type=int, default=400, help="stage data: training sequences")
-    p.add_argument("--n-test", type=int, default=60, help="stage data: held-out sequences")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    out = args.out or f"out/body/{args.stage}"
-    if args.stage == "data":
-        from mio.body.data import build_library
-
-        build_library(out, args.n_train, args.n_test, seed=args.seed)
-        print(f"motion library: {out}")
-    elif args.stage == "vae":
-        train_vae(args.data, out, preset=args.preset, steps=args.steps or 2000, batch=args.batch,
-                  lr=args.lr or 1e-3, seed=args.seed, limit=args.limit)
-        print(f"VAE: {out}")
-    elif args.stage == "dit":
-        if not Path(args.vae).is_dir():
-            raise CheckpointError(f"no trained VAE at {args.vae}; run `mio train body --stage vae` first")
-        train_dit(args.data, args.vae, out, preset=args.preset, variant=args.variant, steps=args.steps or 3000,
-                  batch=args.batch, lr=args.lr or 3e-4, seed=args.seed, limit=args.limit)
-        print(f"DiT: {out}")
-    else:
-        from mio.body.flood.eval import train_evaluator
-
-        train_evaluator(args.data, out, steps=args.steps or 1500, batch=args.batch, seed=args.seed, limit=args.limit)
-        print(f"evaluator: {out}")
-    return 0
-
-
 __all__ = ["DIT_KIND", "VAE_KIND", "VARIANTS", "dit_batch", "dit_loss", "encode_latents", "load_dit", "load_vae",
-           "register_train", "train_dit", "train_vae"]
+           "train_dit", "train_vae"]

@@ -15,39 +15,21 @@ streaming needs no more look-ahead than that.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from mio.audio import mel_filterbank, resample
 
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
 WIN = 512  # 32 ms
 HOPS_PER_FRAME = 4  # 40 ms face frame (25 fps)
 FRAME_SAMPLES = HOP * HOPS_PER_FRAME
-
-
-@lru_cache(maxsize=4)
-def mel_filterbank(n_mels: int, n_fft: int = WIN, sr: int = SAMPLE_RATE, fmin: float = 60.0,
-                   fmax: float = 7600.0) -> np.ndarray:
-    """Triangular filters on the HTK mel scale. -> (n_mels, n_fft // 2 + 1)"""
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
-    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
-    bins = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    fb = np.zeros((n_mels, len(bins)), np.float32)
-    for i in range(n_mels):
-        lo, c, hi = edges[i], edges[i + 1], edges[i + 2]
-        fb[i] = np.clip(np.minimum((bins - lo) / (c - lo), (hi - bins) / (hi - c)), 0.0, None)
-    return fb
+FMIN, FMAX = 60.0, 7600.0  # Hz: the mel bands cover speech, not the DC hum or the Nyquist edge
 
 
 def to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    x = np.asarray(samples, np.float32).reshape(-1)
-    if sample_rate == SAMPLE_RATE:
-        return x
-    g = math.gcd(int(sample_rate), SAMPLE_RATE)
-    return resample_poly(x, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
+    return resample(np.asarray(samples, np.float32).reshape(-1), int(sample_rate), SAMPLE_RATE)
 
 
 SILENCE = -8.0  # the feature value of digital silence (log10 of the mel floor)
@@ -66,7 +48,7 @@ def log_mel_padded(x: np.ndarray, n_frames: int, n_mels: int = 32) -> np.ndarray
     idx = np.arange(n_hops)[:, None] * HOP + np.arange(WIN)[None, :]  # (H, WIN)
     frames = buf[idx] * np.hanning(WIN).astype(np.float32)  # (H, WIN)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (H, WIN/2+1)
-    mel = power @ mel_filterbank(n_mels).T  # (H, n_mels)
+    mel = power @ mel_filterbank(SAMPLE_RATE, WIN, n_mels, fmin=FMIN, fmax=FMAX).T  # (H, n_mels)
     logmel = np.log10(np.maximum(mel, 10.0**SILENCE)).astype(np.float32)
     return logmel.reshape(n_frames, HOPS_PER_FRAME * n_mels)
 

@@ -21,8 +21,7 @@ from mio.core.config import FaceConfig
 from mio.core.errors import BackendError, ConfigError, InputError
 from mio.core.frames import AudioChunk, Emotion, UserAudio
 from mio.core.layouts import FACE_FPS, LAYOUTS
-from mio.face.base import FaceBackend, FaceSession
-from mio.face.procedural import _check_audio
+from mio.face.base import FaceBackend, FaceSession, chunk_samples
 from mio.face.unils.model import EMBEDDED, UniLS, from_pretrained
 from mio.face.unils.streaming import UniLSStream
 
@@ -40,13 +39,13 @@ class UniLSSession(FaceSession):
         self.stream.truncate(max(n, self.shown + 1))
 
     def push_agent_audio(self, chunk: AudioChunk) -> None:
-        x = _check_audio(chunk.samples, chunk.sample_rate, chunk.pts, "agent audio")
+        x = chunk_samples(chunk, "agent audio")
         self.stream.tracks[0].add(x, int(chunk.sample_rate), float(chunk.pts))
         # frames of the chunk that ends after the audio starts read it (own audio up to the chunk end)
         self._keep_shown(math.floor(float(chunk.pts) * FACE_FPS) - self.stream.cfg.chunk + 1)
 
     def push_user_audio(self, chunk: UserAudio) -> None:
-        x = _check_audio(chunk.samples, chunk.sample_rate, chunk.pts, "user audio")
+        x = chunk_samples(chunk, "user audio")
         # heard from the next chunk on (Eq. 6 reads the other track strictly in the past): frames already
         # generated stay, which keeps a live microphone (a chunk every few ms) from forcing regeneration
         self.stream.other_tracks[0].add(x, int(chunk.sample_rate), float(chunk.pts))

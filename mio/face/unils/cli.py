@@ -25,7 +25,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Any audio file PyAV reads (wav, flac, mp3, the audio of a video) -> (mono float32, rate)."""
     import av
 
-    from mio.core.audiofile import MAX_RATE, MAX_SECONDS, MIN_RATE
+    from mio.audio import MAX_RATE, MAX_SECONDS, MIN_RATE
 
     path = Path(path)
     if not path.is_file():
@@ -84,11 +84,11 @@ def preview(path: str | Path, params: np.ndarray, audio: list[tuple[np.ndarray, 
 
 
 def _animate(args: argparse.Namespace) -> int:
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
+    from mio.core.atomic import check_output
     from mio.face.unils.data import write_face
     from mio.face.unils.model import from_pretrained
     from mio.face.unils.streaming import animate
-    from mio.runtime.transports.mp4 import check_output
 
     cfg = config_from_args(args)
     check_output(args.output, FACE_OUTPUT)  # every output and option before any work
@@ -118,9 +118,9 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
+    from mio.core.atomic import check_output
     from mio.face.track import track_video
     from mio.face.unils.data import write_face
-    from mio.runtime.transports.mp4 import check_output
 
     if not Path(args.video).is_file():
         raise InputError(f"video {args.video} does not exist")
@@ -136,8 +136,8 @@ def _track(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mio.cli import _say
-    from mio.face.unils.bench import bench_face, write
+    from mio.bench.face import bench_face, write
+    from mio.cli.common import say as _say
 
     result = bench_face(args.checkpoint, args.ablation, args.data, n=args.conversations, progress=_say)
     out = write(result, args.output)

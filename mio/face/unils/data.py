@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 from scipy.io import wavfile
 
+from mio.audio import resample
 from mio.core.errors import InputError
 from mio.core.layouts import FACE_FPS, LAYOUTS
+from mio.core.paramfiles import read_face_npz
 from mio.face.unils import audio as A
 
 SENTENCES = (
@@ -110,31 +112,21 @@ class Track:
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    from mio.core.audiofile import read_audio  # rate, length, NaN and truncation checks
+    from mio.audio import read_audio  # rate, length, NaN and truncation checks
 
     return read_audio(path)
 
 
 def read_face(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, dict]:
-    """A face.npz -> (params (T, D) float32, extra keys). Checks layout, fps and values."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read face track {path}: {e}") from e
-    if "params" not in d:
-        raise InputError(f"{path} has no `params` array (expected the face.npz format)")
-    name = str(d.get("layout", layout or "arkit52"))
-    if name not in LAYOUTS:
-        raise InputError(f"{path}: unknown layout {name!r}")
+    """A face.npz -> (params (T, D) float32, every array of the file), checked for UniLS: the layout
+    the model expects, 25 fps, finite values."""
+    params, fps, name, d = read_face_npz(path)
     if layout is not None and name != layout:
         raise InputError(f"{path} holds layout {name!r}, the model expects {layout!r}")
-    fps = float(d.get("fps", FACE_FPS))
     if abs(fps - FACE_FPS) > 1e-3:
         raise InputError(f"{path} is at {fps} fps; UniLS works at {FACE_FPS:.0f} fps")
     try:
-        params = LAYOUTS[name].check(d["params"])
+        params = LAYOUTS[name].check(params)
     except ValueError as e:
         raise InputError(f"{path}: {e}") from e
     return params, d
@@ -282,11 +274,7 @@ def generate_dyadic(out_dir: str | Path, n: int, seconds: float = 40.0, seed: in
         tracks = np.zeros((2, int(end * sr) + sr), np.float32)
         for s in range(2):
             for pts, sp, _ in placed[s]:
-                x = sp.samples
-                if sp.sample_rate != sr:  # voices all leave the Talker at 24 kHz; keep it general
-                    from scipy.signal import resample_poly
-
-                    x = resample_poly(sp.samples, sr, sp.sample_rate).astype(np.float32)
+                x = resample(sp.samples, sp.sample_rate, sr)  # voices all leave the Talker at 24 kHz
                 a = int(pts * sr)
                 tracks[s, a : a + len(x)] += x[: tracks.shape[1] - a]
         tracks = np.clip(tracks, -1, 1)

@@ -179,7 +179,7 @@ RECIPE = {"vq": 1500, "free": 400, "audio": 350, "e2e": 750}
 PREVIOUS = {"free": "vq", "audio": "free", "e2e": "vq"}
 
 
-def _cmd(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     if args.generate:
         from mio.face.unils.data import generate_dyadic
         from mio.train.dist import init_distributed
@@ -201,27 +201,3 @@ def _cmd(args: argparse.Namespace) -> int:
         print({k: round(v, 4) for k, v in last.items()})
         print(f"wrote {out}")
     return 0
-
-
-def register_train(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = train_sub.add_parser("face", parents=[common], help="UniLS face animator: --stage vq|free|audio|e2e",
-                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("vq", "free", "audio", "e2e", "all"), required=True,
-                   help="vq: VQ-VAE; free: stage 1 (audio-free); audio: stage 2 (LoRA + cross-attention); "
-                        "e2e: single-stage ablation; all: the embedded recipe, every stage into --out/STAGE")
-    p.add_argument("--data", default="out/face/dyadic", help="folder of conversations and/or face tracks")
-    p.add_argument("--out", default=None, help="checkpoint folder (default out/face/STAGE)")
-    p.add_argument("--init", default=None, help="checkpoint of the previous stage")
-    p.add_argument("--preset", choices=("tiny", "paper"), default="tiny")
-    p.add_argument("--layout", choices=("arkit52", "flame112"), default="arkit52")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=250)
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
-    p.add_argument("--generate", type=int, default=0, metavar="N",
-                   help="first write N synthetic dyadic conversations into --data (kept ones are reused)")
-    p.set_defaults(func=_cmd)
-
-

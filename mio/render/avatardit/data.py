@@ -104,9 +104,9 @@ class RenderedClips:
     """Synthetic clips from the rasteriser: `clip(seed, stage)` -> dict of numpy arrays."""
 
     def __init__(self, clip: ClipConfig, cache_dir: str | None = None) -> None:
-        from mio.body.retarget import relaxed_joints
         from mio.core.config import RenderConfig
         from mio.render.raster import AnnyRenderer
+        from mio.render.retarget import relaxed_joints
 
         self.cfg = clip
         self.renderer = AnnyRenderer(RenderConfig(width=clip.size, height=clip.size, look=clip.look,

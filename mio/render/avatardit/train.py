@@ -79,7 +79,7 @@ def load_avatardit(path: str | Path) -> tuple[AvatarDiT, dict]:
     return model.eval(), config
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     from mio.render.avatardit.data import ClipConfig, PixelLatents, RenderedClips, WanVAELatents, collate
     from mio.train import Trainer, TrainerConfig
     from mio.train.checkpoint import load_pretrained, load_weights
@@ -134,27 +134,3 @@ def _train(args: argparse.Namespace) -> int:
     if info.is_main:
         print(f"avatardit {args.stage}: step {trainer.step}, loss {last.get('loss', float('nan')):.4f} -> {args.output}")
     return 0
-
-
-def register_train(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = train_sub.add_parser("render", parents=[common], help="AvatarDiT (paper §5.2): stage face | multiview | joint",
-                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=STAGES, required=True)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    p.add_argument("--wan", metavar="DIR", help="local Wan-Animate diffusers folder (the real backbone)")
-    p.add_argument("--vae", metavar="DIR", help="local Wan VAE folder (default: the tiny pixel latents)")
-    p.add_argument("--init", metavar="DIR", help="start from the previous stage's checkpoint")
-    p.add_argument("--face-dim", type=int, default=None, help="face parameters per frame (61 arkit52, 112 flame112)")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch", type=int, default=2, help="clips per step and process")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--size", type=int, default=64, help="target frame side in pixels")
-    p.add_argument("--latent-frames", type=int, default=3, help="T; clips have 4 (T - 1) + 1 frames")
-    p.add_argument("--look", default="default", help="the avatar look rendered as the identity")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the output folder")
-    p.add_argument("-o", "--output", default="out/avatardit/run")
-    p.set_defaults(func=_train)

@@ -24,37 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mio.core.atomic import commit, partial_path, remove_stale_partials
-from mio.core.errors import InputError
+from mio.core.atomic import check_output, commit, partial_path, remove_stale_partials
 from mio.core.frames import AudioChunk, Frame, UserAudio, VideoFrame
 
-OUTPUT_KINDS = {".mp4": "video with sound", ".wav": "the voice only"}  # what `-o FILE` may end in
 AUDIO_WINDOW_S = 10.0  # audio this far behind the newest video frame is final and goes to disk
 AAC_FRAME = 1024  # samples per AAC frame
 TICK_EPS = 1e-6  # a frame at pts t shows from the tick at t (float slack)
-
-
-def check_output(path: str | Path, kinds: dict[str, str] = OUTPUT_KINDS) -> Path:
-    """The output path if a media file can be written there, else a one-line InputError. Call it
-    before any work, so a typo in `-o` costs nothing."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; give a file name ending in {' or '.join(kinds)}")
-    if p.suffix.lower() not in kinds:
-        accepted = " or ".join(f"{s} ({what})" for s, what in kinds.items())
-        got = f"'{p.suffix}'" if p.suffix else "no extension"
-        raise InputError(f"cannot write {str(p)!r}: {got} is not a file type this command writes; end the name in {accepted}")
-    parent = next((d for d in (p.parent, *p.parent.parents) if d.exists()), Path("."))
-    if not parent.is_dir():
-        raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
-    try:  # the real test (permissions, read-only or pseudo file systems, a full disk)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        probe = partial_path(p)
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise InputError(f"cannot write {p}: {e.strerror or e}") from None
-    return p
 
 
 def _to_rate(samples: np.ndarray, sr: int, target: int) -> np.ndarray:

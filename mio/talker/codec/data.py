@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mio.audio import resample
 from mio.core.errors import BackendError, InputError
 from mio.talker.codec.config import SAMPLE_RATE
-from mio.talker.voices._common import Prosody, resample
+from mio.talker.voices._common import Prosody
 
 STORIES = Path(__file__).resolve().parents[3] / "stories"
 
@@ -249,8 +250,8 @@ def scan(root: str | Path, split: str | None = None) -> list[Utterance]:
 
 def load_audio(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Any soundfile-readable file -> float32 mono at `rate`; clear errors on bad files (sample
-    rate 8-192 kHz, length, NaN; a truncated WAV is read with a warning: mio.core.audiofile)."""
-    from mio.core.audiofile import read_audio
+    rate 8-192 kHz, length, NaN; a truncated WAV is read with a warning: mio.audio)."""
+    from mio.audio import read_audio
 
     x, sr = read_audio(path)
     return resample(x, sr, rate)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mio.audio import mel_filterbank
 
 
 @dataclass(frozen=True)
@@ -35,26 +36,6 @@ class LossWeights:
 
 # --- mel ------------------------------------------------------------------------------------
 
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Slaney-style triangular mel filters (n_mels, n_fft/2 + 1), HTK mel scale."""
-    fmax = fmax or sr / 2
-
-    def hz2mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def mel2hz(m):
-        return 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    pts = mel2hz(np.linspace(hz2mel(fmin), hz2mel(fmax), n_mels + 2))
-    fb = np.zeros((n_mels, len(freqs)), dtype=np.float32)
-    for i in range(n_mels):
-        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
-        fb[i] = np.maximum(0, np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c)))
-        fb[i] *= 2.0 / (hi - lo)
-    return fb
-
-
 class MelLoss(nn.Module):
     """L2 between log-mel spectrograms at several STFT resolutions (L_mel)."""
 
@@ -63,7 +44,7 @@ class MelLoss(nn.Module):
         super().__init__()
         self.scales, self.floor = scales, floor
         for i, (n_fft, n_mels) in enumerate(scales):
-            self.register_buffer(f"fb{i}", torch.from_numpy(mel_filterbank(sr, n_fft, n_mels)), persistent=False)
+            self.register_buffer(f"fb{i}", torch.tensor(mel_filterbank(sr, n_fft, n_mels, fmax=sr / 2, slaney_norm=True)), persistent=False)
             self.register_buffer(f"win{i}", torch.hann_window(n_fft), persistent=False)
 
     def log_mel(self, x: torch.Tensor, i: int) -> torch.Tensor:  # (B, N) -> (B, mels, frames)

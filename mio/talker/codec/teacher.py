@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.audio import resample
 from mio.core.errors import BackendError
 from mio.talker.codec.config import SEMANTIC_RATE
-from mio.talker.voices._common import resample
 
 
 class Teacher(ABC):

@@ -35,7 +35,7 @@ from mio.talker.codec.losses import (
     semantic_loss,
 )
 from mio.talker.codec.model import KodamaCodec
-from mio.talker.codec.quant import QUANTIZERS, pointwise
+from mio.talker.codec.quant import pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
 from mio.train.checkpoint import load_pretrained, load_weights
 
@@ -212,7 +212,7 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
     return trainer.fit(sampler, step_fn)
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     from mio.train import shutdown_distributed
 
     out = Path(args.out)
@@ -243,39 +243,3 @@ def _train(args: argparse.Namespace) -> int:
         print(f"exported {dst}")
     print(json.dumps(last))
     return 0
-
-
-def register_train(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = tsub.add_parser("codec", help="the Kodama audio tokenizer (§2.1) on a folder of wav files",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", default="out/codec-corpus", help="folder of wavs (LibriTTS layout or any tree)")
-    p.add_argument("--build-corpus", type=int, nargs="?", const=1500, default=0, metavar="N",
-                   help="first build a corpus of N training utterances from the embedded voices if absent")
-    p.add_argument("--out", default="out/train/codec",
-                   help="checkpoint folder (rerun to resume; a resumed run keeps its own model settings)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="embedded")
-    p.add_argument("--teacher", default="whisper", help="'whisper' or a local W2v-BERT 2.0 folder")
-    p.add_argument("--steps", type=int, default=CodecTrainConfig.steps)
-    p.add_argument("--batch", type=int, default=CodecTrainConfig.batch)
-    p.add_argument("--segment-frames", type=int, default=CodecTrainConfig.segment_frames)
-    p.add_argument("--lr", type=float, default=CodecTrainConfig.lr)
-    p.add_argument("--gan-start", type=int, default=None, help="step the discriminators join (default 85%% of steps)")
-    p.add_argument("--decay-start", type=int, default=None,
-                   help="step from which the learning rate decays (cosine) to 2%% at --steps; default: constant")
-    p.add_argument("--mel-floor", type=float, default=CodecTrainConfig.mel_floor,
-                   help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech; "
-                        "the first embedded stage used 1e-5)")
-    p.add_argument("--mel-weight", type=float, default=None,
-                   help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep intelligibility)")
-    p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
-    p.add_argument("--quantizer", choices=QUANTIZERS, default=None,
-                   help="RVQ mode (default: the preset's, or --init-from's); 'residual' with a cosine --init-from "
-                        "carries that checkpoint over to the residual RVQ")
-    p.add_argument("--vocos-layers", type=int, default=None,
-                   help="decoder depth; with --init-from, blocks beyond the source's start as identities")
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--export", metavar="DIR", help="copy the final checkpoint here (e.g. mio/talker/codec/embedded)")
-    p.set_defaults(func=_train)

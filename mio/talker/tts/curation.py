@@ -66,7 +66,7 @@ class DnsmosP808:
     def __call__(self, wav: np.ndarray, sample_rate: int) -> float:
         import librosa
 
-        from mio.talker.voices._common import resample
+        from mio.audio import resample
 
         x = resample(np.asarray(wav, np.float32).reshape(-1), sample_rate, self.rate)
         peak = float(np.max(np.abs(x))) if x.size else 0.0

@@ -68,6 +68,6 @@ class SpeakerEncoder:
 
 
 def _resample16(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     return resample(x, sample_rate, ENCODER_RATE)

@@ -361,7 +361,7 @@ def export(src: str | Path, dst: str | Path, *, codec_dir: str | Path | None = N
 
 # -- CLI -------------------------------------------------------------------------------------
 
-def _run(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     import sys
 
     from mio.talker.tts.lm import LMTokenizer, default_tokenizer_json
@@ -439,32 +439,3 @@ def _embedded_codec_dir() -> Path | None:
     except ImportError:
         return None
     return EMBEDDED if (EMBEDDED / "model.safetensors").is_file() else None
-
-
-def register_train(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = train_sub.add_parser("tts", parents=[common], help="Kodama-TTS (paper §2.2) on a LibriTTS-style corpus",
-                             description="Curate + encode the corpus (resumable), then train Kodama-TTS with "
-                                         "L_TTS. Rerun the same command to resume.")
-    p.add_argument("--preset", default="small", help="tiny | small (embedded) | smollm2 | paper (Qwen3-1.7B)")
-    p.add_argument("--backbone-path", help="local Qwen3 checkpoint directory for --preset paper")
-    p.add_argument("--data", default=str(DEFAULT_CORPUS), help="corpus folder (LibriTTS layout or manifest.jsonl)")
-    p.add_argument("--data-cache", help="prepared-data folder (default OUT/data)")
-    p.add_argument("--codec", help="Kodama codec checkpoint (default: the embedded one)")
-    p.add_argument("--out", default="out/train/tts", help="checkpoint folder")
-    p.add_argument("--init", help="start from this Kodama-TTS checkpoint (fine-tuning)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--prompt-prob", type=float, default=0.5, help="share of in-context clone examples")
-    p.add_argument("--min-dnsmos", type=float, default=CurationConfig.min_dnsmos)
-    p.add_argument("--min-consistency", type=float, default=CurationConfig.min_consistency)
-    p.add_argument("--limit", type=int, help="use only the first N corpus utterances")
-    p.add_argument("--voice-speaker", default="hibari-heart", help="training speaker used as the default voice")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--prepare-only", action="store_true", help="stop after data preparation")
-    p.add_argument("--export", metavar="DIR", help="then write a float16 copy for shipping (with its codec) to DIR")
-    p.set_defaults(func=_run)

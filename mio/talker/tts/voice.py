@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from mio.audio import resample
 from mio.core.config import TalkerConfig
 from mio.core.errors import BackendError, InputError
 from mio.core.frames import Emotion
@@ -35,7 +36,7 @@ from mio.talker.text import clean_text
 from mio.talker.tts.lm import TOKENIZER_JSON, LMTokenizer, TextTokenizer
 from mio.talker.tts.model import DefaultVoice, KodamaTTS, emotion_vector, load_checkpoint
 from mio.talker.tts.sequence import join_text
-from mio.talker.voices._common import EmbeddedVoice, Prosody, resample
+from mio.talker.voices._common import EmbeddedVoice, Prosody
 
 EMBEDDED = Path(__file__).parent / "weights" / "kodama-tts-tiny"
 CHARS_PER_SECOND = 12.0  # slow English reading rate: caps generation at ~1.3x a normal reading + 1 s
@@ -225,7 +226,7 @@ class KodamaVoice(EmbeddedVoice):
 
     def prompt_from_wav(self, path: str | Path, text: str | None = None) -> Prompt:
         """Speaker vector + acoustic prompt from a reference recording (any soundfile format)."""
-        from mio.core.audiofile import read_audio
+        from mio.audio import read_audio
 
         path = Path(path)
         wav, sr = read_audio(path, what="reference voice")

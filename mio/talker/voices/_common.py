@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mio.audio import resample
 from mio.core.config import TalkerConfig
 from mio.core.emotions import resolve as resolve_emotion
 from mio.core.errors import BackendError, ConfigError
@@ -63,16 +64,6 @@ def emotion_prosody(emotion: Emotion | None) -> Prosody:
     label, intensity = resolve_emotion(emotion)
     p = EMOTION_PROSODY.get(label, EMOTION_PROSODY["neutral"])
     return Prosody(1.0 + (p.speed - 1.0) * intensity, 1.0 + (p.pitch - 1.0) * intensity)
-
-
-def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling (scipy.signal.resample_poly) to float32."""
-    if rate_in == rate_out:
-        return x.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
-    g = math.gcd(rate_in, rate_out)
-    return resample_poly(x, rate_out // g, rate_in // g).astype(np.float32)
 
 
 class EmbeddedVoice(Voice):

@@ -129,7 +129,7 @@ def world_shift(samples: np.ndarray, sample_rate: int, shape: VoiceShape, emotio
         import pyworld
     except ImportError as e:
         raise BackendError(f"pitch/formant shifts of this voice need `pip install pyworld` ({e})") from e
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     x16 = resample(x.astype(np.float32), sample_rate, WORLD_F0_RATE).astype(np.float64)

@@ -38,7 +38,8 @@ def _teacher(args, cfg):
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from mio.cli import _say, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
     from mio.thinker.evolve.pairs import PairTeacher, read_pairs, write_pairs
     from mio.thinker.evolve.scenarios import ScenarioPolicy
     from mio.thinker.persona import load_character
@@ -70,7 +71,7 @@ def _collect(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     """A text conversation (optionally with a wav of the user's voice and a camera image per line),
     logged as a trajectory with its rating: the same Recorder the runtime session uses."""
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
     from mio.thinker.evolve.trajectory import TrajectoryLog
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
@@ -83,7 +84,7 @@ def _record(args: argparse.Namespace) -> int:
     rec = log.begin(conv.session_id, args.user, cfg.character)
     for i, line in enumerate(args.text):
         if args.audio and i < len(args.audio):
-            from mio.core.audiofile import read_audio
+            from mio.audio import read_audio
 
             audio, sr = read_audio(args.audio[i], what="--audio file")  # one-line errors for missing/bad files
             rec.user_audio(audio.mean(axis=1) if audio.ndim == 2 else audio, sr)
@@ -108,7 +109,8 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _rewards(args: argparse.Namespace) -> int:
-    from mio.cli import _say, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
     from mio.thinker.evolve.descriptors import describe_trajectory
     from mio.thinker.evolve.oracle import CueOracle, LLMOracle
     from mio.thinker.evolve.trajectory import TrajectoryLog, global_reward
@@ -149,7 +151,8 @@ def _rewards(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mio.cli import _say, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
     from mio.thinker.evolve.grpo import settings_from, train
     from mio.thinker.evolve.pairs import read_pairs
     from mio.thinker.evolve.reward import PersonaReward
@@ -172,7 +175,9 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mio.cli import _say, _write_bench, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import say as _say
+    from mio.cli.common import write_bench as _write_bench
     from mio.thinker.evolve.evaluate import evaluate_model
     from mio.thinker.evolve.pairs import read_pairs
     from mio.thinker.evolve.reward import PersonaReward

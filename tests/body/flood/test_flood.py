@@ -102,8 +102,8 @@ def test_data_folders_round_trip(samples, tmp_path) -> None:
 def test_bench_data_is_made_when_missing(tmp_path, monkeypatch) -> None:
     """`mio bench body` on a fresh checkout renders the held-out split it needs, once; a --data
     folder without one is a one-line error that names the command making it."""
+    from mio.bench import body as flood_cli
     from mio.body.data import load_babel, load_humanml3d
-    from mio.body.flood import cli as flood_cli
     from mio.core.errors import InputError
 
     monkeypatch.chdir(tmp_path)
@@ -310,7 +310,7 @@ def test_embedded_checkpoint_follows_prompts() -> None:
     """The shipped weights: "walk forward" travels, "raise both arms" lifts the wrists, and a
     session through the runtime interface switches prompts mid-stream."""
     from mio.body.flood.backend import FloodBody
-    from mio.body.flood.cli import generate_batch
+    from mio.body.flood.generate import generate_batch
 
     body = FloodBody()
     feats = generate_batch(body.dit, body.vae, body.text, ["walk forward", "raise both arms", "stand"], 16, seed=0)

@@ -14,11 +14,11 @@ from mio.face.unils import audio as A
 from mio.face.unils.backend import UniLSFace
 from mio.face.unils.config import UniLSConfig, paper
 from mio.face.unils.data import Track, load_dataset, split, write_face
-from mio.face.unils.metrics import FaceMesh, evaluate
 from mio.face.unils.model import UniLS, copy_stage1, from_pretrained
 from mio.face.unils.streaming import AudioTimeline, UniLSStream, animate
 from mio.face.unils.train import gen_step, make_batch, train
 from mio.face.unils.transformer import block_causal_mask
+from mio.metrics.face import FaceMesh, evaluate
 
 CFG = UniLSConfig(chunk=4, scales=(1, 2, 4), codebook_size=32, code_dim=8, vq_hidden=16, vq_layers=1, context=4,
                   audio_context=4, d_model=32, n_layers=2, n_heads=2, n_styles=2, audio_dim=32, lora_rank=4,

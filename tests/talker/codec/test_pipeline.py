@@ -126,7 +126,7 @@ def test_cli_encode_decode_any_speech_file(trained, corpus, tmp_path, capsys):
 
 
 def test_bench_codec_reports_quality_and_speed_beside_mimi(trained, corpus, tmp_path):
-    from mio.talker.codec.bench import bench_codec
+    from mio.bench.codec import bench_codec
 
     r = bench_codec(str(trained), corpus=str(corpus), quick=True, threads=1, out_dir=tmp_path)
     s = r["summary"]
@@ -160,7 +160,7 @@ def test_stoi_split_names_the_bottleneck(corpus):
     the reference's phase but magnitudes blurred over 80 ms must lose on the first, not the second."""
     from pystoi import stoi
 
-    from mio.talker.codec.bench import stoi_split
+    from mio.bench.codec import stoi_split
 
     x = load_audio(scan(corpus, split="test")[0].path)
     same = stoi_split(x, x, stoi)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mio.audio import resample
 from mio.core.errors import BackendError
 from mio.talker.codec.config import SAMPLE_RATE
 from mio.talker.codec.data import VOICES, build_corpus, load_audio, scan
@@ -32,7 +33,6 @@ from mio.talker.codec.stream import (
     encode_array,
     load_codec,
 )
-from mio.talker.voices._common import resample
 
 BUDGET_MS_PER_FRAME = 20.0  # ARCHITECTURE.md §7: streaming encode + decode per 80 ms frame
 BUDGET_RTF = 0.05

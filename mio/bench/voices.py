@@ -53,7 +53,7 @@ def median_f0(samples: np.ndarray, sample_rate: int) -> float:
     """Median F0 (Hz) of the voiced frames, librosa's pYIN on a 16 kHz copy; nan if nothing is voiced."""
     import librosa
 
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     x = resample(np.asarray(samples, np.float32), sample_rate, F0_RATE)
     f0, voiced, _ = librosa.pyin(x, fmin=F0_RANGE[0], fmax=F0_RANGE[1], sr=F0_RATE, frame_length=1024)
@@ -170,7 +170,7 @@ class _Judges:
 
 
 def _summary(texts: list[str], clauses: list[dict], wavs: list[np.ndarray], sr: int, full_dnsmos: bool) -> dict:
-    from mio.bench.metrics.talker import dnsmos, wer
+    from mio.metrics.talker import dnsmos, wer
 
     joined = np.concatenate(wavs)
     out = {
@@ -267,7 +267,7 @@ def bench_voices(talker: TalkerConfig, *, characters: list[str] | None = None, q
 
 def _survey(talker: TalkerConfig, texts: list[str], judges: _Judges, full_dnsmos: bool,
             say: Callable[[str], None]) -> dict:
-    from mio.talker.voices._common import resample
+    from mio.audio import resample
 
     out = {}
     for eng in survey_engines(talker):

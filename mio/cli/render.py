@@ -45,7 +45,7 @@ def _say(msg: str) -> None:
 def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tuple[np.ndarray, float] | None]:
     """Sort parameter files by content: face.npz has `params`, motion.npz has `features`/`joints`.
     Returns ((face (T, 61), fps) | None, (joints (T, 22, 3), fps) | None)."""
-    from mio.render.export import read_face_npz, read_motion_npz
+    from mio.core.paramfiles import read_face_npz, read_motion_npz
 
     face = motion = None
     for p in paths:
@@ -55,7 +55,7 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise InputError(f"cannot read {p}: not a .npz parameter file ({e or type(e).__name__})") from e
         if "params" in keys:
-            params, fps, layout = read_face_npz(p)
+            params, fps, layout, _ = read_face_npz(p)
             if layout != "arkit52" or params.shape[1] != ARKIT52.dim:
                 raise InputError(f"{p}: the embedded avatar is driven by arkit52 face frames (61 values); this file "
                                  f"is {layout!r} with {params.shape[1]} (flame112 drives AvatarDiT, not the rasteriser)")
@@ -182,7 +182,7 @@ class VideoWriter:
 def render_video(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
 
     cfg = config_from_args(args)
     rcfg = cfg.render
@@ -247,9 +247,9 @@ def looks_sheet(characters: list[str], output: str | Path, tile: int = LOOKS_TIL
     rest with a neutral face, named below. All drawn by one renderer (one look each)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from mio.body.retarget import relaxed_joints
     from mio.core.config import RenderConfig
     from mio.render.raster import AnnyRenderer
+    from mio.render.retarget import relaxed_joints
     from mio.thinker.persona import load_character
 
     out = Path(output)
@@ -293,10 +293,10 @@ def _render_cmd(args: argparse.Namespace) -> int:
 
 
 def _export_avatar(args: argparse.Namespace) -> int:
-    from mio.cli import config_from_args
+    from mio.cli.common import config_from_args
+    from mio.core.atomic import check_output
     from mio.render.avatar import load_avatar
     from mio.render.export import write_glb
-    from mio.runtime.transports.mp4 import check_output
 
     check_output(args.output, {".glb": "a binary glTF avatar"})  # before the asset loads
     cfg = config_from_args(args)
@@ -307,9 +307,34 @@ def _export_avatar(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_motion(args: argparse.Namespace) -> int:
-    from mio.render.export import export_motion
+def export_motion(motion: str | Path | None, face: str | Path | None, out_dir: str | Path) -> list[Path]:
+    """motion.npz -> out_dir/motion.bvh; face.npz -> out_dir/face.csv + face.json. Returns the files."""
+    from mio.body.bvh import write_bvh
+    from mio.core.paramfiles import read_face_npz, read_motion_npz
+    from mio.render.export import write_face_curves
 
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if motion is not None:
+        feats, fps, _ = read_motion_npz(motion)
+        try:
+            write_bvh(out / "motion.bvh", feats, fps)
+        except ValueError as e:
+            raise InputError(f"{motion}: {e}") from e
+        written.append(out / "motion.bvh")
+    if face is not None:
+        params, fps, layout, _ = read_face_npz(face)
+        if layout != "arkit52":
+            raise InputError(f"{face}: ARKit curves need the arkit52 layout, got {layout!r}")
+        written.append(write_face_curves(params, fps, out / "face.csv"))
+        written.append(write_face_curves(params, fps, out / "face.json"))
+    if not written:
+        raise InputError("nothing to export: give a motion.npz and/or a face.npz")
+    return written
+
+
+def _export_motion(args: argparse.Namespace) -> int:
     motion = face = None
     for p in args.inputs:
         try:
@@ -330,12 +355,13 @@ def _export_motion(args: argparse.Namespace) -> int:
 
 def _bench_render(args: argparse.Namespace) -> int:
     from mio.bench.render import bench_render
-    from mio.cli import _write_bench, config_from_args
+    from mio.cli.common import config_from_args
+    from mio.cli.common import write_bench as _write_bench
 
     rcfg = config_from_args(args).render
     look_b = None if args.look_b == "none" else args.look_b or ("nemo" if rcfg.look != "nemo" else "default")
     if look_b is not None:
-        from mio.render.avatar import check_look_spec
+        from mio.render.looks import check_look_spec
 
         check_look_spec(look_b, "--look-b")  # before the timing runs, not after them
     result = bench_render(rcfg, frames=args.frames, views=args.views, look_b=look_b)

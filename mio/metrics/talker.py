@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.audio import resample
+
 PESQ_RATES = {"nb": 8000, "wb": 16000}  # ITU-T P.862 narrowband / P.862.2 wideband
 STOI_RATE = 10000  # pystoi resamples internally to 10 kHz
 DNSMOS_RATE = 16000
@@ -26,16 +28,9 @@ def _mono(x: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Polyphase resampling (scipy), exact for integer ratios such as 24 kHz -> 16 / 8 kHz."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    if sr_in == sr_out:
-        return np.asarray(x, dtype=np.float64)
-    g = gcd(sr_in, sr_out)
-    return resample_poly(np.asarray(x, dtype=np.float64), sr_out // g, sr_in // g)
+def _resample64(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """mio.audio.resample in float64: the metrics' reference implementations expect doubles."""
+    return resample(np.asarray(x, dtype=np.float64), sr_in, sr_out, dtype=np.float64)
 
 
 def _aligned(ref: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +53,8 @@ def pesq(reference: np.ndarray, degraded: np.ndarray, sample_rate: int, mode: st
     if mode not in PESQ_RATES:
         raise ValueError(f"PESQ mode must be one of {sorted(PESQ_RATES)}, got {mode!r}")
     rate = PESQ_RATES[mode]
-    ref = resample(_mono(reference, "reference"), sample_rate, rate)
-    deg = resample(_mono(degraded, "degraded"), sample_rate, rate)
+    ref = _resample64(_mono(reference, "reference"), sample_rate, rate)
+    deg = _resample64(_mono(degraded, "degraded"), sample_rate, rate)
     ref, deg = _aligned(ref, deg)
     return float(_pesq(rate, ref, deg, mode))
 
@@ -121,7 +116,7 @@ def dnsmos(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     The paper's single DNSMOS figure is taken as OVRL (the usual choice in TTS papers)."""
     from speechmos import dnsmos as _dnsmos
 
-    x = resample(_mono(samples, "samples"), sample_rate, DNSMOS_RATE)
+    x = _resample64(_mono(samples, "samples"), sample_rate, DNSMOS_RATE)
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:  # speechmos expects [-1, 1]
         x = x / peak
@@ -154,7 +149,7 @@ def utmos(samples: np.ndarray, sample_rate: int, model: str | Path | Callable[[n
 
     `model`: an ONNX file taking a (1, T) float32 waveform at 16 kHz and returning the score
     (as the exported UTMOS22 strong learner does), or any callable doing the same."""
-    x = resample(_mono(samples, "samples"), sample_rate, UTMOS_RATE).astype(np.float32)
+    x = _resample64(_mono(samples, "samples"), sample_rate, UTMOS_RATE).astype(np.float32)
     fn = model if callable(model) else _onnx_scalar(OnnxModel(model))
     return float(fn(x))
 

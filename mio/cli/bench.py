@@ -1,22 +1,18 @@
-"""`mio bench iis`, `mio bench perf` and `mio bench asr` (registered into `mio bench` by mio/cli.py's EXTENSIONS)."""
+"""`mio bench iis`, `mio bench perf` and `mio bench asr` (registered into `mio bench` by mio.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
-
-def _say(msg: str) -> None:
-    print(f"\033[2m[mio bench]\033[0m {msg}", file=sys.stderr, flush=True)
+from mio.cli.common import config_from_args, say, write_bench
 
 
 def _iis(args: argparse.Namespace) -> int:
     from mio.bench import report
     from mio.bench.iis import DIMENSIONS, bench_iis
-    from mio.cli import config_from_args
 
-    result = bench_iis(config_from_args(args), quick=args.quick, progress=_say, utmos_model=args.utmos)
+    result = bench_iis(config_from_args(args), quick=args.quick, progress=say, utmos_model=args.utmos)
     paths = report.write(result, args.output)
     p = result["paper"]["76.0"]
     print(f"{'dimension':<6} {'paper Mio':>10} {'prev best':>10} {'ours':>8}  status")
@@ -35,9 +31,8 @@ def _iis(args: argparse.Namespace) -> int:
 def _perf(args: argparse.Namespace) -> int:
     from mio.bench import report
     from mio.bench.perf import bench_perf
-    from mio.cli import config_from_args
 
-    result = asyncio.run(bench_perf(config_from_args(args), quick=args.quick, progress=_say,
+    result = asyncio.run(bench_perf(config_from_args(args), quick=args.quick, progress=say,
                                     skip_pipeline=args.skip_pipeline))
     paths = report.write(result, args.output)
     print(report.perf_markdown(result))
@@ -48,10 +43,9 @@ def _perf(args: argparse.Namespace) -> int:
 
 def _asr(args: argparse.Namespace) -> int:
     from mio.bench.asr import bench_asr
-    from mio.cli import _write_bench, config_from_args
 
     voices = tuple((v.partition(":")[0], v.partition(":")[2] or None) for v in args.voices)
-    return _write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=_say),
+    return write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=say),
                         args.output)
 
 

@@ -11,6 +11,6 @@ UTMOS) are pluggable callables: nothing here downloads weights. `onnx_features(p
 model file the user gives.
 """
 
-from mio.bench.metrics.frechet import frechet_distance, gaussian_stats
+from mio.metrics.frechet import frechet_distance, gaussian_stats
 
 __all__ = ["frechet_distance", "gaussian_stats"]

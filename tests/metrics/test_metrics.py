@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mio.bench.metrics import body, face, render, talker, thinker
-from mio.bench.metrics.frechet import fid_from_features, frechet_distance
+from mio.metrics import body, face, render, talker, thinker
+from mio.metrics.frechet import fid_from_features, frechet_distance
 
 SR = 16000
 

@@ -1,4 +1,4 @@
-"""`mio codec encode|decode` and `mio bench codec` (registered by mio/cli.py's EXTENSIONS).
+"""`mio codec encode|decode` and `mio bench codec` (registered into `mio` by mio.cli).
 
     mio codec encode speech.wav -o codes.npz      # any rate, any channels: resampled to 24 kHz mono
     mio codec decode codes.npz -o speech.wav      # 24 kHz, trimmed to the original length
@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from mio.core.atomic import atomic_output
+from mio.cli.common import say
+from mio.core.atomic import atomic_output, check_output
 from mio.core.errors import InputError
-from mio.runtime.transports.mp4 import check_output
-
-
-def _say(msg: str) -> None:
-    print(f"\033[2m[mio codec]\033[0m {msg}", file=sys.stderr, flush=True)
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -76,11 +71,11 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mio.talker.codec.bench import bench_codec, markdown
+    from mio.bench.codec import bench_codec, markdown
 
     result = bench_codec(args.checkpoint, corpus=args.corpus, utterances=args.utterances, quick=args.quick,
                          mimi=not args.no_mimi, threads=args.threads or 2,
-                         out_dir=Path(args.output).parent, progress=_say)
+                         out_dir=Path(args.output).parent, progress=say)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

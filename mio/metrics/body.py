@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mio.bench.metrics.frechet import fid_from_features
+from mio.metrics.frechet import fid_from_features
 
 R_PRECISION_BATCH = 32  # Guo et al.: each motion ranks its own text against 31 others
 DIVERSITY_PAIRS = 300  # Guo et al.: 300 random pairs

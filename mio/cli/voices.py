@@ -1,4 +1,4 @@
-"""`mio voices` and `mio bench voices` (registered into `mio` by mio/cli.py's EXTENSIONS).
+"""`mio voices` and `mio bench voices` (registered into `mio` by mio.cli).
 
     mio voices                      # installed voices per backend, and each character's voice
     mio bench voices                # per character: F0, DNSMOS, WER, RTF, similarity -> out/bench/voices.json
@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-def _say(msg: str) -> None:
-    print(f"\033[2m[mio bench voices]\033[0m {msg}", file=sys.stderr, flush=True)
+from mio.cli.common import config_from_args, say
 
 
 def _list(args: argparse.Namespace) -> int:
+    from mio.bench.voices import character_specs
     from mio.talker.voices.bank import available_voices
-    from mio.talker.voices.bench import character_specs
 
     for backend, names in available_voices().items():
         shown = ", ".join(names[:20]) + (f", ... ({len(names)})" if len(names) > 20 else "")
@@ -30,12 +27,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mio.cli import config_from_args
-    from mio.talker.voices.bench import bench_voices
+    from mio.bench.voices import bench_voices
 
     characters = [c for c in (args.characters or "").split(",") if c] or None
     result = bench_voices(config_from_args(args).talker, characters=characters, quick=args.quick,
-                          survey=args.survey, full_dnsmos=not args.quick, progress=_say)
+                          survey=args.survey, full_dnsmos=not args.quick, progress=say)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

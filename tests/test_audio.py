@@ -1,4 +1,4 @@
-"""Audio files from anywhere (mio.core.audiofile and the loaders built on it): the WAVs here are
+"""Audio files from anywhere (mio.audio and the loaders built on it): the WAVs here are
 written byte by byte to the RIFF/WAVE layout (Microsoft's 1991 multimedia spec), not by soundfile,
 so the headers can lie the way damaged or hostile files do."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mio.core.audiofile import MAX_SECONDS, read_audio
+from mio.audio import MAX_SECONDS, read_audio
 from mio.core.errors import InputError
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.audio import read_audio
 from mio.core.frames import AudioChunk, UserAudio
 from mio.core.layouts import FACE_FPS
-from mio.face.unils.data import _read_wav, generate_dyadic, read_face
-from mio.face.unils.metrics import FaceMesh, evaluate
+from mio.face.unils.data import generate_dyadic, read_face
+from mio.metrics.face import FaceMesh, evaluate
 
 PAPER_TABLE3 = {"speak": {"LVE": 5.83, "MHD": 1.89, "FDD": 18.41, "PDD": 4.67, "JDD": 0.71},
                 "listen": {"FDD": 17.12, "PDD": 4.75, "JDD": 0.98, "F-FID": 4.304, "P-FID": 0.038}}
@@ -77,11 +78,11 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
     convs = _conversations(root)[:n]
     models = {"unils": from_pretrained(unils or EMBEDDED),
               "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
-    mesh = FaceMesh.from_avatar()
+    mesh = avatar_face_mesh()
     pairs: dict[str, list] = {k: [] for k in (*models, "procedural")}
     for ci, conv in enumerate(convs):
         say(f"conversation {ci + 1}/{len(convs)}: {conv.name}")
-        audio = [_read_wav(conv / f"{s}.wav") for s in ("a", "b")]
+        audio = [read_audio(conv / f"{s}.wav") for s in ("a", "b")]
         faces = [read_face(conv / f"{s}.npz") for s in ("a", "b")]
         T = min(len(f[0]) for f in faces)
         styles = [int(f[1].get("style", 0)) for f in faces]
@@ -99,7 +100,7 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
     from mio.face.procedural import ProceduralFace
     from mio.face.unils.backend import UniLSFace
 
-    a0, b0 = (_read_wav(convs[0] / f"{s}.wav") for s in ("a", "b"))
+    a0, b0 = (read_audio(convs[0] / f"{s}.wav") for s in ("a", "b"))
     seconds = min(compute_seconds, len(a0[0]) / a0[1] - 2.0)
     compute = {
         "unils": per_frame_ms(UniLSFace(FaceConfig(backend="unils"), model=models["unils"]).new_session(0), a0, b0, seconds),
@@ -139,3 +140,14 @@ def write(result: dict, output: str) -> Path:
     return out
 
 
+def avatar_face_mesh(look: str = "default", cache_dir: str | None = None) -> FaceMesh:
+    """The embedded avatar's blendshape face for the vertex metrics (mio.metrics.face.evaluate)."""
+    from mio.render.asset import MAT_LIPS
+    from mio.render.avatar import load_avatar
+
+    a = load_avatar(look, cache_dir)
+    n = a.n_face_vertices
+    rest = a.vertices[:n].astype(np.float32)
+    nose_mid = 0.5 * (a.landmarks["eye_mid"][1] + a.landmarks["mouth"][1])
+    return FaceMesh(rest, a.blendshape_deltas.astype(np.float32), np.flatnonzero(a.materials[:n] == MAT_LIPS),
+                    np.flatnonzero(rest[:, 1] > nose_mid))

@@ -15,28 +15,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import importlib.util
 import json
 import os
 import sys
 import time
 
+from mio.cli.common import check_text, config_from_args, load_models, say, write_bench
 from mio.core import atomic
-from mio.core.errors import InputError, MioError
-from mio.runtime.transports.mp4 import check_output
+from mio.core.atomic import check_output
+from mio.core.errors import MioError
+from mio.core.log import show_progress
 
-# Each extension module has `register(sub, bench_sub, common)`; missing ones are skipped.
-EXTENSIONS = (
-    "mio.thinker.cli",
-    "mio.server.cli",
-    "mio.bench.cli",
-    "mio.train.cli",  # mio train <module>
-    "mio.talker.codec.cli",  # mio codec encode|decode, mio bench codec
-    "mio.talker.tts.cli",  # mio tts, mio bench tts
-    "mio.talker.voices.cli",  # mio voices, mio bench voices
+# The commands of each module: `register(sub, bench_sub, common)` adds its sub-commands and bench suites.
+COMMANDS = (
+    "mio.thinker.cli",  # mio story validate, mio llm ..., mio bench thinker|llm
+    "mio.server.cli",  # mio serve, mio llm-server, mio bench serve
+    "mio.cli.bench",  # mio bench iis|perf|asr
+    "mio.cli.train",  # mio train <module>
+    "mio.cli.codec",  # mio codec encode|decode, mio bench codec
+    "mio.cli.tts",  # mio tts, mio bench tts
+    "mio.cli.voices",  # mio voices, mio bench voices
     "mio.face.unils.cli",  # mio face track|animate, mio bench face
-    "mio.body.flood.cli",  # mio body generate, mio bench body
-    "mio.render.cli",  # mio render, mio export, mio bench render
+    "mio.cli.body",  # mio body generate|import, mio bench body
+    "mio.cli.render",  # mio render, mio export, mio bench render
     "mio.thinker.evolve.cli",  # mio evolve collect|rewards|train|eval
 )
 
@@ -44,33 +45,6 @@ DEMO_USER_LINES = (
     "Good evening, Captain Nemo! Who are you?",
     "What is it like to live under the sea?",
 )
-
-
-def _say(msg: str) -> None:
-    print(f"\033[2m[mio]\033[0m {msg}", file=sys.stderr, flush=True)
-
-
-def config_from_args(args: argparse.Namespace):
-    """The MioConfig for a command: defaults, then --config FILE, then --character and --set."""
-    return _config(args)
-
-
-def _config(args: argparse.Namespace):
-    from mio.core.config import load_config
-
-    overrides = list(args.set or [])
-    if getattr(args, "character", None):
-        overrides.append(f"character={args.character}")
-    return load_config(args.config, overrides)
-
-
-def _models(cfg, *, asr: bool = False):
-    from mio.runtime.session import Models
-
-    t0 = time.perf_counter()
-    models = Models(cfg, asr=asr, progress=_say)
-    _say(f"models ready in {time.perf_counter() - t0:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in models.load_times.items())})")
-    return models
 
 
 def _print_timings(conv, wall: float) -> dict:
@@ -90,17 +64,17 @@ def _print_timings(conv, wall: float) -> dict:
 async def _demo(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     out = check_output(args.output)
     for line in args.lines or ():
-        _check_text(line, cfg)
-    models = _models(cfg, asr=not args.typed)
+        check_text(line, cfg)
+    models = load_models(cfg, asr=not args.typed)
     user_voice = None
     if not args.typed:
         from mio.core import registry
         from mio.core.config import TalkerConfig
 
-        _say("loading the user's voice (piper, joe) ...")
+        say("loading the user's voice (piper, joe) ...")
         user_voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
     conv = OfflineConversation(models, output=str(out),
                                on_clause=lambda c: print(f"  {models.character.name}: {c.text}"
@@ -118,7 +92,7 @@ async def _demo(args: argparse.Namespace) -> int:
                 print(f"you (spoken): {line}")
                 res = await conv.say_audio(speech.samples, speech.sample_rate)
                 print(f"  (heard: {res.user!r})")
-        _say(f"writing {out} ...")
+        say(f"writing {out} ...")
         await conv.close()
         saved = True
     finally:
@@ -136,10 +110,10 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _say_cmd(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     check_output(args.output)
-    _check_text(args.text, cfg)  # before loading anything: a bad input costs nothing
-    models = _models(cfg)
+    check_text(args.text, cfg)  # before loading anything: a bad input costs nothing
+    models = load_models(cfg)
     conv = OfflineConversation(models, output=args.output,
                                on_clause=lambda c: print(f"{models.character.name}: {c.text}"))
     t0 = time.perf_counter()
@@ -164,10 +138,10 @@ async def _say_cmd(args: argparse.Namespace) -> int:
 async def _chat(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     if args.record:
         check_output(args.record)
-    models = _models(cfg)
+    models = load_models(cfg)
     name = models.character.name
     # --record streams the conversation to disk as it goes; without it nothing is kept
     conv = OfflineConversation(models, output=args.record, keep=False,
@@ -208,39 +182,20 @@ def _read_line() -> str | None:
     return line
 
 
-def _check_text(text: str, cfg) -> str:
-    """The user's line as the Thinker will check it (mio.thinker.Thinker.check_input), before any
-    model is loaded."""
-    text = (text or "").strip()
-    if not text:
-        raise InputError("the text is empty; say something, e.g. mio say \"Hello, who are you?\"")
-    limit = cfg.thinker.max_input_chars
-    if len(text) > limit:
-        raise InputError(f"the text has {len(text)} characters; the limit is {limit} (thinker.max_input_chars)")
-    return text
-
-
-def _write_bench(result: dict, output: str) -> int:
-    out = atomic.write_text(output, json.dumps(result, indent=2))
-    print(json.dumps(result["summary"], indent=2))
-    print(f"wrote {out}")
-    return 0
-
-
 async def _bench_pipeline(args: argparse.Namespace) -> int:
     from mio.bench.pipeline import bench_pipeline, per_turn_markdown
 
-    result = await bench_pipeline(_config(args), turns=args.turns, progress=_say, sessions=args.sessions,
+    result = await bench_pipeline(config_from_args(args), turns=args.turns, progress=say, sessions=args.sessions,
                                   compare_untrimmed=args.compare_untrimmed)
     print(per_turn_markdown(result))
-    return _write_bench(result, args.output)
+    return write_bench(result, args.output)
 
 
 def _info(args: argparse.Namespace) -> int:
     from mio.core import registry
     from mio.core.config import to_dict
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     print(json.dumps({"config": to_dict(cfg),
                       "backends": {m: registry.names(m) for m in ("thinker", "talker", "face", "body", "render")}},
                      indent=2))
@@ -287,15 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", parents=[common], help="show the resolved config and available backends")
     i.set_defaults(func=_info)
 
-    # Module-owned commands: each of these modules, when present, defines
-    # `register(sub, bench_sub, common)` and adds its own subcommands / bench suites.
-    for name in EXTENSIONS:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:  # its parent package is not there
-            found = False
-        if found:
-            importlib.import_module(name).register(sub, bsub, common)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub, bsub, common)
     return p
 
 
@@ -325,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    show_progress(" ".join(["mio", args.command, *([args.suite] if args.command == "bench" else [])]))
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         try:
@@ -356,6 +305,3 @@ def main(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

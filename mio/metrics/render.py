@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from mio.bench.metrics.frechet import fid_from_features
-from mio.bench.metrics.talker import cosine
+from mio.metrics.frechet import fid_from_features
+from mio.metrics.talker import cosine
 
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004
 SSIM_SIGMA = 1.5  # 11x11 Gaussian window (truncate at 3.5 sigma -> radius 5)

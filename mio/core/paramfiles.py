@@ -1,0 +1,52 @@
+"""The files of the parameter streams: face.npz (`mio face animate|track`) and motion.npz (`mio body
+generate|import`), read with one-line errors for what is not such a file.
+
+    face.npz     params (T, D) float32, layout ("arkit52" | "flame112"), fps (25), extra arrays
+    motion.npz   features (T, 263) HumanML3D, fps (20), optional joints (T, 22, 3), prompts, times
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mio.core.errors import InputError
+from mio.core.layouts import BODY_FPS, FACE_FPS, HUMANML3D, LAYOUTS
+
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # np.load of a damaged / empty / non-zip file
+
+
+def _arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except _UNREADABLE as e:
+        raise InputError(f"cannot read {what} from {path}: {e or type(e).__name__}") from None
+
+
+def read_face_npz(path: str | Path) -> tuple[np.ndarray, float, str, dict[str, np.ndarray]]:
+    """face.npz -> (params (T, D) float32, fps, layout name, every array of the file)."""
+    d = _arrays(path, "face parameters")
+    if "params" not in d:
+        raise InputError(f"{path} has no `params` array (expected the face.npz format)")
+    params = np.asarray(d["params"], np.float32)
+    if params.ndim != 2:
+        raise InputError(f"{path}: params must be (T, D), got {params.shape}")
+    layout = str(d.get("layout", "arkit52"))
+    if layout not in LAYOUTS:
+        raise InputError(f"{path}: unknown layout {layout!r}")
+    return params, float(d.get("fps", FACE_FPS)), layout, d
+
+
+def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """motion.npz (features (T, 263), fps, optional joints (T, 22, 3)) -> (features, fps, joints)."""
+    d = _arrays(path, "motion")
+    if "features" not in d:
+        raise InputError(f"{path} has no `features` array (expected the motion.npz format)")
+    feats = np.asarray(d["features"], np.float32)
+    if feats.ndim != 2 or feats.shape[1] != HUMANML3D.dim:
+        raise InputError(f"{path}: features must be (T, {HUMANML3D.dim}) HumanML3D, got {feats.shape}")
+    joints = np.asarray(d["joints"], np.float32) if "joints" in d else None
+    return feats, float(d.get("fps", BODY_FPS)), joints
