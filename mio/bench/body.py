@@ -141,26 +141,27 @@ def bench_body(checkpoint: str | None = None, *, data: str | None = None, evalua
     the model and each ablation ("NAME=DIT_DIR") on the held-out split."""
     from mio.body.data import load_babel, load_humanml3d
     from mio.body.flood.backend import checkpoint_dir
-    from mio.body.flood.eval import load_evaluator
+    from mio.body.flood.dit import FloodDiT
+    from mio.body.flood.eval import T2MEvaluator
     from mio.body.flood.text import shared_text_encoder
-    from mio.body.flood.train import load_dit, load_vae
+    from mio.body.flood.vae import CausalVAE
 
     torch.set_num_threads(max(1, threads))
     root = checkpoint_dir(checkpoint)
-    vae = load_vae(root / "vae")
-    dit, meta = load_dit(root / "dit")
-    text = shared_text_encoder(meta.get("text_encoder", "minilm"), dit.cfg.text_tokens)
+    vae = CausalVAE.from_pretrained(root / "vae")
+    dit = FloodDiT.from_pretrained(root / "dit")
+    text = shared_text_encoder(dit.pretrained_config.get("text_encoder", "minilm"), dit.cfg.text_tokens)
     models = {"FloodDiffusion (ours)": (dit, vae)}
     for spec in ablations or []:
         name, _, path = spec.partition("=")
-        abl_vae = load_vae(Path(path).parent / "vae") if (Path(path).parent / "vae").is_dir() else vae
-        models[name] = (load_dit(path)[0], abl_vae)
+        abl_vae = CausalVAE.from_pretrained(Path(path).parent / "vae") if (Path(path).parent / "vae").is_dir() else vae
+        models[name] = (FloodDiT.from_pretrained(path), abl_vae)
     root_data = None if speed_only else bench_data(data)
     report: dict = {"checkpoint": str(root), "data": None if root_data is None else str(root_data), "note": []}
     report["speed"] = _speed(dit, vae, text)
     log.info("speed: %s", json.dumps(report["speed"]))
     if root_data is not None:
-        t2m = load_evaluator(evaluator)
+        t2m = T2MEvaluator.from_pretrained(evaluator)
         test = load_humanml3d(root_data, "test")
         report["humanml3d_like"] = _t2m_rows(models, text, t2m, test, items, frames, 16, seed, guidance)
         babel = load_babel(root_data / "babel_test.json", root_data / "babel_feats")

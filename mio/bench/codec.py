@@ -24,6 +24,7 @@ import torch
 
 from mio.audio import resample
 from mio.core.errors import BackendError
+from mio.talker.codec import KodamaCodec
 from mio.talker.codec.config import SAMPLE_RATE
 from mio.talker.codec.data import VOICES, build_corpus, load_audio, scan
 from mio.talker.codec.stream import (
@@ -31,7 +32,6 @@ from mio.talker.codec.stream import (
     StreamingEncoder,
     decode_array,
     encode_array,
-    load_codec,
 )
 
 BUDGET_MS_PER_FRAME = 20.0  # ARCHITECTURE.md §7: streaming encode + decode per 80 ms frame
@@ -183,7 +183,7 @@ def bench_codec(checkpoint: str | None = None, *, corpus: str | None = "out/code
     torch.set_num_threads(threads)
     n = 6 if quick else utterances
     utts = heldout_utterances(corpus, n, Path(out_dir) / "codec-heldout", progress)
-    codec = load_codec(checkpoint)
+    codec = KodamaCodec.from_pretrained(checkpoint)
     cfg = codec.cfg
     progress(f"Kodama ({sum(p.numel() for p in codec.parameters()) / 1e6:.1f} M parameters) on {len(utts)} held-out utterances")
     q = Quality()

@@ -31,7 +31,8 @@ def _conversations(root: Path) -> list[Path]:
 
 
 def procedural_track(own: tuple[np.ndarray, int], other: tuple[np.ndarray, int], T: int, seed: int) -> np.ndarray:
-    from mio.face.procedural import FaceTuning, ProceduralSession
+    from mio.face.expression import FaceTuning
+    from mio.face.procedural import ProceduralSession
 
     s = ProceduralSession(seed=seed, tuning=FaceTuning())
     s.push_agent_audio(AudioChunk(samples=own[0], sample_rate=own[1], pts=0.0))
@@ -66,7 +67,7 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
                seed: int = 1, compute_seconds: float = 20.0, progress=None) -> dict:
     import torch
 
-    from mio.face.unils.model import EMBEDDED, from_pretrained
+    from mio.face.unils.model import UniLS
     from mio.face.unils.streaming import animate
 
     say = progress or (lambda m: None)
@@ -76,8 +77,8 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
         say(f"synthetic held-out conversations (seed {seed}) in {root} ...")
         generate_dyadic(root, n, seconds=40.0, seed=seed)
     convs = _conversations(root)[:n]
-    models = {"unils": from_pretrained(unils or EMBEDDED),
-              "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
+    models = {"unils": UniLS.from_pretrained(unils),
+              "single_stage": UniLS.from_pretrained(ablation or UniLS.embedded.parent / "unils-tiny-e2e")}
     mesh = avatar_face_mesh()
     pairs: dict[str, list] = {k: [] for k in (*models, "procedural")}
     for ci, conv in enumerate(convs):

@@ -122,9 +122,9 @@ def _codec_speed(quick: bool) -> dict:
 
     try:
         from mio.bench.codec import kodama_speed
-        from mio.talker.codec.stream import load_codec
+        from mio.talker.codec import KodamaCodec
 
-        codec = load_codec()
+        codec = KodamaCodec.from_pretrained()
     except (ImportError, MioError) as e:
         return {"error": str(e)}
     clip = (0.1 * np.random.default_rng(0).standard_normal(24000 * 4)).astype(np.float32)

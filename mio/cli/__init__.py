@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 
 from mio.cli.common import check_text, config_from_args, load_models, say, write_bench
 from mio.core import atomic
@@ -61,6 +63,22 @@ def _print_timings(conv, wall: float) -> dict:
     return summary
 
 
+@contextlib.asynccontextmanager
+async def _running(conv, models) -> AsyncIterator[None]:
+    """A conversation from start to its saved recording; on an error or a signal the real error
+    propagates and no half-written video is kept. The models are released either way."""
+    saved = False
+    try:
+        await conv.start()
+        yield
+        await conv.close()
+        saved = True
+    finally:
+        if not saved:
+            await conv.close(save=False)
+        models.close()
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from mio.runtime.offline import OfflineConversation
 
@@ -80,9 +98,7 @@ async def _demo(args: argparse.Namespace) -> int:
                                on_clause=lambda c: print(f"  {models.character.name}: {c.text}"
                                                          f"   \033[2m[{c.emotion.label}, {c.gesture or '-'}]\033[0m"))
     t0 = time.perf_counter()
-    saved = False
-    try:
-        await conv.start()
+    async with _running(conv, models):
         for line in args.lines or DEMO_USER_LINES:
             if user_voice is None:
                 print(f"you (typed): {line}")
@@ -93,12 +109,6 @@ async def _demo(args: argparse.Namespace) -> int:
                 res = await conv.say_audio(speech.samples, speech.sample_rate)
                 print(f"  (heard: {res.user!r})")
         say(f"writing {out} ...")
-        await conv.close()
-        saved = True
-    finally:
-        if not saved:  # an error or a signal: the real error propagates, no half-written video
-            await conv.close(save=False)
-        models.close()
     wall = time.perf_counter() - t0
     summary = _print_timings(conv, wall)
     timings_path = out.with_suffix(".timings.json")
@@ -117,16 +127,8 @@ async def _say_cmd(args: argparse.Namespace) -> int:
     conv = OfflineConversation(models, output=args.output,
                                on_clause=lambda c: print(f"{models.character.name}: {c.text}"))
     t0 = time.perf_counter()
-    saved = False
-    try:
-        await conv.start()
+    async with _running(conv, models):
         await conv.say_text(args.text)
-        await conv.close()
-        saved = True
-    finally:
-        if not saved:  # an error or a signal: the real error propagates, no half-written video
-            await conv.close(save=False)
-        models.close()
     if args.timings:
         _print_timings(conv, time.perf_counter() - t0)
     print(f"wrote {args.output}")
@@ -147,9 +149,7 @@ async def _chat(args: argparse.Namespace) -> int:
     conv = OfflineConversation(models, output=args.record, keep=False,
                                on_clause=lambda c: print(f"{name}: {c.text}", flush=True))
     loop = asyncio.get_running_loop()
-    saved = False
-    try:
-        await conv.start()
+    async with _running(conv, models):  # Ctrl-D or /quit: the recording is complete
         print(f"{name}: {models.character.greeting}\n(type a message; /quit or Ctrl-D to leave)")
         while True:
             line = await loop.run_in_executor(None, _read_line)
@@ -161,12 +161,6 @@ async def _chat(args: argparse.Namespace) -> int:
                 await conv.say_text(line)
             except MioError as e:
                 print(f"error: {e}", file=sys.stderr)
-        await conv.close()  # Ctrl-D or /quit: the recording is complete
-        saved = True
-    finally:
-        if not saved:
-            await conv.close(save=False)
-        models.close()
     if args.record:
         print(f"wrote {args.record}")
     return 0

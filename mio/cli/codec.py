@@ -19,13 +19,23 @@ from mio.core.atomic import atomic_output, check_output
 from mio.core.errors import InputError
 
 
+def _load(args: argparse.Namespace):
+    import torch
+
+    from mio.talker.codec import KodamaCodec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return KodamaCodec.from_pretrained(args.checkpoint)
+
+
 def _encode(args: argparse.Namespace) -> int:
     from mio.talker.codec.data import SAMPLE_RATE, load_audio
-    from mio.talker.codec.stream import encode_array, load_codec
+    from mio.talker.codec.stream import encode_array
 
     out = check_output(args.output, {".npz": "the codes"})
     x = load_audio(args.input, SAMPLE_RATE)  # checked before the model loads
-    codec = load_codec(args.checkpoint, threads=args.threads)
+    codec = _load(args)
     if codec.cfg.sample_rate != SAMPLE_RATE:  # a checkpoint trained at another rate
         x = load_audio(args.input, codec.cfg.sample_rate)
     codes = encode_array(codec, x)
@@ -40,7 +50,7 @@ def _encode(args: argparse.Namespace) -> int:
 def _decode(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from mio.talker.codec.stream import decode_array, load_codec
+    from mio.talker.codec.stream import decode_array
 
     path = Path(args.input)
     if not path.is_file():
@@ -54,7 +64,7 @@ def _decode(args: argparse.Namespace) -> int:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise InputError(f"cannot read {path} as an .npz of codes ({e})") from None
     out = check_output(args.output, {".wav": "24 kHz speech"})
-    codec = load_codec(args.checkpoint, threads=args.threads)
+    codec = _load(args)
     hop = codec.cfg.hop
     if n is not None:  # the original length: it must fit the frames, or the file was cut or edited
         if n.shape != () or n.dtype.kind not in "iu" or not 0 < int(n) <= codes.shape[-1] * hop:

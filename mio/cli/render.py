@@ -42,6 +42,15 @@ def _say(msg: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _npz_keys(path: str) -> set[str]:
+    """The arrays a parameter file holds (a one-line error for what is not an .npz)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return set(z.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"cannot read {path}: not a .npz parameter file ({e or type(e).__name__})") from e
+
+
 def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tuple[np.ndarray, float] | None]:
     """Sort parameter files by content: face.npz has `params`, motion.npz has `features`/`joints`.
     Returns ((face (T, 61), fps) | None, (joints (T, 22, 3), fps) | None)."""
@@ -49,11 +58,7 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
 
     face = motion = None
     for p in paths:
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                keys = set(z.files)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise InputError(f"cannot read {p}: not a .npz parameter file ({e or type(e).__name__})") from e
+        keys = _npz_keys(p)
         if "params" in keys:
             params, fps, layout, _ = read_face_npz(p)
             if layout != "arkit52" or params.shape[1] != ARKIT52.dim:
@@ -337,11 +342,7 @@ def export_motion(motion: str | Path | None, face: str | Path | None, out_dir: s
 def _export_motion(args: argparse.Namespace) -> int:
     motion = face = None
     for p in args.inputs:
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                keys = set(z.files)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise InputError(f"cannot read {p}: not a .npz parameter file ({e or type(e).__name__})") from e
+        keys = _npz_keys(p)
         if "params" in keys:
             face = p
         elif "features" in keys:

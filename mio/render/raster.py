@@ -27,186 +27,28 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from importlib import resources
 
 import numpy as np
 
 from mio.core.config import RenderConfig
 from mio.core.errors import BackendError, InputError
-from mio.core.layouts import ARKIT52, blendshape_index
 from mio.render.asset import MAT_EYE, AvatarAsset
 from mio.render.avatar import load_avatar
 from mio.render.base import Renderer
 from mio.render.camera import Camera, camera_preset
 from mio.render.looks import Look, resolve_look
 from mio.render.parts import Parts, partition
-from mio.render.retarget import Retargeter, Rig, axis_angles_to_matrices, skinning_matrices
+from mio.render.pose import Poser
+from mio.render.retarget import Rig
 
-HEAD_SPLIT = (("neck02", 0.4), ("head", 0.6))  # share of the face's head rotation per bone
-EYE_LOOK_RANGE = (0.45, 0.35)  # radians of gaze per unit eyeLook weight: (horizontal, vertical)
 # Lights fixed relative to the camera (camera axes): key from upper left, fill from the right,
 # rim from behind.
 LIGHT_DIRS = np.array([(-0.55, 0.55, 0.65), (0.75, 0.1, 0.6), (0.3, 0.6, -0.75)])
 LIGHT_DIRS /= np.linalg.norm(LIGHT_DIRS, axis=1, keepdims=True)
 _FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
 PER_PIXEL_PARTS = ("eye.L", "eye.R")  # drawn with the per-pixel program (mio.render.parts names)
-
-# Three-point lighting kept cheap for llvmpipe: wrapped diffuse from key and fill, one specular
-# lobe (key), a rim term and a sky/ground ambient. Per-material (wrap, specular, shininess, ambient).
-# llvmpipe spends most of a frame per pixel, and interpolating a varying costs about as much as a
-# few lighting terms, so the avatar is drawn by two programs sharing this function:
-# - _VERTEX_LIT/_FRAGMENT_LIT light every surface but the eyes per vertex (the mesh is dense where it
-#   matters: ~2 mm spacing on the face) and pass one colour per pixel;
-# - _VERTEX/_FRAGMENT (the eyeballs only) light per pixel, with the iris and pupil drawn from
-#   eye-local coordinates and a sharp highlight.
-_LIGHTING = """
-uniform vec3 cam_pos;
-uniform vec3 key_dir;    // directions *towards* the lights, world space
-uniform vec3 fill_dir;
-uniform vec3 rim_dir;
-uniform vec4 materials[NUM_MATERIALS];
-
-vec3 shade(vec3 N, vec3 V, vec3 base, vec4 m) {   // linear colour; N, V unit vectors
-    float ndv = dot(N, V);
-    if (ndv < 0.0) { N = -N; ndv = -ndv; }   // inner surfaces (mouth) seen from inside
-    float kd = dot(N, key_dir);
-    float fd = dot(N, fill_dir);
-    float dk = max((kd + m.x) / (1.0 + m.x), 0.0);
-    float df = max((fd + m.x) / (1.0 + m.x), 0.0);
-    vec3 scatter = vec3(0.20, 0.05, 0.03) * (dk - max(kd, 0.0)) * step(0.01, m.x);  // warm terminator on skin
-    vec3 H = normalize(key_dir + V);
-    float spec = m.y * pow(max(dot(N, H), 0.0), m.z) * step(0.0, kd) * (m.z + 8.0) * 0.02;
-    float rim = (1.0 - ndv) * (1.0 - ndv) * (1.0 - ndv) * max(dot(N, rim_dir) * 0.5 + 0.5, 0.0);
-    vec3 ambient = mix(vec3(0.10, 0.09, 0.085), vec3(0.22, 0.23, 0.26), 0.5 + 0.5 * N.y) * m.w;
-    vec3 diffuse = vec3(1.00, 0.95, 0.88) * 1.55 * dk + vec3(0.75, 0.85, 1.00) * 0.45 * df + scatter;
-    return base * (ambient + diffuse * m.w) + vec3(1.0, 0.96, 0.9) * spec * m.w
-           + rim * 0.3 * (0.25 + base) * m.w;
-}
-
-vec4 to_srgb(vec3 color) {
-    color = color / (1.0 + 0.25 * color);            // gentle highlight roll-off
-    return vec4(sqrt(clamp(color, 0.0, 1.0)), 1.0);  // linear -> sRGB (gamma 2)
-}
-"""
-
-_SKINNING = """
-uniform mat4 bones[NUM_BONES];
-uniform mat4 view_proj;
-in vec3 in_pos;
-in vec3 in_normal;
-in vec4 in_color;     // rgb + material id
-in uvec4 in_bones;
-in vec4 in_weights;
-
-mat4 skin_matrix() {  // linear-blend skinning
-    return bones[in_bones.x] * in_weights.x + bones[in_bones.y] * in_weights.y
-         + bones[in_bones.z] * in_weights.z + bones[in_bones.w] * in_weights.w;
-}
-"""
-
-_VERTEX_LIT = (
-    "#version 330\n"
-    + _SKINNING
-    + _LIGHTING
-    + """
-out vec3 v_color;     // lit, linear
-void main() {
-    mat4 skin = skin_matrix();
-    vec4 world = skin * vec4(in_pos, 1.0);
-    vec3 base = in_color.rgb * in_color.rgb;   // sRGB -> linear (gamma 2)
-    vec4 m = materials[int(in_color.a + 0.5)];
-    vec3 N = normalize(mat3(skin) * in_normal);
-    vec3 V = normalize(cam_pos - world.xyz);
-    float ndv = dot(N, V);
-    // A vertex of a drawn (front-facing) triangle whose normal faces away sits on a silhouette or
-    // in a fold (lip edges, nostrils, armpits): lay its normal on the silhouette. shade() would flip
-    // it, which is right per pixel but per vertex smears a wrongly lit colour over whole triangles.
-    if (ndv < 0.0) N = normalize(N - V * (ndv - 1e-3));
-    v_color = shade(N, V, base, m);
-    gl_Position = view_proj * world;
-}
-"""
-)
-
-_FRAGMENT_LIT = (
-    "#version 330\n"
-    + _LIGHTING
-    + """
-in vec3 v_color;
-out vec4 f_color;
-void main() { f_color = to_srgb(v_color); }
-"""
-)
-
-_VERTEX = (
-    "#version 330\n"
-    + _SKINNING
-    + """
-in vec2 in_eye;
-out vec3 v_pos;
-out vec3 v_normal;
-out vec3 v_color;
-out vec2 v_eye;
-flat out int v_mat;
-void main() {
-    mat4 skin = skin_matrix();
-    vec4 world = skin * vec4(in_pos, 1.0);
-    v_pos = world.xyz;
-    v_normal = mat3(skin) * in_normal;
-    v_color = in_color.rgb * in_color.rgb;   // sRGB -> linear (gamma 2)
-    v_mat = int(in_color.a + 0.5);
-    v_eye = in_eye;
-    gl_Position = view_proj * world;
-}
-"""
-)
-
-_FRAGMENT = (
-    "#version 330\n"
-    + _LIGHTING
-    + """
-uniform vec3 iris_color; // linear
-in vec3 v_pos;
-in vec3 v_normal;
-in vec3 v_color;
-in vec2 v_eye;
-flat in int v_mat;
-out vec4 f_color;
-void main() {
-    vec3 base = v_color;
-    if (v_mat == MAT_EYE) {
-        float r = length(v_eye);                       // angle from the gaze axis, radians
-        float in_iris = 1.0 - smoothstep(0.40, 0.43, r);
-        vec3 iris = iris_color * (0.7 + 0.6 * smoothstep(0.12, 0.40, r)) * (1.0 - 0.6 * smoothstep(0.33, 0.42, r));
-        base = mix(base, iris, in_iris);
-        base = mix(base, vec3(0.005), 1.0 - smoothstep(0.15, 0.17, r));  // pupil
-    }
-    f_color = to_srgb(shade(normalize(v_normal), normalize(cam_pos - v_pos), base, materials[v_mat]));
-}
-"""
-)
-
-# Control renders for AvatarDiT (§5.2.2 "SMPL-based RGB renderings"): the bare posed mesh coloured by
-# its camera-space normal, on black - shape and pose without appearance.
-_VERTEX_CONTROL = (
-    "#version 330\n"
-    + _SKINNING
-    + """
-uniform mat3 view_rot;
-out vec3 v_color;
-void main() {
-    mat4 skin = skin_matrix();
-    vec3 n = normalize(view_rot * (mat3(skin) * in_normal));
-    v_color = 0.5 + 0.5 * n;
-    gl_Position = view_proj * (skin * vec4(in_pos, 1.0));
-}
-"""
-)
-_FRAGMENT_CONTROL = """
-#version 330
-in vec3 v_color;
-out vec4 f_color;
-void main() { f_color = vec4(v_color, 1.0); }
-"""
+SHADERS = resources.files("mio.render") / "shaders"  # GLSL, package data
 
 # (wrap, specular, shininess, light scale) per material id, in mio.render.avatar's MAT_* order:
 # skin, lips, hair, brow, eye, mouth, cloth (shirt, coat), trousers, shoes, metal (buttons).
@@ -226,28 +68,6 @@ MATERIAL_PARAMS = np.array(
     dtype=np.float32,
 )
 
-_BG_VERTEX = """
-#version 330
-in vec2 in_xy;
-out float v_y;
-out vec2 v_xy;
-void main() { v_y = in_xy.y; v_xy = in_xy; gl_Position = vec4(in_xy, 1.0, 1.0); }  // on the far plane
-"""
-_BG_FRAGMENT = """
-#version 330
-uniform float flip;
-in float v_y;
-in vec2 v_xy;
-out vec4 f_color;
-void main() {
-    float t = clamp(0.5 + 0.5 * v_y * flip, 0.0, 1.0);   // 1 at the top of the image
-    vec3 c = mix(vec3(0.56, 0.58, 0.60), vec3(0.80, 0.82, 0.84), t);
-    c *= 1.0 - 0.18 * dot(v_xy, v_xy) * 0.5;             // soft vignette
-    f_color = vec4(c, 1.0);
-}
-"""
-
-
 def _llvmpipe_threads() -> int | None:
     """How many llvmpipe rasteriser threads this process runs (Linux; None elsewhere)."""
     try:
@@ -261,8 +81,11 @@ def _llvmpipe_threads() -> int | None:
     return sum(n.startswith("llvmpipe-") for n in names)
 
 
-def _shader_defines(src: str, **values: int) -> str:
-    for k, v in values.items():
+def _shader(*files: str, **defines: int) -> str:
+    """GLSL source from the package's shaders/ files, in order, after the version line; each NAME of
+    `defines` replaced by its value."""
+    src = "#version 330\n" + "".join((SHADERS / f).read_text() for f in files)
+    for k, v in defines.items():
         src = src.replace(k, str(v))
     return src
 
@@ -278,17 +101,8 @@ class _LookGL:
         if len(a.bone_names) != renderer.num_bones:
             raise BackendError(f"look {look.name!r} has {len(a.bone_names)} bones; the renderer's shaders have "
                                f"{renderer.num_bones}")
-        self.rig = Rig(a.bone_names, a.bone_parents, a.bone_heads.astype(np.float64))
-        self.retarget = Retargeter(self.rig)
-        # bones the face turns: the head split over neck02/head, then the two eyes
-        self.turned = np.array(
-            [self.rig.index(b) for b, _ in HEAD_SPLIT] + [self.rig.index("eye.L"), self.rig.index("eye.R")]
-        )
-        nf = a.n_face_vertices
-        self.rest_face = a.vertices[:nf].ravel().copy()
-        self.rest_face_n = a.normals[:nf].ravel().copy()
-        self.deltas = np.ascontiguousarray(a.blendshape_deltas.reshape(52, nf * 3))
-        self.ndeltas = np.ascontiguousarray(a.normal_deltas.reshape(52, nf * 3))
+        self.poser = Poser(a)
+        self.rig = self.poser.rig
         self.last_weights: np.ndarray | None = None
         self.iris = tuple(float(c) ** 2 for c in a.iris)  # linear
         color = np.concatenate([a.colors, a.materials[:, None].astype(np.float32)], axis=1)
@@ -329,12 +143,7 @@ class _LookGL:
         """Blend the face vertices and normals; rewrites only the blendshape prefix of the buffers."""
         if self.last_weights is not None and np.array_equal(weights, self.last_weights):
             return
-        nz = np.flatnonzero(weights)
-        w = weights[nz].astype(np.float32)
-        # einsum, not `@`: a (k,) @ (k, nf*3) product goes to a multi-threaded OpenBLAS gemv whose
-        # worker threads then spin in sched_yield, taking the CPU llvmpipe needs (a third of it on 2 cores)
-        pos = self.rest_face + np.einsum("k,kn->n", w, self.deltas[nz])  # (nf*3,)
-        nrm = self.rest_face_n + np.einsum("k,kn->n", w, self.ndeltas[nz])
+        pos, nrm = self.poser.blend_face(weights)
         self.vbo_pos.write(pos.astype("f4").tobytes())
         self.vbo_nrm.write(nrm.astype("f4").tobytes())
         self.last_weights = weights.copy()
@@ -364,22 +173,6 @@ class AnnyRenderer(Renderer):
         self.config = config
         self.width, self.height = config.width, config.height
         asset = load_avatar(first, config.cache_dir)  # before GL: a first build takes a minute
-        self._head_share = np.array([f for _, f in HEAD_SPLIT])
-        self._look_idx = np.array(
-            [
-                blendshape_index(k)
-                for k in (
-                    "eyeLookInLeft",
-                    "eyeLookOutLeft",
-                    "eyeLookUpLeft",
-                    "eyeLookDownLeft",
-                    "eyeLookInRight",
-                    "eyeLookOutRight",
-                    "eyeLookUpRight",
-                    "eyeLookDownRight",
-                )
-            ]
-        )
 
         try:
             import moderngl
@@ -406,21 +199,24 @@ class AnnyRenderer(Renderer):
         ctx = self.ctx
         self.num_bones = len(asset.bone_names)
         defines = dict(NUM_BONES=self.num_bones, MAT_EYE=MAT_EYE, NUM_MATERIALS=len(MATERIAL_PARAMS))
+        # Two programs draw the avatar (llvmpipe spends most of a frame per pixel, and interpolating a
+        # varying costs about as much as a few lighting terms): every surface but the eyes lit per
+        # vertex, one colour per pixel; the eyeballs lit per pixel, the iris drawn from eye coordinates.
         self.prog_lit = ctx.program(
-            vertex_shader=_shader_defines(_VERTEX_LIT, **defines),
-            fragment_shader=_shader_defines(_FRAGMENT_LIT, **defines),
+            vertex_shader=_shader("skinning.glsl", "lighting.glsl", "lit.vert", **defines),
+            fragment_shader=_shader("lighting.glsl", "lit.frag", **defines),
         )
         self.prog = ctx.program(  # per-pixel: the eyeballs
-            vertex_shader=_shader_defines(_VERTEX, **defines),
-            fragment_shader=_shader_defines(_FRAGMENT, **defines),
+            vertex_shader=_shader("skinning.glsl", "eye.vert", **defines),
+            fragment_shader=_shader("lighting.glsl", "eye.frag", **defines),
         )
         self._programs = (self.prog_lit, self.prog)
-        self.prog_control = ctx.program(
-            vertex_shader=_shader_defines(_VERTEX_CONTROL, **defines), fragment_shader=_FRAGMENT_CONTROL
+        self.prog_control = ctx.program(  # AvatarDiT's control renders: the posed mesh, normal-coloured
+            vertex_shader=_shader("skinning.glsl", "control.vert", **defines), fragment_shader=_shader("control.frag")
         )
         for prog in self._programs:
             prog["materials"].write(MATERIAL_PARAMS.tobytes())
-        self.bg_prog = ctx.program(vertex_shader=_BG_VERTEX, fragment_shader=_BG_FRAGMENT)
+        self.bg_prog = ctx.program(vertex_shader=_shader("background.vert"), fragment_shader=_shader("background.frag"))
         tri = np.array([[-1, -1], [3, -1], [-1, 3]], "f4")
         self._bg_vbo = ctx.buffer(tri.tobytes())
         self.bg_vao = ctx.vertex_array(self.bg_prog, [(self._bg_vbo, "2f", "in_xy")])
@@ -506,41 +302,15 @@ class AnnyRenderer(Renderer):
         )
 
     # ------------------------------------------------------------------ posing
-    def _check_face(self, face: np.ndarray) -> np.ndarray:
-        face = np.asarray(face)
-        if face.shape != (ARKIT52.dim,):
-            raise InputError(
-                f"face must be one arkit52 frame of shape ({ARKIT52.dim},) (52 blendshapes + head 3 + eyes 2x3), got {face.shape}"
-            )
-        if not np.all(np.isfinite(face)):
-            raise InputError("face parameters contain NaN or inf")
-        return face.astype(np.float64)
-
     def pose(self, face: np.ndarray, joints: np.ndarray | None, look: str | None = None) -> np.ndarray:
         """Validate, blend the face, and return the (B, 4, 4) skinning matrices for this frame."""
         with self.ctx:  # the face upload needs the context current (not re-entrant: render() uses _pose)
             return self._pose(face, joints, self._look(look))
 
     def _pose(self, face: np.ndarray, joints: np.ndarray | None, gl: _LookGL) -> np.ndarray:
-        face = self._check_face(face)
-        weights = np.clip(face[ARKIT52.slice("blendshapes")], 0.0, 1.0)
-        rig_pose = gl.retarget(joints)
-        L = rig_pose.rotations
-        g = weights[self._look_idx]  # (8,) eyeLook In/Out/Up/Down, left then right
-        # ARKit semantics: eyeLook* weights also turn the eyeball (+y turns towards the
-        # character's left, +x pitches down), on top of the explicit gaze rotation.
-        yaw = np.array([g[1] - g[0], g[4] - g[5]]) * EYE_LOOK_RANGE[0]
-        pitch = np.array([g[3] - g[2], g[7] - g[6]]) * EYE_LOOK_RANGE[1]
-        gaze = np.stack([pitch, yaw, np.zeros(2)], axis=1)  # (2, 3)
-        rots = np.concatenate(
-            [
-                face[ARKIT52.slice("head")][None] * self._head_share[:, None],  # head split over bones
-                np.stack([face[ARKIT52.slice("eye_left")], face[ARKIT52.slice("eye_right")]]) + gaze,
-            ]
-        )
-        L[gl.turned] = L[gl.turned] @ axis_angles_to_matrices(rots)
+        weights, skin = gl.poser.pose(face, joints)
         gl.update_face(weights)
-        return skinning_matrices(gl.rig, rig_pose)
+        return skin
 
     # ------------------------------------------------------------------ drawing
     def _target(self, w: int, h: int):

@@ -74,22 +74,15 @@ def split_clauses(text: str, max_chars: int = 160) -> list[str]:
         if len(sentence) <= max_chars:
             out.append(sentence)
             continue
-        current = ""
-        for part in _CLAUSE_BREAK.split(sentence):
-            for piece in _wrap(part, max_chars):
-                if current and len(current) + 1 + len(piece) > max_chars:
-                    out.append(current)
-                    current = piece
-                else:
-                    current = f"{current} {piece}" if current else piece
-        if current:
-            out.append(current)
+        pieces = [p for part in _CLAUSE_BREAK.split(sentence) for p in _pack(part.split(" "), max_chars)]
+        out.extend(_pack(pieces, max_chars))  # clauses joined again while they fit
     return [c for c in out if any(ch.isalnum() for ch in c)]
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, line = text.split(" "), [], ""
-    for w in words:
+def _pack(items: list[str], width: int) -> list[str]:
+    """Greedy packing: items joined by spaces into lines of <= width (a longer item stands alone)."""
+    lines, line = [], ""
+    for w in items:
         if line and len(line) + 1 + len(w) > width:
             lines.append(line)
             line = w

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -104,6 +104,65 @@ def load_pretrained(path: str | Path, *, kind: str | None = None) -> tuple[dict[
         raise CheckpointError(f"checkpoint {path}: {WEIGHTS} cannot be read ({e})") from None
     check_finite(state, where=f"checkpoint {path}")
     return state, config
+
+
+class Pretrained:
+    """One loading API for every trained model: `Model.from_pretrained(path)` and
+    `model.save_pretrained(path)`, in the folder format above.
+
+    A model class (a torch module) sets `kind` (checked on load: a codec folder is not a TTS), may set
+    `embedded` (the shipped checkpoint, loaded for `path=None`), builds itself from the saved settings
+    in `from_config` and says what to save in `config_dict`. `prepare_state` may adapt the weights
+    before they are loaded (fold adapters, cast dtypes). After loading, `pretrained_config` holds the
+    folder's whole config.json (training settings included) and the model is in eval mode.
+    """
+
+    kind: ClassVar[str]
+    embedded: ClassVar[Path | None] = None
+    pretrained_config: dict[str, Any]
+
+    def config_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not say what to save")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **options: Any) -> Self:
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a config")
+
+    @classmethod
+    def prepare_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any],
+                      **options: Any) -> dict[str, torch.Tensor]:
+        return state
+
+    @classmethod
+    def checkpoint_path(cls, path: str | Path | None) -> Path:
+        """`path`, or the embedded checkpoint when it is None (a clear error if there is none)."""
+        if path:
+            return Path(path)
+        if cls.embedded is None:
+            raise CheckpointError(f"{cls.__name__} has no embedded checkpoint; give a checkpoint folder")
+        if not (cls.embedded / WEIGHTS).is_file():
+            raise CheckpointError(f"the embedded {cls.kind} checkpoint is missing from {cls.embedded}; "
+                                  "reinstall Mio or train one (`mio train ...`)")
+        return cls.embedded
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, **options: Any) -> Self:
+        """The model of a checkpoint folder (None: the embedded one), in eval mode."""
+        path = cls.checkpoint_path(path)
+        state, config = load_pretrained(path, kind=cls.kind)
+        try:
+            model = cls.from_config(config, **options)
+            state = cls.prepare_state(state, config, **options)
+        except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # settings of wrong types or sizes
+            raise CheckpointError(f"checkpoint {path}: its config.json does not describe a {cls.kind} model "
+                                  f"({type(e).__name__}: {e})") from None
+        load_weights(model, state, where=str(path))  # type: ignore[arg-type]
+        model.pretrained_config = config
+        return model.eval()  # type: ignore[attr-defined]
+
+    def save_pretrained(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """config.json (`config_dict()` and `extra`) + model.safetensors, written atomically."""
+        return save_pretrained(self, path, {**self.config_dict(), **(extra or {})}, kind=self.kind)  # type: ignore[arg-type]
 
 
 def check_finite(state: dict[str, torch.Tensor], *, where: str) -> None:

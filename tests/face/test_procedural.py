@@ -9,7 +9,8 @@ from mio.core.config import FaceConfig
 from mio.core.errors import ConfigError, InputError
 from mio.core.frames import AudioChunk, Emotion, Segment, UserAudio
 from mio.core.layouts import ARKIT52, FACE_FPS, blendshape_index
-from mio.face.procedural import ProceduralFace, expression_of
+from mio.face.expression import expression_of
+from mio.face.procedural import ProceduralFace
 from mio.face.visemes import VISEME_TARGETS, viseme_index
 
 SR = 24000

@@ -17,7 +17,7 @@ from mio.render.avatardit.model import (  # noqa: E402
     camera_vector,
     sample,
 )
-from mio.render.avatardit.train import load_avatardit, trainable_parameters, training_step  # noqa: E402
+from mio.render.avatardit.train import trainable_parameters, training_step  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -144,11 +144,9 @@ def test_one_training_step_lowers_the_loss_on_its_batch(model, cfg):
 
 
 def test_save_and_load_round_trip(model, cfg, tmp_path):
-    from mio.train import save_pretrained
-
-    save_pretrained(model, tmp_path / "ck", {"stage": "face", "avatardit": cfg.to_dict()}, kind="avatardit")
-    loaded, config = load_avatardit(tmp_path / "ck")
-    assert config["stage"] == "face" and loaded.cfg == cfg
+    model.save_pretrained(tmp_path / "ck", extra={"stage": "face"})
+    loaded = AvatarDiT.from_pretrained(tmp_path / "ck")
+    assert loaded.pretrained_config["stage"] == "face" and loaded.cfg == cfg
     b = random_batch(cfg, batch=1, latent_frames=2)
     model.eval()
     with torch.no_grad():

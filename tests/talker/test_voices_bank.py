@@ -225,7 +225,9 @@ def test_available_voices_lists_the_installed_ones():
     assert "heart" in voices["hibari"]
     assert "fenrir" not in voices["hibari"]  # in hibari's table, but it would be downloaded
     assert "en-us" in voices["espeak"] and "+m3" in voices["espeak"]
-    from mio.talker.tts.voice import EMBEDDED  # the kodama check looks where the backend loads from
+    from mio.talker.tts.model import KodamaTTS  # the kodama check looks where the backend loads from
+
+    EMBEDDED = KodamaTTS.embedded
 
     assert bank_mod.KODAMA_EMBEDDED.resolve() == EMBEDDED.resolve()
 

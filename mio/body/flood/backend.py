@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from mio.body.base import BodyBackend, BodyPose, BodySession, frame_position
+from mio.body.flood.dit import FloodDiT
 from mio.body.flood.stream import REST_PROMPT, FloodStream
 from mio.body.flood.text import TextEncoder, shared_text_encoder
-from mio.body.flood.train import load_dit, load_vae
+from mio.body.flood.vae import CausalVAE
 from mio.body.humanml3d import StreamingFeatureDecoder
 from mio.core.config import BodyConfig
 from mio.core.errors import CheckpointError
@@ -112,9 +113,10 @@ class FloodBody(BodyBackend):
                  guidance: float = 1.0) -> None:
         self.config = config or BodyConfig(backend="flood")
         root = checkpoint_dir(self.config.checkpoint)
-        self.vae = load_vae(root / "vae")
-        self.dit, meta = load_dit(root / "dit")
-        self.text = text or shared_text_encoder(meta.get("text_encoder", "minilm"), self.dit.cfg.text_tokens)
+        self.vae = CausalVAE.from_pretrained(root / "vae")
+        self.dit = FloodDiT.from_pretrained(root / "dit")
+        self.text = text or shared_text_encoder(self.dit.pretrained_config.get("text_encoder", "minilm"),
+                                                self.dit.cfg.text_tokens)
         self.guidance = guidance
 
     def new_session(self, seed: int | None = None) -> FloodBodySession:

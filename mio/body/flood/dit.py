@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio.body.flood.config import DiTConfig
+from mio.body.flood.config import DiTConfig, from_dict, to_dict
+from mio.train.checkpoint import Pretrained
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,16 @@ class DiTBlock(nn.Module):
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
-class FloodDiT(nn.Module):
+class FloodDiT(Pretrained, nn.Module):
+    kind = "flood-dit"
+
+    @classmethod
+    def from_config(cls, config: dict, **options) -> FloodDiT:
+        return cls(from_dict(DiTConfig, config))
+
+    def config_dict(self) -> dict:
+        return to_dict(self.cfg)
+
     def __init__(self, cfg: DiTConfig):
         super().__init__()
         self.cfg = cfg

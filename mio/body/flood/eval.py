@@ -12,7 +12,7 @@ contrastively, then measure:
 The official T2M evaluator (its text/motion encoders) was trained on HumanML3D and is not
 available offline; `T2MEvaluator` trains the same kind of pair on the project's motion library
 (MiniLM sentence embedding -> MLP for text; conv + bidirectional GRU over 263-D features for
-motion). Official weights converted to safetensors load with `load_evaluator(path)` when the
+motion). Official weights converted to safetensors load with `T2MEvaluator.from_pretrained(path)` when the
 architecture matches; otherwise a clear `CheckpointError` says so.
 
 Transition smoothness (BABEL protocol): jerk is the third time derivative of joint positions;
@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mio.body.flood.config import from_dict, to_dict
 from mio.body.motionlib import ACTIONS, MotionSample
 from mio.core.layouts import BODY_FPS, HUMANML3D
-from mio.train import checkpoint as ckpt
+from mio.train.checkpoint import Pretrained
 
-EVAL_KIND = "flood-evaluator"
 R_GROUP = 32  # T2M's R-precision group size
 JERK_WINDOW = 15  # frames either side of a transition (0.75 s at 20 fps)
 CROSSFADE_SKIP = 16  # frames after a segment start before it counts as the action alone
@@ -50,7 +50,16 @@ class EvaluatorConfig:
     temperature: float = 0.1  # contrastive logits = -distance / temperature
 
 
-class T2MEvaluator(nn.Module):
+class T2MEvaluator(Pretrained, nn.Module):
+    kind = "flood-evaluator"
+
+    @classmethod
+    def from_config(cls, config: dict, **options) -> T2MEvaluator:
+        return cls(from_dict(EvaluatorConfig, config))
+
+    def config_dict(self) -> dict:
+        return to_dict(self.cfg)
+
     def __init__(self, cfg: EvaluatorConfig):
         super().__init__()
         self.cfg = cfg
@@ -85,15 +94,6 @@ class T2MEvaluator(nn.Module):
         logits = logits.masked_fill(same & ~eye, float("-inf"))
         target = torch.arange(len(group))
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-
-
-def load_evaluator(path: str | Path) -> T2MEvaluator:
-    from mio.body.flood.config import from_dict
-
-    state, config = ckpt.load_pretrained(path, kind=EVAL_KIND)
-    model = T2MEvaluator(from_dict(EvaluatorConfig, config))
-    ckpt.load_weights(model, state, where=str(path))
-    return model.eval()
 
 
 _ACTION_OF = {t: a.name for a in ACTIONS.values() for t in a.labels}
@@ -141,7 +141,7 @@ def train_evaluator(data: str | Path, out: str | Path, *, steps: int = 1500, bat
     from mio.body.flood.config import to_dict
 
     trainer = Trainer(TrainerConfig(str(out), steps, log_every=20, save_every=300, seed=seed, desc="body evaluator",
-                                    progress=progress), model, {"eval": opt}, model_config=to_dict(cfg), kind=EVAL_KIND)
+                                    progress=progress), model, {"eval": opt}, model_config=to_dict(cfg), kind=T2MEvaluator.kind)
     net = trainer.ddp(model)
 
     def batch_fn(step: int):
@@ -243,4 +243,4 @@ def transition_jerk(joints: np.ndarray, transitions: list[int], fps: float = BOD
 
 
 __all__ = ["EvaluatorConfig", "T2MEvaluator", "action_of", "diversity", "frechet_distance", "jerk",
-           "load_evaluator", "r_precision", "segment_crops", "t2m_metrics", "train_evaluator", "transition_jerk"]
+           "r_precision", "segment_crops", "t2m_metrics", "train_evaluator", "transition_jerk"]

@@ -25,44 +25,22 @@ import numpy as np
 import torch
 
 from mio.body.data import load_humanml3d
-from mio.body.flood.config import DiTConfig, VAEConfig, dit_preset, from_dict, to_dict, vae_preset
+from mio.body.flood.config import DiTConfig, dit_preset, to_dict, vae_preset
 from mio.body.flood.dit import FloodDiT
 from mio.body.flood.schedule import noisy, training_alphas, velocity_target
 from mio.body.flood.text import TextEncoder
 from mio.body.flood.vae import CausalVAE
 from mio.body.motionlib import MotionSample
 from mio.core.errors import InputError
-from mio.train import checkpoint as ckpt
 from mio.train.dist import init_distributed
 from mio.train.loop import Trainer, TrainerConfig
 
-VAE_KIND = "flood-vae"
-DIT_KIND = "flood-dit"
 VARIANTS = {  # --variant -> DiT config changes (§7.4 ablations)
     "flood": {},
     "causal": {"attention": "causal"},
     "random": {"schedule": "random"},
     "chunk": {"schedule": "chunk"},
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading trained parts
-# ---------------------------------------------------------------------------------------------
-
-
-def load_vae(path: str | Path) -> CausalVAE:
-    state, config = ckpt.load_pretrained(path, kind=VAE_KIND)
-    vae = CausalVAE(from_dict(VAEConfig, config))
-    ckpt.load_weights(vae, state, where=str(path))
-    return vae.eval()
-
-
-def load_dit(path: str | Path) -> tuple[FloodDiT, dict]:
-    state, config = ckpt.load_pretrained(path, kind=DIT_KIND)
-    dit = FloodDiT(from_dict(DiTConfig, config))
-    ckpt.load_weights(dit, state, where=str(path))
-    return dit.eval(), config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +173,7 @@ def train_vae(data: str, out: str, *, preset: str = "small", steps: int = 2000, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / steps))
     trainer = Trainer(TrainerConfig(out, steps, log_every=20, save_every=save_every, seed=seed, desc="body vae",
                                     progress=progress),
-                      vae, {"vae": opt}, model_config=to_dict(cfg), kind=VAE_KIND, schedulers={"vae": sched}, info=info)
+                      vae, {"vae": opt}, model_config=to_dict(cfg), kind=CausalVAE.kind, schedulers={"vae": sched}, info=info)
     net = trainer.ddp(vae)
 
     def batch_fn(step: int) -> torch.Tensor:
@@ -210,7 +188,7 @@ def train_vae(data: str, out: str, *, preset: str = "small", steps: int = 2000, 
     trainer.fit(batch_fn, step_fn)
     if info.is_main:  # latent statistics for the diffusion model, then the final checkpoint
         vae.fit_latent_stats([torch.from_numpy(s.features) for s in samples[:400]])
-        ckpt.save_pretrained(vae, out, {**to_dict(cfg), "trained_steps": trainer.step}, kind=VAE_KIND)
+        vae.save_pretrained(out, extra={"trained_steps": trainer.step})
     return vae
 
 
@@ -222,7 +200,7 @@ def train_dit(data: str, vae_dir: str, out: str, *, preset: str = "small", varia
     info = init_distributed()
     if variant not in VARIANTS:
         raise InputError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    vae = load_vae(vae_dir)
+    vae = CausalVAE.from_pretrained(vae_dir)
     cfg = replace(dit_preset(preset), **VARIANTS[variant])
     text = text or shared_text_encoder("minilm", cfg.text_tokens)
     if text.dim != cfg.text_dim:
@@ -235,7 +213,7 @@ def train_dit(data: str, vae_dir: str, out: str, *, preset: str = "small", varia
     config = {**to_dict(cfg), "variant": variant, "text_encoder": text.name, "vae": str(vae_dir)}
     trainer = Trainer(TrainerConfig(out, steps, log_every=20, save_every=save_every, seed=seed,
                                     desc=f"body dit ({variant})", progress=progress),
-                      dit, {"dit": opt}, model_config=config, kind=DIT_KIND, schedulers={"dit": sched}, info=info)
+                      dit, {"dit": opt}, model_config=config, kind=FloodDiT.kind, schedulers={"dit": sched}, info=info)
     net = trainer.ddp(dit)
 
     def batch_fn(step: int) -> dict[str, torch.Tensor]:
@@ -252,10 +230,5 @@ def train_dit(data: str, vae_dir: str, out: str, *, preset: str = "small", varia
     return dit
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
-
-
-__all__ = ["DIT_KIND", "VAE_KIND", "VARIANTS", "dit_batch", "dit_loss", "encode_latents", "load_dit", "load_vae",
-           "train_dit", "train_vae"]
+__all__ = ["VARIANTS", "dit_batch", "dit_loss", "encode_latents", "feature_stats", "load_samples", "train_dit",
+           "train_vae"]

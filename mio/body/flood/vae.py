@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio.body.flood.config import VAEConfig
+from mio.body.flood.config import VAEConfig, from_dict, to_dict
+from mio.train.checkpoint import Pretrained
 
 
 class CausalConv1d(nn.Conv1d):
@@ -73,7 +74,16 @@ class Upsample(nn.Module):
         return self.conv(x.repeat_interleave(2, dim=-1))
 
 
-class CausalVAE(nn.Module):
+class CausalVAE(Pretrained, nn.Module):
+    kind = "flood-vae"
+
+    @classmethod
+    def from_config(cls, config: dict, **options) -> CausalVAE:
+        return cls(from_dict(VAEConfig, config))
+
+    def config_dict(self) -> dict:
+        return to_dict(self.cfg)
+
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg

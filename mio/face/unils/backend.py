@@ -22,7 +22,7 @@ from mio.core.errors import BackendError, ConfigError, InputError
 from mio.core.frames import AudioChunk, Emotion, UserAudio
 from mio.core.layouts import FACE_FPS, LAYOUTS
 from mio.face.base import FaceBackend, FaceSession, chunk_samples
-from mio.face.unils.model import EMBEDDED, UniLS, from_pretrained
+from mio.face.unils.model import UniLS
 from mio.face.unils.streaming import UniLSStream
 
 PRUNE_EVERY = 250  # frames between prunes of old frames and audio
@@ -81,13 +81,13 @@ class UniLSFace(FaceBackend):
     def __init__(self, config: FaceConfig | None = None, *, model: UniLS | None = None) -> None:
         config = config or FaceConfig(backend="unils")
         if model is None:
-            path = config.checkpoint or EMBEDDED
-            if config.checkpoint is None and not (EMBEDDED / "model.safetensors").is_file():
-                raise BackendError(f"the embedded UniLS checkpoint is missing ({EMBEDDED}); train one with "
+            path = config.checkpoint or UniLS.embedded
+            if config.checkpoint is None and not (UniLS.embedded / "model.safetensors").is_file():
+                raise BackendError(f"the embedded UniLS checkpoint is missing ({UniLS.embedded}); train one with "
                                    "`mio train face` (see docs/face.md) and set face.checkpoint")
-            model = from_pretrained(path)
+            model = UniLS.from_pretrained(path)
         if model.gen is None:
-            raise BackendError(f"{config.checkpoint or EMBEDDED} is a VQ-VAE only (stage vq); UniLS needs a generator")
+            raise BackendError(f"{config.checkpoint or UniLS.embedded} is a VQ-VAE only (stage vq); UniLS needs a generator")
         if model.cfg.layout != config.layout:
             raise ConfigError(f"the UniLS checkpoint drives layout {model.cfg.layout!r}, but face.layout is "
                               f"{config.layout!r}")

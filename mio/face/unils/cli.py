@@ -87,7 +87,7 @@ def _animate(args: argparse.Namespace) -> int:
     from mio.cli.common import config_from_args
     from mio.core.atomic import check_output
     from mio.face.unils.data import write_face
-    from mio.face.unils.model import from_pretrained
+    from mio.face.unils.model import UniLS
     from mio.face.unils.streaming import animate
 
     cfg = config_from_args(args)
@@ -99,7 +99,7 @@ def _animate(args: argparse.Namespace) -> int:
     _check_temperature(args.temperature)
     own = read_audio(args.self_audio)
     other = read_audio(args.other) if args.other else None
-    model = from_pretrained(args.checkpoint or cfg.face.checkpoint)
+    model = UniLS.from_pretrained(args.checkpoint or cfg.face.checkpoint)
     if model.gen is None:
         raise InputError("that checkpoint is a VQ-VAE only; give a stage free/audio/e2e checkpoint")
     out = animate(model, own, other, style=args.style, other_style=args.other_style, seed=args.seed,

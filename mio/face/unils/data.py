@@ -189,7 +189,7 @@ def split(tracks: list[Track], test_fraction: float = 0.15) -> tuple[list[Track]
 
 def style_tuning(style: int):
     """The procedural animator's knobs for identity `style` (0 = the animator's defaults)."""
-    from mio.face.procedural import FaceTuning
+    from mio.face.expression import FaceTuning
 
     base = FaceTuning()
     if style == 0:

@@ -14,17 +14,37 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from mio.core.errors import CheckpointError
 from mio.face.unils.config import UniLSConfig
 from mio.face.unils.transformer import UniLSGenerator, add_lora
 from mio.face.unils.vqvae import MultiScaleVQVAE
+from mio.train.checkpoint import Pretrained
 
 KIND = "unils"
 STAGES = ("vq", "free", "audio", "e2e")
 EMBEDDED = Path(__file__).parent / "weights" / "unils-tiny"
 
 
-class UniLS(nn.Module):
+class UniLS(Pretrained, nn.Module):
+    """`UniLS.from_pretrained(path, merge=True)`: with `merge`, stage-2 LoRA adapters are folded into the
+    weights (no extra matmuls per frame, and no `peft` import at run time). None: the embedded model."""
+
+    kind = KIND
+    embedded = EMBEDDED
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, merge: bool = True) -> UniLS:
+        cfg = UniLSConfig.from_dict(config)
+        stage = config.get("stage", "audio")
+        return cls(cfg, stage, lora=not _folds(cfg, stage, merge))
+
+    @classmethod
+    def prepare_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any], *,
+                      merge: bool = True) -> dict[str, torch.Tensor]:
+        cfg = UniLSConfig.from_dict(config)
+        if _folds(cfg, config.get("stage", "audio"), merge) and any("lora_" in k for k in state):
+            return fold_lora(state, cfg.lora_alpha, cfg.lora_rank)
+        return state
+
     def __init__(self, cfg: UniLSConfig, stage: str = "audio", *, lora: bool = True) -> None:
         """`lora=False` builds stage 2 without adapters (for weights whose LoRA is already folded in)."""
         super().__init__()
@@ -60,25 +80,8 @@ def fold_lora(state: dict[str, torch.Tensor], alpha: int, rank: int) -> dict[str
     return out
 
 
-def from_pretrained(path: str | Path | None = None, *, merge: bool = True) -> UniLS:
-    """Load a UniLS checkpoint dir (None = the embedded one). With `merge`, stage-2 LoRA adapters are
-    folded into the weights (no extra matmuls per frame, and no `peft` import at run time)."""
-    from mio.train import load_pretrained, load_weights
-
-    path = Path(path) if path is not None else EMBEDDED
-    state, meta = load_pretrained(path, kind=KIND)
-    stage = meta.get("stage", "audio")
-    try:
-        cfg = UniLSConfig.from_dict(meta)
-        fold = merge and stage == "audio" and cfg.lora_rank > 0 and any("lora_" in k for k in state)
-        model = UniLS(cfg, stage, lora=not fold)
-        if fold:
-            state = fold_lora(state, cfg.lora_alpha, cfg.lora_rank)
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {path} has an invalid UniLS config or weights: {e}") from e
-    load_weights(model, state, where=str(path))
-    model.eval()
-    return model
+def _folds(cfg: UniLSConfig, stage: str, merge: bool) -> bool:
+    return merge and stage == "audio" and cfg.lora_rank > 0
 
 
 def copy_stage1(target: UniLS, stage1: UniLS) -> None:

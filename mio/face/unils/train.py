@@ -25,7 +25,7 @@ from mio.core.errors import ConfigError
 from mio.face.unils import audio as A
 from mio.face.unils.config import UniLSConfig, preset
 from mio.face.unils.data import Track, load_dataset, split
-from mio.face.unils.model import KIND, UniLS, copy_stage1, from_pretrained
+from mio.face.unils.model import KIND, UniLS, copy_stage1
 
 
 @dataclass
@@ -107,7 +107,7 @@ def build(stage: str, cfg: UniLSConfig, init: str | None, tracks: list[Track]) -
         return model
     if init is None:
         raise ConfigError(f"--stage {stage} starts from a trained checkpoint: give --init (vq for free/e2e, free for audio)")
-    prior = from_pretrained(init, merge=False)
+    prior = UniLS.from_pretrained(init, merge=False)
     if prior.cfg.to_dict() | {"lora_rank": 0} != cfg.to_dict() | {"lora_rank": 0}:
         cfg_diff = {k: (v, cfg.to_dict()[k]) for k, v in prior.cfg.to_dict().items() if cfg.to_dict()[k] != v}
         raise ConfigError(f"--init {init} was trained with another configuration: {cfg_diff}")

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from mio.render.avatardit.data import ClipConfig, PixelLatents, RenderedClips, collate
-from mio.render.avatardit.model import sample
-from mio.render.avatardit.train import load_avatardit
+from mio.render.avatardit.model import AvatarDiT, sample
 from mio.render.metrics import psnr, ssim
 
 HELD_OUT_SEED = 10_000_019  # clip seeds from here on are never drawn by training (seeds < 1e6 * steps)
@@ -38,7 +37,8 @@ def _scores(pred: list[np.ndarray], true: list[np.ndarray]) -> dict[str, float]:
 
 def evaluate(checkpoint: str, *, clips: int = 8, stage: str | None = None, steps: int = 20,
              seed: int = 0) -> dict:
-    model, config = load_avatardit(checkpoint)
+    model = AvatarDiT.from_pretrained(checkpoint)
+    config = model.pretrained_config
     stage = stage or config.get("stage", "joint")
     clip_cfg = ClipConfig(**config["clips"]) if "clips" in config else ClipConfig()
     data = RenderedClips(clip_cfg)

@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mio.render.avatardit.config import CAMERA_DIM, AvatarDiTConfig
+from mio.train.checkpoint import Pretrained
 
 I2V_MASK_CHANNELS = 4  # Wan's I2V mask: one channel per pixel frame folded into a latent frame
 MOTION_ENCODER_BATCH = 16  # face crops per motion-encoder call (bounded memory at 512x512)
@@ -116,7 +117,19 @@ def camera_block(block: nn.Module, x: torch.Tensor, context: torch.Tensor, t_mod
     return (x.float() + block.ffn(h).float() * c_gate).type_as(x)
 
 
-class AvatarDiT(nn.Module):
+class AvatarDiT(Pretrained, nn.Module):
+    """`AvatarDiT.from_pretrained(path)`: a model trained by `mio train render` (its config.json holds
+    {"stage", "avatardit": the AvatarDiTConfig, "clips"}); `from_wan` wraps real Wan-Animate weights."""
+
+    kind = "avatardit"
+
+    @classmethod
+    def from_config(cls, config: dict, **options) -> AvatarDiT:
+        return cls(AvatarDiTConfig.from_dict(config["avatardit"]))
+
+    def config_dict(self) -> dict:
+        return {"avatardit": self.cfg.to_dict()}
+
     def __init__(self, cfg: AvatarDiTConfig, backbone: nn.Module | None = None) -> None:
         super().__init__()
         from diffusers import WanAnimateTransformer3DModel

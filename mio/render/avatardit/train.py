@@ -29,7 +29,7 @@ from mio.core.errors import ConfigError
 from mio.render.avatardit.config import PRESETS, STAGES, AvatarDiTConfig
 from mio.render.avatardit.model import AvatarDiT, flow_matching_loss
 
-KIND = "avatardit"
+KIND = AvatarDiT.kind
 FACE_IMAGE_DROPOUT = 0.5  # face stage: share of clips driven by parameters alone
 
 
@@ -67,16 +67,6 @@ def training_step(model: torch.nn.Module, cfg: AvatarDiTConfig, batch: dict[str,
     return flow_matching_loss(model, x0, generator, shift=cfg.shift, references=batch["references"],
                               control=batch["control"], text=text, face_params=batch["face_params"],
                               face_pixels=face_pixels, camera=batch["camera"])
-
-
-def load_avatardit(path: str | Path) -> tuple[AvatarDiT, dict]:
-    """A trained AvatarDiT from `mio train render` output (config.json + model.safetensors)."""
-    from mio.train.checkpoint import load_pretrained, load_weights
-
-    state, config = load_pretrained(path, kind=KIND)
-    model = AvatarDiT(AvatarDiTConfig.from_dict(config["avatardit"]))
-    load_weights(model, state, where=str(path))
-    return model.eval(), config
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ teacher's features (Eq. 5's semantic reconstruction).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +29,7 @@ from mio.talker.codec.modules import (
     MultiReceptiveField,
 )
 from mio.talker.codec.quant import ResidualVQ, pointwise
+from mio.train.checkpoint import Pretrained
 
 
 def _downsampler(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -114,8 +117,23 @@ class VocosDecoder(nn.Module):
         return self.head(h)
 
 
-class KodamaCodec(nn.Module):
-    """Kodama tokenizer: `encode` (B, 1, N) 24 kHz -> (B, 8, N / 1920); `decode` the inverse."""
+class KodamaCodec(Pretrained, nn.Module):
+    """Kodama tokenizer: `encode` (B, 1, N) 24 kHz -> (B, 8, N / 1920); `decode` the inverse.
+    `KodamaCodec.from_pretrained()` is the embedded checkpoint (mio/talker/codec/embedded)."""
+
+    kind = "kodama-codec"
+    embedded = Path(__file__).resolve().parent / "embedded"
+
+    @classmethod
+    def from_config(cls, config: dict, **options) -> KodamaCodec:
+        return cls(CodecConfig.from_dict(config))
+
+    def config_dict(self) -> dict:
+        return self.cfg.to_dict()
+
+    @classmethod
+    def prepare_state(cls, state: dict, config: dict, **options) -> dict:
+        return {k: v.float() for k, v in state.items()}  # a float16 shipping copy runs in float32
 
     def __init__(self, cfg: CodecConfig | None = None) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
-"""Streaming inference: encode and decode one 80 ms frame (or a few) at a time, and loading.
+"""Streaming inference: encode and decode one 80 ms frame (or a few) at a time.
 
-    codec = load_codec()                      # the embedded checkpoint
+    codec = KodamaCodec.from_pretrained()     # the embedded checkpoint
     with StreamingEncoder(codec) as enc, StreamingDecoder(codec) as dec:
         for frame in frames:                  # (B, 1, 1920) each
             audio = dec.step(enc.step(frame)) # (B, 1, 1920), same numbers as offline
@@ -12,18 +12,13 @@ causal and carries its own state; tests/talker/codec check it to float precision
 from __future__ import annotations
 
 from contextlib import ExitStack
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mio.core.errors import CheckpointError, InputError
-from mio.talker.codec.config import CodecConfig
+from mio.core.errors import InputError
 from mio.talker.codec.model import KodamaCodec, pad_to_frames
 from mio.talker.codec.modules import streaming
-
-EMBEDDED = Path(__file__).resolve().parent / "embedded"
-KIND = "kodama-codec"
 
 
 class _Streamer:
@@ -65,25 +60,6 @@ class StreamingDecoder(_Streamer):
         """codes (B, 8, k) -> (B, 1, k x 1920) 24 kHz."""
         self._check()
         return self.codec.decode(codes)
-
-
-def load_codec(path: str | Path | None = None, *, threads: int | None = None) -> KodamaCodec:
-    """A KodamaCodec in eval mode from a checkpoint folder (None = the embedded checkpoint)."""
-    from mio.train.checkpoint import load_pretrained, load_weights
-
-    path = Path(path) if path else EMBEDDED
-    if path == EMBEDDED and not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"the embedded codec checkpoint is missing from {path}; reinstall Mio or "
-                              "train one with `mio train codec --export mio/talker/codec/embedded`")
-    state, meta = load_pretrained(path, kind=KIND)
-    try:
-        codec = KodamaCodec(CodecConfig.from_dict(meta))
-    except (TypeError, ValueError, KeyError, RuntimeError) as e:  # a config with wrong types or sizes
-        raise CheckpointError(f"checkpoint {path}: its config.json does not describe a codec ({e})") from None
-    load_weights(codec, {k: v.float() for k, v in state.items()}, where=str(path))
-    if threads:
-        torch.set_num_threads(threads)
-    return codec.eval()
 
 
 def encode_array(codec: KodamaCodec, samples: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from mio.talker.codec.quant import pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
 from mio.train.checkpoint import load_pretrained, load_weights
 
-KIND = "kodama-codec"
+KIND = KodamaCodec.kind
 
 
 @dataclass(frozen=True)

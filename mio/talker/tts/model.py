@@ -42,6 +42,7 @@ from torch import nn
 
 from mio.core.errors import CheckpointError, ConfigError
 from mio.talker.tts.sequence import IGNORE, TTSBatch
+from mio.train.checkpoint import Pretrained
 
 KIND = "kodama-tts"
 EMOTIONS = ("neutral", "happy", "excited", "surprised", "sad", "angry", "fear", "thinking", "curious",
@@ -144,7 +145,14 @@ def _build_backbone(cfg: KodamaTTSConfig) -> tuple[nn.Module, int]:
     raise ConfigError(f"unknown Kodama-TTS backbone {cfg.backbone!r} (llama | smollm2 | qwen3)")
 
 
-class KodamaTTS(nn.Module):
+class KodamaTTS(Pretrained, nn.Module):
+    """`KodamaTTS.from_pretrained()` is the embedded checkpoint; a checkpoint may carry a default voice
+    (voice.safetensors: a speaker vector and an acoustic prompt), kept as `default_voice`."""
+
+    kind = KIND
+    embedded = Path(__file__).resolve().parent / "weights" / "kodama-tts-tiny"
+    default_voice: DefaultVoice | None = None
+
     def __init__(self, cfg: KodamaTTSConfig, *, text_table: torch.Tensor | None = None) -> None:
         """`text_table` (text_vocab, text_dim): the pretrained LM's token embeddings for the llama
         backbone; None loads them (SmolLM2 GGUF) or draws them (text_embeddings="random")."""
@@ -275,12 +283,47 @@ class KodamaTTS(nn.Module):
         return {"model": asdict(self.cfg)}
 
     @classmethod
-    def from_config_dict(cls, d: dict[str, Any], **kw: Any) -> KodamaTTS:
+    def from_config(cls, config: dict[str, Any], **options: Any) -> KodamaTTS:
+        """`options`: KodamaTTS's own keywords (`text_table`)."""
         try:
-            cfg = KodamaTTSConfig(**d["model"])
+            cfg = KodamaTTSConfig(**config["model"])
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"not a Kodama-TTS config ({e})") from e
-        return cls(cfg, **kw)
+        return cls(cfg, **options)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, **options: Any) -> KodamaTTS:
+        """The model in eval mode, with the checkpoint's default voice (or None) as `default_voice`."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = cls.checkpoint_path(path)
+        model = super().from_pretrained(path, **options)
+        vf = path / VOICE_FILE
+        if vf.is_file():
+            try:
+                t = load_file(str(vf))
+            except (SafetensorError, OSError) as e:
+                raise CheckpointError(f"{vf} cannot be read ({e})") from e
+            v = model.pretrained_config.get("voice", {})
+            model.default_voice = DefaultVoice(speaker=t["speaker"], prompt_codes=t["prompt_codes"],
+                                               prompt_text=v.get("text", ""), name=v.get("name", ""))
+        return model
+
+    def save_pretrained(self, path: str | Path, *, voice: DefaultVoice | None = None,
+                        extra: dict[str, Any] | None = None) -> Path:
+        """config.json + model.safetensors (the frozen LM text table is not saved) + the default voice."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        meta = dict(extra or {})
+        if voice is not None:
+            meta["voice"] = {"text": voice.prompt_text, "name": voice.name, **voice.extra}
+        super().save_pretrained(path, extra=meta)
+        if voice is not None:
+            save_file({"speaker": voice.speaker.float().contiguous(),
+                       "prompt_codes": voice.prompt_codes.long().contiguous()}, str(path / VOICE_FILE))
+        return path
 
 
 def tts_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -337,45 +380,3 @@ class DefaultVoice:
 
 
 VOICE_FILE = "voice.safetensors"
-
-
-def save_checkpoint(model: KodamaTTS, path: str | Path, *, voice: DefaultVoice | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """config.json + model.safetensors (the frozen LM text table is not saved) + the default voice."""
-    from safetensors.torch import save_file
-
-    from mio.train import save_pretrained
-
-    path = Path(path)
-    meta = {**model.config_dict(), **(extra or {})}
-    if voice is not None:
-        meta["voice"] = {"text": voice.prompt_text, "name": voice.name, **voice.extra}
-    save_pretrained(model, path, meta, kind=KIND)
-    if voice is not None:
-        save_file({"speaker": voice.speaker.float().contiguous(), "prompt_codes": voice.prompt_codes.long().contiguous()},
-                  str(path / VOICE_FILE))
-    return path
-
-
-def load_checkpoint(path: str | Path, **kw: Any) -> tuple[KodamaTTS, DefaultVoice | None, dict[str, Any]]:
-    """(model in eval mode, its default voice or None, the config dict)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from mio.train import load_pretrained, load_weights
-
-    state, meta = load_pretrained(path, kind=KIND)
-    model = KodamaTTS.from_config_dict(meta, **kw)
-    load_weights(model, state, where=str(path))
-    model.eval()
-    voice = None
-    vf = Path(path) / VOICE_FILE
-    if vf.is_file():
-        try:
-            t = load_file(str(vf))
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{vf} cannot be read ({e})") from e
-        v = meta.get("voice", {})
-        voice = DefaultVoice(speaker=t["speaker"], prompt_codes=t["prompt_codes"], prompt_text=v.get("text", ""),
-                             name=v.get("name", ""))
-    return model, voice, meta

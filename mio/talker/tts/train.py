@@ -35,9 +35,7 @@ from mio.talker.tts.model import (
     DefaultVoice,
     KodamaTTS,
     emotion_vector,
-    load_checkpoint,
     preset,
-    save_checkpoint,
 )
 from mio.talker.tts.sequence import TTSBatch, TTSExample, collate
 
@@ -292,7 +290,7 @@ def train(model: KodamaTTS, data: TTSData, out: str | Path, *, steps: int, cfg: 
 
     def save_fn(m: torch.nn.Module, path: Path) -> None:
         step = trainer_ref[0].step if trainer_ref else 0
-        save_checkpoint(unwrap(m), path, voice=voice, extra={**meta, "trained_steps": step})
+        unwrap(m).save_pretrained(path, voice=voice, extra={**meta, "trained_steps": step})
         if tokenizer_json is not None and Path(tokenizer_json).is_file():
             shutil.copy(tokenizer_json, path / "tokenizer.json")
 
@@ -366,7 +364,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     from mio.talker.tts.lm import LMTokenizer, default_tokenizer_json
     from mio.talker.tts.speaker import SPEAKER_DIM
-    from mio.talker.tts.voice import load_codec
+    from mio.talker.tts.voice import NumpyCodec
     from mio.train import init_distributed
 
     def say(msg: str) -> None:
@@ -382,7 +380,7 @@ def train_command(args: argparse.Namespace) -> int:
     if info.is_main:
         tok = LMTokenizer()  # SmolLM2's tokenizer (built from the GGUF once, then cached)
         try:
-            codec = load_codec(args.codec)
+            codec = NumpyCodec.from_pretrained(args.codec)
         except (BackendError, CheckpointError) as e:
             if not args.prepare_only:
                 raise
@@ -401,7 +399,7 @@ def train_command(args: argparse.Namespace) -> int:
         barrier()
     if args.prepare_only:
         return 0
-    codec = load_codec(args.codec)
+    codec = NumpyCodec.from_pretrained(args.codec)
     codec_sha = codec_identity(codec)  # the codec this model's tokens belong to
     # the token spaces are the codec's and the LM tokenizer's, whatever the preset's test sizes say
     mcfg = replace(mcfg, n_codebooks=codec.n_codebooks, codebook_size=codec.codebook_size,
@@ -412,7 +410,7 @@ def train_command(args: argparse.Namespace) -> int:
     say(f"{len(data)} utterances, {len(data.speakers)} speakers, {int(data.code_off[-1])} frames "
         f"({int(data.code_off[-1]) / mcfg.frame_rate / 60:.1f} min)")
     if args.init and not (out / "train_state").is_dir():
-        model, _, _ = load_checkpoint(args.init)
+        model = KodamaTTS.from_pretrained(args.init)
         say(f"initialised from {args.init}")
     else:
         model = KodamaTTS(mcfg)
@@ -434,8 +432,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _embedded_codec_dir() -> Path | None:
-    try:
-        from mio.talker.codec.stream import EMBEDDED
-    except ImportError:
-        return None
-    return EMBEDDED if (EMBEDDED / "model.safetensors").is_file() else None
+    from mio.talker.codec import KodamaCodec
+
+    folder = KodamaCodec.embedded
+    return folder if (folder / "model.safetensors").is_file() else None

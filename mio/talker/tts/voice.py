@@ -34,11 +34,10 @@ from mio.core.frames import Emotion
 from mio.talker.base import Speech
 from mio.talker.text import clean_text
 from mio.talker.tts.lm import TOKENIZER_JSON, LMTokenizer, TextTokenizer
-from mio.talker.tts.model import DefaultVoice, KodamaTTS, emotion_vector, load_checkpoint
+from mio.talker.tts.model import DefaultVoice, KodamaTTS, emotion_vector
 from mio.talker.tts.sequence import join_text
 from mio.talker.voices._common import EmbeddedVoice, Prosody
 
-EMBEDDED = Path(__file__).parent / "weights" / "kodama-tts-tiny"
 CHARS_PER_SECOND = 12.0  # slow English reading rate: caps generation at ~1.3x a normal reading + 1 s
 MIN_CHARS_PER_SECOND = 30.0  # twice a fast reading rate: EOS is not allowed before this much audio
 
@@ -62,18 +61,26 @@ class Codec(Protocol):
     def stream_decoder(self) -> StreamDecoder: ...
 
 
-class CodecAdapter:
-    """Engineer A's KodamaCodec (torch, (B, 8, T) codes) seen through the `Codec` interface above:
-    numpy in and out, codes as (T, K) rows, a stream decoder that keeps the causal decoder's state."""
+class NumpyCodec:
+    """The Kodama codec (mio.talker.codec.KodamaCodec: torch, (B, 8, T) codes) seen through the `Codec`
+    interface above: numpy in and out, codes as (T, K) rows, a stream decoder that keeps the causal
+    decoder's state. `NumpyCodec.from_pretrained(path)` loads the codec (None: the embedded one)."""
 
-    def __init__(self, codec) -> None:
+    def __init__(self, codec, checkpoint: Path | None = None) -> None:
         self.model = codec
-        self.sample_rate = int(codec.cfg.sample_rate) if hasattr(codec.cfg, "sample_rate") else 24000
+        self.sample_rate = int(codec.cfg.sample_rate)
         self.hop = int(codec.cfg.hop)
         self.frame_rate = self.sample_rate / self.hop
         self.n_codebooks = int(codec.cfg.n_q)
         self.codebook_size = int(codec.cfg.codebook_size)
-        self.checkpoint: Path | None = None  # its weights file, when loaded from one
+        self.checkpoint = checkpoint  # its weights file, when loaded from one
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> NumpyCodec:
+        from mio.talker.codec import KodamaCodec
+
+        folder = KodamaCodec.checkpoint_path(path)
+        return cls(KodamaCodec.from_pretrained(folder), folder / "model.safetensors")
 
     def encode(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         from mio.talker.codec.stream import encode_array
@@ -86,11 +93,11 @@ class CodecAdapter:
 
         return decode_array(self.model, np.asarray(codes).T)
 
-    def stream_decoder(self) -> _AdapterStream:
-        return _AdapterStream(self.model)
+    def stream_decoder(self) -> _CodecStream:
+        return _CodecStream(self.model)
 
 
-class _AdapterStream:
+class _CodecStream:
     """Feeds frames to the codec's causal decoder with its streaming state kept between pushes.
     `close()` (also on garbage collection of the voice's generator) clears the state."""
 
@@ -130,25 +137,6 @@ def codec_fingerprint(codec: Any) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_codec(path: str | None = None) -> Codec:
-    """The Kodama codec (mio.talker.codec; None = its embedded checkpoint). Uses the codec's own
-    numpy API (`KodamaCodec.from_pretrained`) when it has one, else adapts the torch module."""
-    try:
-        from mio.talker.codec import KodamaCodec
-    except ImportError as e:
-        raise BackendError(f"the kodama voice needs the Kodama codec (mio.talker.codec): {e}") from e
-    if hasattr(KodamaCodec, "from_pretrained"):
-        codec = KodamaCodec.from_pretrained(path)
-        if all(hasattr(codec, a) for a in ("encode", "decode", "stream_decoder", "n_codebooks", "sample_rate")):
-            return codec
-    from mio.talker.codec.stream import EMBEDDED as CODEC_EMBEDDED
-    from mio.talker.codec.stream import load_codec as load_kodama_codec
-
-    adapter = CodecAdapter(load_kodama_codec(path))
-    adapter.checkpoint = Path(path or CODEC_EMBEDDED) / "model.safetensors"
-    return adapter
-
-
 @dataclass
 class Prompt:
     """What conditions one voice: speaker vector, acoustic prompt frames and their transcript."""
@@ -179,17 +167,18 @@ class KodamaVoice(EmbeddedVoice):
         torch.set_num_threads(max(1, threads))
         self.sampling = sampling or SamplingConfig()
         self.use_prompt = use_prompt
-        ckpt = Path(self.config.checkpoint) if self.config.checkpoint else EMBEDDED
+        ckpt = Path(self.config.checkpoint) if self.config.checkpoint else KodamaTTS.embedded
         meta: dict[str, Any] = {}
         if model is None:
             if not (ckpt / "config.json").is_file():
                 raise BackendError(f"no Kodama-TTS checkpoint at {ckpt} (train one: `mio train tts`)")
-            model, default_voice, meta = load_checkpoint(ckpt)
+            model = KodamaTTS.from_pretrained(ckpt)
+            default_voice, meta = model.default_voice, model.pretrained_config
         self.model = model.eval()
         if codec is None:
             # a shipped checkpoint carries the codec it was trained on (ckpt/codec); else the embedded one
             own = ckpt / "codec"
-            codec = load_codec(self.config.codec or (str(own) if (own / "config.json").is_file() else None))
+            codec = NumpyCodec.from_pretrained(self.config.codec or (own if (own / "config.json").is_file() else None))
             fresh_codec = True
         else:
             fresh_codec = False

@@ -7,17 +7,16 @@ import pytest
 import torch
 
 from mio.body.bvh import read_bvh_joints, write_bvh
-from mio.body.flood.config import DiTConfig, VAEConfig, replace, to_dict
+from mio.body.flood.config import DiTConfig, VAEConfig, replace
 from mio.body.flood.dit import FloodDiT
 from mio.body.flood.schedule import lower_triangular, regions, training_alphas, window_at
 from mio.body.flood.stream import FloodStream, generate_offline
 from mio.body.flood.text import HashTextEncoder
-from mio.body.flood.train import DIT_KIND, VAE_KIND, dit_batch, dit_loss, encode_latents, load_dit, load_vae
+from mio.body.flood.train import dit_batch, dit_loss, encode_latents
 from mio.body.flood.vae import CausalVAE, StreamingDecoder
 from mio.body.humanml3d import features_to_joints
 from mio.body.motionlib import ACTIONS, labels, make_split, render_sequence
 from mio.core.layouts import HUMANML3D
-from mio.train.checkpoint import save_pretrained
 
 
 def _randomize(module: torch.nn.Module, std: float = 0.05, seed: int = 0) -> torch.nn.Module:
@@ -284,9 +283,9 @@ def test_save_load_and_backend_session(models, text, tmp_path) -> None:
     from mio.core.config import BodyConfig
 
     vae, dit = models
-    save_pretrained(vae, tmp_path / "ck" / "vae", to_dict(vae.cfg), kind=VAE_KIND)
-    save_pretrained(dit, tmp_path / "ck" / "dit", {**to_dict(dit.cfg), "text_encoder": "hash"}, kind=DIT_KIND)
-    vae2, (dit2, _) = load_vae(tmp_path / "ck" / "vae"), load_dit(tmp_path / "ck" / "dit")
+    vae.save_pretrained(tmp_path / "ck" / "vae")
+    dit.save_pretrained(tmp_path / "ck" / "dit", extra={"text_encoder": "hash"})
+    vae2, dit2 = CausalVAE.from_pretrained(tmp_path / "ck" / "vae"), FloodDiT.from_pretrained(tmp_path / "ck" / "dit")
     args = _dit_inputs(d=32)
     assert torch.equal(dit(*args), dit2(*args))
     z = torch.randn(1, 5, 4)

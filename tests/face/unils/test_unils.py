@@ -14,7 +14,7 @@ from mio.face.unils import audio as A
 from mio.face.unils.backend import UniLSFace
 from mio.face.unils.config import UniLSConfig, paper
 from mio.face.unils.data import Track, load_dataset, split, write_face
-from mio.face.unils.model import UniLS, copy_stage1, from_pretrained
+from mio.face.unils.model import UniLS, copy_stage1
 from mio.face.unils.streaming import AudioTimeline, UniLSStream, animate
 from mio.face.unils.train import gen_step, make_batch, train
 from mio.face.unils.transformer import block_causal_mask
@@ -161,8 +161,8 @@ def trained(tmp_path_factory):
 
 
 def test_stage2_lora_keeps_the_stage1_backbone_unchanged(trained):
-    stage1 = from_pretrained(trained / "free")
-    stage2 = from_pretrained(trained / "audio", merge=False)
+    stage1 = UniLS.from_pretrained(trained / "free")
+    stage2 = UniLS.from_pretrained(trained / "audio", merge=False)
     s1, s2 = stage1.gen.state_dict(), stage2.gen.state_dict()
     base = {k: v for k, v in s2.items() if ".base_layer." in k}
     assert base, "LoRA adapters were not injected"
@@ -175,18 +175,18 @@ def test_stage2_lora_keeps_the_stage1_backbone_unchanged(trained):
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in s2.items() if "xattn_own.proj.weight" in k)
     for k, v in stage2.vq.state_dict().items():
         assert torch.equal(v, stage1.vq.state_dict()[k])  # the VQ-VAE stays frozen
-    merged = from_pretrained(trained / "audio")  # LoRA folded in: the same function, fewer matmuls
+    merged = UniLS.from_pretrained(trained / "audio")  # LoRA folded in: the same function, fewer matmuls
     x = (_speech(0.6, 0), SR)
     np.testing.assert_allclose(animate(merged, x, x, seed=1, temperature=0), animate(stage2, x, x, seed=1, temperature=0),
                                atol=1e-4)
 
 
 def test_save_load_round_trip_gives_the_same_motion(trained):
-    a, b = from_pretrained(trained / "e2e"), from_pretrained(trained / "e2e")
+    a, b = UniLS.from_pretrained(trained / "e2e"), UniLS.from_pretrained(trained / "e2e")
     x = (_speech(1.0, 0), SR)
     torch.testing.assert_close(torch.from_numpy(animate(a, x, x, seed=5)), torch.from_numpy(animate(b, x, x, seed=5)))
     with pytest.raises(CheckpointError):
-        from_pretrained(trained / "missing")
+        UniLS.from_pretrained(trained / "missing")
     with pytest.raises(ConfigError):  # stage 2 must start from stage 1, not from a VQ-VAE
         train("audio", "", str(trained / "bad"), cfg=CFG, init=str(trained / "vq"), steps=1, batch=2,
               tracks=_tracks(), progress=False)

@@ -24,7 +24,7 @@ from mio.talker.codec.losses import (
 from mio.talker.codec.model import BandSplit, KodamaCodec, pad_to_frames
 from mio.talker.codec.modules import CausalConv1d, CausalResampler, ISTFTHead, streaming
 from mio.talker.codec.quant import ResidualVQ
-from mio.talker.codec.stream import StreamingDecoder, StreamingEncoder, decode_array, encode_array, load_codec
+from mio.talker.codec.stream import StreamingDecoder, StreamingEncoder, decode_array, encode_array
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +228,8 @@ def test_one_training_step_lowers_the_loss():
 def test_save_and_load(tmp_path, codec):
     from mio.train import save_pretrained
 
-    save_pretrained(codec, tmp_path / "ck", codec.cfg.to_dict(), kind="kodama-codec")
-    loaded = load_codec(tmp_path / "ck")
+    codec.save_pretrained(tmp_path / "ck")
+    loaded = KodamaCodec.from_pretrained(tmp_path / "ck")
     x = _speechlike(HOP * 3)
     with torch.no_grad():
         assert torch.equal(loaded.encode(x), codec.encode(x))
@@ -237,7 +237,7 @@ def test_save_and_load(tmp_path, codec):
     assert loaded.cfg == codec.cfg
     save_pretrained(torch.nn.Linear(2, 2), tmp_path / "other", {}, kind="toy")
     with pytest.raises(CheckpointError, match="not 'kodama-codec'"):
-        load_codec(tmp_path / "other")
+        KodamaCodec.from_pretrained(tmp_path / "other")
 
 
 def test_paper_teacher_loads_from_a_local_folder_only(tmp_path):

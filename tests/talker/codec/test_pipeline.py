@@ -93,8 +93,8 @@ from mio.train.dist import init_distributed
 info = init_distributed()
 train_codec(sys.argv[2], sys.argv[1] + "/ck", CodecConfig.tiny(), CodecTrainConfig(steps=2, batch=2, segment_frames=4,
             gan_start=1, warmup=1), save_every=2, threads=1, progress=False)
-from mio.talker.codec.stream import load_codec
-m = load_codec(sys.argv[1] + "/ck")
+from mio.talker.codec import KodamaCodec
+m = KodamaCodec.from_pretrained(sys.argv[1] + "/ck")
 with open(f"{sys.argv[1]}/rank{info.rank}.txt", "w") as f:
     print(info.world_size, float(sum(p.double().sum() for p in m.parameters())), file=f)
 """
@@ -142,9 +142,10 @@ def test_bench_codec_reports_quality_and_speed_beside_mimi(trained, corpus, tmp_
 def test_embedded_checkpoint_reconstructs_held_out_speech(corpus):
     from pystoi import stoi
 
-    from mio.talker.codec.stream import decode_array, encode_array, load_codec
+    from mio.talker.codec import KodamaCodec
+    from mio.talker.codec.stream import decode_array, encode_array
 
-    codec = load_codec()
+    codec = KodamaCodec.from_pretrained()
     assert codec.cfg.bitrate == 1000.0
     scores = []
     for utt in scan(corpus, split="test"):

@@ -22,9 +22,7 @@ from mio.talker.tts.model import (
     DefaultVoice,
     KodamaTTS,
     emotion_vector,
-    load_checkpoint,
     preset,
-    save_checkpoint,
     tts_loss,
 )
 from mio.talker.tts.sequence import IGNORE, TTSExample, audio_rows, collate, join_text
@@ -233,13 +231,14 @@ def test_save_load_roundtrip_keeps_weights_and_the_default_voice(tmp_path):
     m = _model()
     voice = DefaultVoice(speaker=torch.randn(CFG.speaker_dim), prompt_codes=torch.randint(0, V, (5, K)),
                          prompt_text="A prompt.", name="spk")
-    save_checkpoint(m, tmp_path / "ck", voice=voice)
+    m.save_pretrained(tmp_path / "ck", voice=voice)
     saved = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert saved["kind"] == "kodama-tts" and saved["voice"]["text"] == "A prompt."
     from safetensors.torch import load_file
 
     assert not any("text_table" in k for k in load_file(str(tmp_path / "ck" / "model.safetensors")))
-    m2, v2, _ = load_checkpoint(tmp_path / "ck")
+    m2 = KodamaTTS.from_pretrained(tmp_path / "ck")
+    v2 = m2.default_voice
     b = collate(_examples(), bos=CFG.bos, eos=CFG.eos)
     with torch.no_grad():
         assert torch.allclose(m.eval()(b), m2(b), atol=1e-6)
@@ -398,7 +397,8 @@ def test_train_writes_a_resumable_checkpoint_with_its_voice(tmp_path):
     hist = train(_model(), data, tmp_path / "run", steps=4, cfg=cfg, voice=voice, log_every=1, save_every=2,
                  progress=False)
     assert [h["step"] for h in hist] == [1, 2, 3, 4]
-    m, v, meta = load_checkpoint(tmp_path / "run")
+    m = KodamaTTS.from_pretrained(tmp_path / "run")
+    v, meta = m.default_voice, m.pretrained_config
     assert meta["trained_steps"] == 4 and v is not None and v.name == "spk0"
     hist2 = train(_model(seed=1), data, tmp_path / "run", steps=6, cfg=cfg, voice=voice, log_every=1,
                   progress=False)
@@ -433,10 +433,10 @@ def test_streaming_through_the_kodama_codec_equals_offline_decode():
     """The adapter over engineer A's codec (a tiny random one): frames pushed in chunks decode to
     the same audio as one offline decode, so audio can be played while generation continues."""
     codec_mod = pytest.importorskip("mio.talker.codec")
-    from mio.talker.tts.voice import CodecAdapter
+    from mio.talker.tts.voice import NumpyCodec
 
     torch.manual_seed(0)
-    codec = CodecAdapter(codec_mod.KodamaCodec(codec_mod.CodecConfig.tiny()).eval())
+    codec = NumpyCodec(codec_mod.KodamaCodec(codec_mod.CodecConfig.tiny()).eval())
     assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks) == (24000, 12.5, 8)
     codes = torch.randint(0, codec.codebook_size, (7, 8)).numpy()
     dec = codec.stream_decoder()
@@ -491,11 +491,12 @@ def test_export_halves_the_weights_and_loads_back(tmp_path):
     from mio.talker.tts.train import export
 
     m = _model()
-    save_checkpoint(m, tmp_path / "ck", voice=DefaultVoice(torch.randn(CFG.speaker_dim), torch.zeros(3, K).long()))
+    m.save_pretrained(tmp_path / "ck", voice=DefaultVoice(torch.randn(CFG.speaker_dim), torch.zeros(3, K).long()))
     export(tmp_path / "ck", tmp_path / "ship")
     a, b = (tmp_path / "ck" / "model.safetensors").stat().st_size, (tmp_path / "ship" / "model.safetensors").stat().st_size
     assert b < 0.6 * a and (tmp_path / "ship" / "voice.safetensors").is_file()
-    m2, v2, _ = load_checkpoint(tmp_path / "ship")
+    m2 = KodamaTTS.from_pretrained(tmp_path / "ship")
+    v2 = m2.default_voice
     batch = collate(_examples(), bos=CFG.bos, eos=CFG.eos)
     with torch.no_grad():
         assert torch.allclose(m.eval()(batch), m2(batch), atol=2e-2)
@@ -506,7 +507,9 @@ def test_export_halves_the_weights_and_loads_back(tmp_path):
 def test_embedded_checkpoint_speaks_through_the_runtime_interface():
     """The committed checkpoint + its codec through the registry, as `mio say` creates it."""
     from mio.core import registry
-    from mio.talker.tts.voice import EMBEDDED
+    from mio.talker.tts.model import KodamaTTS
+
+    EMBEDDED = KodamaTTS.embedded
 
     if not (EMBEDDED / "config.json").is_file():
         pytest.skip("no embedded Kodama-TTS checkpoint in this checkout")
