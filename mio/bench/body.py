@@ -21,6 +21,7 @@ import torch
 from mio.body.flood.generate import generate_batch
 from mio.core.errors import InputError
 from mio.core.layouts import BODY_FPS
+from mio.metrics import body as body_metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,16 @@ def _t2m_rows(models: dict, text, evaluator, test, n_items: int, frames: int, wa
 
 
 def _jerk_rows(models: dict, text, babel, seed: int, guidance: float) -> dict[str, dict[str, float]]:
-    from mio.body.flood.eval import transition_jerk
+    from mio.body.flood.eval import JERK_WINDOW
     from mio.body.flood.stream import FloodStream
     from mio.body.humanml3d import features_to_joints
 
     seqs = [s for s in babel if len(s.segments) > 1]
     rows: dict[str, dict[str, float]] = {}
-    real = [transition_jerk(features_to_joints(s.features), [g.start for g in s.segments[1:]]) for s in seqs]
+    def jerk(joints: np.ndarray, seq) -> tuple[float, float]:
+        return body_metrics.transition_jerk(joints, BODY_FPS, [g.start for g in seq.segments[1:]], JERK_WINDOW)
+
+    real = [jerk(features_to_joints(s.features), s) for s in seqs]
     rows["Real motion"] = {"PJ": float(np.nanmean([r[0] for r in real])), "AUJ": float(np.nanmean([r[1] for r in real]))}
     for name, (dit, vae) in models.items():
         res = []
@@ -71,7 +75,7 @@ def _jerk_rows(models: dict, text, babel, seed: int, guidance: float) -> dict[st
             while len(feats) < len(s.features):
                 feats.extend(st.step().numpy())
             joints = features_to_joints(np.stack(feats[: len(s.features)]))
-            res.append(transition_jerk(joints, [g.start for g in s.segments[1:]]))
+            res.append(jerk(joints, s))
         rows[name] = {"PJ": float(np.nanmean([r[0] for r in res])), "AUJ": float(np.nanmean([r[1] for r in res]))}
     return rows
 

@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from mio.bench.iis import DIMENSION_NAMES, DIMENSIONS
+from mio.metrics.iis import DIMENSION_NAMES, DIMENSIONS
 
 COLORS = {"paper": "#3b6ea8", "prev": "#9aa5b1", "ours": "#d9822b"}
 

@@ -10,7 +10,8 @@ from mio.cli.common import config_from_args, say, write_bench
 
 def _iis(args: argparse.Namespace) -> int:
     from mio.bench import report
-    from mio.bench.iis import DIMENSIONS, bench_iis
+    from mio.bench.iis import bench_iis
+    from mio.metrics.iis import DIMENSIONS
 
     result = bench_iis(config_from_args(args), quick=args.quick, progress=say, utmos_model=args.utmos)
     paths = report.write(result, args.output)

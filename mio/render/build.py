@@ -4,8 +4,8 @@ needs and write the asset file atomically (mio.render.asset). ~1 min per look; c
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,16 +24,14 @@ from mio.render.asset import (
     MAX_INFLUENCES,
     asset_path,
 )
+from mio.render.fields import Body
 from mio.render.looks import Look, anny_local_changes, resolve_look
 from mio.render.seams import Mesh, smooth_normals, uv_sphere, weld_ids
 
+log = logging.getLogger(__name__)
+
 # anny (Z up, facing -Y) -> Mio world (Y up, facing +Z): a -90 degree rotation about X.
 ANNY_TO_WORLD = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=np.float64)
-
-
-# ---------------------------------------------------------------------------------------------
-# Building (runs anny once per look)
-# ---------------------------------------------------------------------------------------------
 
 
 def build_avatar(look: str | dict | Look = "default", cache_dir: str | None = None) -> Path:
@@ -43,10 +41,8 @@ def build_avatar(look: str | dict | Look = "default", cache_dir: str | None = No
     path = asset_path(spec, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    sys.stderr.write(
-        f"mio: preparing the avatar (look {spec.name!r}) with anny into {path.parent} - "
-        "the first run takes about a minute...\n"
-    )
+    log.info(f"preparing the avatar (look {spec.name!r}) with anny into {path.parent} - "
+             "the first run takes about a minute...")
     raw = _run_anny(spec, root / "anny")
     arrays = _bake(raw, spec)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
@@ -64,7 +60,7 @@ def build_avatar(look: str | dict | Look = "default", cache_dir: str | None = No
     for stale in path.parent.glob(f"anny_{spec.name}_*_v{ASSET_VERSION}.npz"):
         if stale != path:
             stale.unlink(missing_ok=True)
-    sys.stderr.write(f"mio: avatar ready in {time.monotonic() - t0:.0f} s\n")
+    log.info(f"avatar ready in {time.monotonic() - t0:.0f} s")
     return path
 
 
@@ -182,7 +178,7 @@ def _bake(raw: dict, spec: Look) -> dict[str, np.ndarray]:
         "mouth": mouth,
         "tongue": tongue,
     })
-    body = outfit.Body(names, heads)
+    body = Body(names, heads)
     mesh = outfit.dress(mesh, body, spec)  # cuts, colours, materials, layers and their edges
 
     # ---- drop unreferenced vertices; then the eyeballs and a bob, skinned rigidly --------------

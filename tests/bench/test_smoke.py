@@ -28,7 +28,7 @@ def test_perf_and_iis_quick_on_fakes(tmp_path):
     assert s["ttfa_p50_s"] == {"median": 0.5, "budget": 0.7, "unit": "s", "ok": True}
     assert s["render_ms_per_frame"]["median"] == 8.0
     assert s["face_ms_per_frame"]["median"] is not None and s["body_ms_per_frame"]["median"] is not None
-    assert s["memory_retrieval_ms"]["median"] is None  # reported, never invented
+    assert s["memory_retrieval_ms"]["median"] > 0  # the memory graph, measured at 10k nodes / 50k edges
     models.renderer.close()
 
     result = bench_iis(cfg, quick=True, voice=models.voice, transcribe=lambda x, sr, ctx: "wrong words here",

@@ -84,6 +84,7 @@ def test_fresh_avatardit_equals_its_wan_animate_backbone(model, cfg):
     torch.testing.assert_close(ours, wan[:, :, 1:])
 
 
+@pytest.mark.slow  # training
 def test_camera_and_face_parameters_change_the_output_once_trained(model, cfg):
     b = random_batch(cfg, batch=1, latent_frames=2, references=3, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([500.0])
@@ -126,6 +127,7 @@ def test_stages_train_their_modules_only(cfg, stage):
     assert not has("backbone.blocks.0.attn1")  # the pretrained DiT stays frozen
 
 
+@pytest.mark.slow  # training
 def test_one_training_step_lowers_the_loss_on_its_batch(model, cfg):
     params = trainable_parameters(model, "joint")
     opt = torch.optim.AdamW(params, lr=1e-3)

@@ -32,6 +32,7 @@ def test_clips_for_each_stage(clips, stage):
     assert np.array_equal(clips.clip(3, stage)["video"], c["video"])  # deterministic per seed
 
 
+@pytest.mark.slow  # training
 def test_collated_batch_runs_a_tiny_training_step(clips):
     from mio.render.avatardit.config import AvatarDiTConfig
     from mio.render.avatardit.data import PixelLatents, collate

@@ -82,7 +82,7 @@ def test_layers_step_up_at_the_seam_and_walls_face_the_lower_side():
 def _synthetic_foot(seed: int = 0):
     """A foot bone at the origin and 400 'toe' vertices filling a box ahead of it (12 x 3 x 5 cm,
     pointing along +Z with a 20 degree turn outwards), weighted to a toe bone."""
-    from mio.render.outfit import Body
+    from mio.render.fields import Body
 
     rng = np.random.default_rng(seed)
     box = rng.uniform([-0.06, 0.0, 0.0], [0.06, 0.03, 0.05], (400, 3)) + [0, 0, 0.12]

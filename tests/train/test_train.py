@@ -13,6 +13,8 @@ from mio.train import Trainer, TrainerConfig, load_pretrained, save_pretrained
 from mio.train.checkpoint import load_weights
 from tests.torchrun import run_two_ranks
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 
 def _toy(seed: int = 0):
     torch.manual_seed(seed)
@@ -151,7 +153,6 @@ pathlib.Path(sys.argv[1], f"rank{info.rank}.txt").write_text(
 """
 
 
-@pytest.mark.slow
 def test_ddp_on_two_gloo_processes_keeps_replicas_identical(tmp_path):
     ranks = [json.loads(r) for r in run_two_ranks(DDP_SCRIPT, tmp_path)]
     assert all(r["world"] == 2 for r in ranks)

@@ -31,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mio.body.actions import ACTIONS
 from mio.body.flood.config import from_dict, to_dict
-from mio.body.motionlib import ACTIONS, MotionSample
-from mio.core.layouts import BODY_FPS, HUMANML3D
+from mio.body.motionlib import MotionSample
+from mio.core.layouts import HUMANML3D
+from mio.metrics import body
 from mio.train.checkpoint import Pretrained
 
 R_GROUP = 32  # T2M's R-precision group size
@@ -170,37 +172,6 @@ def train_evaluator(data: str | Path, out: str | Path, *, steps: int = 1500, bat
 # ---------------------------------------------------------------------------------------------
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """FID between two embedding sets (N, E), (M, E)."""
-    from scipy import linalg
-
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if np.iscomplexobj(covmean):
-        covmean = covmean.real
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
-
-
-def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3, group: int = R_GROUP) -> np.ndarray:
-    """(top_k,) fraction of motions whose text ranks within the first k of its group of `group`."""
-    n = (len(text_emb) // group) * group
-    hits = np.zeros(top_k)
-    for s in range(0, n, group):
-        d = np.linalg.norm(motion_emb[s:s + group, None] - text_emb[None, s:s + group], axis=-1)  # (G, G)
-        rank = (d < np.diag(d)[:, None]).sum(1)  # texts closer than the true one
-        for k in range(top_k):
-            hits[k] += (rank <= k).sum()
-    return hits / max(n, 1)
-
-
-def diversity(motion_emb: np.ndarray, pairs: int = 300, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(motion_emb), pairs)
-    j = rng.integers(0, len(motion_emb), pairs)
-    return float(np.linalg.norm(motion_emb[i] - motion_emb[j], axis=-1).mean())
-
-
 def t2m_metrics(evaluator: T2MEvaluator, texts: list[str], motions: list[np.ndarray],
                 real: list[np.ndarray], text_sentences: np.ndarray) -> dict[str, float]:
     """Table 5's HumanML3D columns for generated `motions` (paired with `texts`) against `real`."""
@@ -208,9 +179,9 @@ def t2m_metrics(evaluator: T2MEvaluator, texts: list[str], motions: list[np.ndar
         t = evaluator.embed_text(torch.from_numpy(text_sentences)).numpy()
         m = _embed(evaluator, motions)
         r = _embed(evaluator, real)
-    rp = r_precision(t, m)
-    return {"R@1": float(rp[0]), "R@2": float(rp[1]), "R@3": float(rp[2]), "FID": frechet_distance(r, m),
-            "MM-Dist": float(np.linalg.norm(t - m, axis=-1).mean()), "Diversity": diversity(m)}
+    rp = body.r_precision(t, m, top_k=3, batch=R_GROUP)
+    return {"R@1": float(rp[0]), "R@2": float(rp[1]), "R@3": float(rp[2]), "FID": body.motion_fid(r, m),
+            "MM-Dist": body.mm_dist(t, m), "Diversity": body.diversity(m)}
 
 
 def _embed(evaluator: T2MEvaluator, motions: list[np.ndarray]) -> np.ndarray:
@@ -220,27 +191,4 @@ def _embed(evaluator: T2MEvaluator, motions: list[np.ndarray]) -> np.ndarray:
     return np.stack(out)
 
 
-def jerk(joints: np.ndarray, fps: float = BODY_FPS) -> np.ndarray:
-    """Mean joint jerk magnitude per frame (T-3,), m/s^3."""
-    d3 = np.diff(joints, n=3, axis=0) * fps**3
-    return np.linalg.norm(d3, axis=-1).mean(-1)
-
-
-def transition_jerk(joints: np.ndarray, transitions: list[int], fps: float = BODY_FPS,
-                    window: int = JERK_WINDOW) -> tuple[float, float]:
-    """(Peak Jerk, Area Under Jerk) averaged over the transitions (frame indices) of one sequence."""
-    j = jerk(joints, fps)
-    peaks, areas = [], []
-    for f in transitions:
-        lo, hi = max(0, f - window), min(len(j), f + window)
-        if hi - lo < 3:
-            continue
-        peaks.append(float(j[lo:hi].max()))
-        areas.append(float(j[lo:hi].sum() / fps))
-    if not peaks:
-        return float("nan"), float("nan")
-    return float(np.mean(peaks)), float(np.mean(areas))
-
-
-__all__ = ["EvaluatorConfig", "T2MEvaluator", "action_of", "diversity", "frechet_distance", "jerk",
-           "r_precision", "segment_crops", "t2m_metrics", "train_evaluator", "transition_jerk"]
+__all__ = ["EvaluatorConfig", "T2MEvaluator", "action_of", "segment_crops", "t2m_metrics", "train_evaluator"]

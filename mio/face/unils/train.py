@@ -14,6 +14,7 @@ run under `torchrun --nproc_per_node N -m mio.cli train face ...` (gloo on CPU).
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from mio.face.unils import audio as A
 from mio.face.unils.config import UniLSConfig, preset
 from mio.face.unils.data import Track, load_dataset, split
 from mio.face.unils.model import KIND, UniLS, copy_stage1
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -186,7 +189,7 @@ def train_command(args: argparse.Namespace) -> int:
 
         if init_distributed().is_main:
             generate_dyadic(args.data, args.generate, seconds=40.0, seed=args.seed,
-                            progress=lambda i, n: print(f"conversation {i}/{n}", flush=True))
+                            progress=lambda i, n: log.info(f"conversation {i}/{n}"))
     stages = list(RECIPE) if args.stage == "all" else [args.stage]
     for stage in stages:
         if args.stage == "all":
@@ -198,6 +201,6 @@ def train_command(args: argparse.Namespace) -> int:
         last = train(stage, args.data, out, preset_name=args.preset, layout=args.layout, init=init, steps=steps,
                      batch=args.batch, lr=args.lr, seed=args.seed, save_every=args.save_every,
                      resume=not args.restart)
-        print({k: round(v, 4) for k, v in last.items()})
-        print(f"wrote {out}")
+        log.info(f"{stage}: {({k: round(v, 4) for k, v in last.items()})}")
+        log.info(f"wrote {out}")
     return 0

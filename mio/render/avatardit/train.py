@@ -20,6 +20,7 @@ Data: synthetic clips rendered by the embedded rasteriser (mio.render.avatardit.
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import torch
 from mio.core.errors import ConfigError
 from mio.render.avatardit.config import PRESETS, STAGES, AvatarDiTConfig
 from mio.render.avatardit.model import AvatarDiT, flow_matching_loss
+
+log = logging.getLogger(__name__)
 
 KIND = AvatarDiT.kind
 FACE_IMAGE_DROPOUT = 0.5  # face stage: share of clips driven by parameters alone
@@ -122,5 +125,5 @@ def train_command(args: argparse.Namespace) -> int:
     finally:
         clips.close()
     if info.is_main:
-        print(f"avatardit {args.stage}: step {trainer.step}, loss {last.get('loss', float('nan')):.4f} -> {args.output}")
+        log.info(f"avatardit {args.stage}: step {trainer.step}, loss {last.get('loss', float('nan')):.4f} -> {args.output}")
     return 0

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from mio.talker.codec.model import KodamaCodec
 from mio.talker.codec.quant import pointwise
 from mio.talker.codec.teacher import Teacher, cache_features, cache_path, load_teacher
 from mio.train.checkpoint import load_pretrained, load_weights
+
+log = logging.getLogger(__name__)
 
 KIND = KodamaCodec.kind
 
@@ -228,11 +230,11 @@ def train_command(args: argparse.Namespace) -> int:
                             decay_start=args.decay_start, mel_floor=args.mel_floor, seed=args.seed)
     corpus = Path(args.corpus)
     if args.build_corpus and not (corpus / "manifest.jsonl").is_file():
-        build_corpus(corpus, n_train=args.build_corpus, progress=lambda m: print(m, file=sys.stderr))
+        build_corpus(corpus, n_train=args.build_corpus, progress=log.info)
     weights = LossWeights(mel=args.mel_weight) if args.mel_weight is not None else None
     last = train_codec(corpus, args.out, cfg, tcfg, teacher=args.teacher, weights=weights, resume=not args.no_resume,
                        save_every=args.save_every, threads=args.threads, init_from=args.init_from,
-                       log=lambda m: print(m, file=sys.stderr))
+                       log=log.info)
     is_main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     shutdown_distributed()
     if args.export and is_main:
@@ -240,6 +242,6 @@ def train_command(args: argparse.Namespace) -> int:
         dst.mkdir(parents=True, exist_ok=True)
         for f in ("config.json", "model.safetensors"):
             shutil.copy(Path(args.out) / f, dst / f)
-        print(f"exported {dst}")
-    print(json.dumps(last))
+        log.info(f"exported {dst}")
+    log.info(json.dumps(last))
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -38,6 +39,8 @@ from mio.talker.tts.model import (
     preset,
 )
 from mio.talker.tts.sequence import TTSBatch, TTSExample, collate
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CORPUS = Path("out/codec-corpus")  # what `mio train codec --build-corpus` writes
 PART = 100  # utterances per prepared data part
@@ -360,16 +363,13 @@ def export(src: str | Path, dst: str | Path, *, codec_dir: str | Path | None = N
 # -- CLI -------------------------------------------------------------------------------------
 
 def train_command(args: argparse.Namespace) -> int:
-    import sys
 
     from mio.talker.tts.lm import LMTokenizer, default_tokenizer_json
     from mio.talker.tts.speaker import SPEAKER_DIM
     from mio.talker.tts.voice import NumpyCodec
     from mio.train import init_distributed
 
-    def say(msg: str) -> None:
-        print(f"\033[2m[mio train tts]\033[0m {msg}", file=sys.stderr, flush=True)
-
+    say = log.info
     overrides: dict[str, Any] = {}
     if args.backbone_path:
         overrides["backbone_path"] = args.backbone_path

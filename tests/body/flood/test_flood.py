@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mio.body.actions import ACTIONS, labels
 from mio.body.bvh import read_bvh_joints, write_bvh
 from mio.body.flood.config import DiTConfig, VAEConfig, replace
 from mio.body.flood.dit import FloodDiT
@@ -15,7 +16,7 @@ from mio.body.flood.text import HashTextEncoder
 from mio.body.flood.train import dit_batch, dit_loss, encode_latents
 from mio.body.flood.vae import CausalVAE, StreamingDecoder
 from mio.body.humanml3d import features_to_joints
-from mio.body.motionlib import ACTIONS, labels, make_split, render_sequence
+from mio.body.motionlib import make_split, render_sequence
 from mio.core.layouts import HUMANML3D
 
 
@@ -49,8 +50,8 @@ def models(samples):
 # ---- representation, BVH, library ------------------------------------------------------------
 
 
-def test_library_has_30_labelled_actions_with_held_out_phrasings() -> None:
-    assert len(ACTIONS) >= 30
+def test_library_has_40_labelled_actions_with_held_out_phrasings() -> None:
+    assert len(ACTIONS) == 40  # docs/body.md and the README describe these 40
     assert all(len(a.labels) >= 4 for a in ACTIONS.values())
     train, test = {t for _, t in labels("train")}, {t for _, t in labels("test")}
     assert not train & test and len(test) == len(ACTIONS)
@@ -145,6 +146,7 @@ def test_vae_streaming_decode_equals_offline(models) -> None:
     assert torch.allclose(streamed, vae.decode(z)[0], atol=1e-5)
 
 
+@pytest.mark.slow  # training
 def test_vae_training_step_lowers_eq13_loss(samples) -> None:
     torch.manual_seed(0)
     vae = CausalVAE(VAEConfig.tiny())
@@ -223,6 +225,7 @@ def test_window_attention(attention: str) -> None:
     assert earlier_same == (attention == "causal")  # bidirectional: earlier frames see later ones
 
 
+@pytest.mark.slow  # training
 def test_dit_training_step_lowers_loss(samples, text, models) -> None:
     vae, _ = models
     torch.manual_seed(0)

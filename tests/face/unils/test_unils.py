@@ -80,6 +80,7 @@ def test_vq_round_trip_indices_give_back_the_quantised_latent_and_decode_to_moti
     torch.testing.assert_close(vq.decode(vq.quantize(prev)[0], vq.quantizer.f_hat_from_indices(indices)), recon)
 
 
+@pytest.mark.slow  # training
 def test_vq_training_lowers_the_reconstruction_error():
     torch.manual_seed(0)
     model = UniLS(CFG, "vq")
@@ -129,6 +130,7 @@ def test_cached_sampling_equals_the_full_forward_pass():
 
 
 @pytest.mark.parametrize("stage", ["free", "audio", "e2e"])
+@pytest.mark.slow  # training
 def test_one_training_step_per_stage_lowers_the_loss(stage):
     torch.manual_seed(0)
     model = UniLS(CFG, stage)
@@ -160,6 +162,7 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # training
 def test_stage2_lora_keeps_the_stage1_backbone_unchanged(trained):
     stage1 = UniLS.from_pretrained(trained / "free")
     stage2 = UniLS.from_pretrained(trained / "audio", merge=False)
@@ -181,6 +184,7 @@ def test_stage2_lora_keeps_the_stage1_backbone_unchanged(trained):
                                atol=1e-4)
 
 
+@pytest.mark.slow  # training
 def test_save_load_round_trip_gives_the_same_motion(trained):
     a, b = UniLS.from_pretrained(trained / "e2e"), UniLS.from_pretrained(trained / "e2e")
     x = (_speech(1.0, 0), SR)

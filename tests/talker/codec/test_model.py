@@ -195,6 +195,7 @@ def test_losses_and_discriminators_shapes():
     assert float(semantic_loss(torch.randn(2, 8, 4), torch.randn(2, 10, 4))) > 0
 
 
+@pytest.mark.slow  # training
 def test_one_training_step_lowers_the_loss():
     torch.manual_seed(0)
     model = KodamaCodec(CodecConfig.tiny()).train()
@@ -285,6 +286,7 @@ def test_warm_start_grows_the_decoder_without_changing_the_output(tmp_path):
     warm_start(shallower, tmp_path / "src")  # same depth: a plain reload
 
 
+@pytest.mark.slow  # training
 def test_residual_quantizer_leaves_less_for_each_stage():
     """DAC-style RVQ: after fitting, every stage shrinks the residual, so more codebooks
     reconstruct better."""

@@ -174,6 +174,7 @@ def test_model_is_causal_and_padding_does_not_leak():
     assert torch.allclose(alone[0, :n], batched[0, :n], atol=1e-4)
 
 
+@pytest.mark.slow  # training
 def test_one_training_step_lowers_the_loss():
     m = _model()
     b = collate(_examples(), bos=CFG.bos, eos=CFG.eos)
@@ -390,6 +391,7 @@ def test_batches_are_deterministic_and_clone_within_a_speaker(tmp_path):
     assert dv.name == "spk1" and dv.prompt_codes.shape[1] == K
 
 
+@pytest.mark.slow  # training
 def test_train_writes_a_resumable_checkpoint_with_its_voice(tmp_path):
     data = _prepared(tmp_path)
     cfg = TrainConfig(batch_size=4, lr=3e-3, warmup=1)

@@ -49,6 +49,7 @@ def pairs(n: int = 4) -> list[Pair]:
                  "teacher", "teacher") for i in range(n)]
 
 
+@pytest.mark.slow  # training
 def test_one_grpo_step_changes_the_adapter(tmp_path):
     from safetensors.numpy import load_file
 
