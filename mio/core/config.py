@@ -1,4 +1,5 @@
-"""Frozen configuration dataclasses, with overrides from a YAML/JSON file and `--set a.b=v` options.
+"""Frozen configuration dataclasses, with overrides from a YAML/JSON file and `--set a.b=v` options
+(each value checked and converted to its field's type by pydantic).
 
     cfg = MioConfig()                                   # embedded defaults
     cfg = load_config("my.yaml", ["talker.backend=piper", "render.width=384"])
@@ -7,10 +8,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from mio.core.errors import ConfigError
 
@@ -114,37 +119,33 @@ class MioConfig:
     seed: int = 0
 
 
+_NONE = ("none", "null")  # what `--set key=none` or a YAML string means for an optional setting
+
+
+@functools.cache
+def _adapter(typ: Any) -> TypeAdapter:
+    """pydantic's validator for one field type: lax, as a command line needs ("3" -> 3, "yes" -> True,
+    3 -> "3" for a text setting), never silent about what does not fit (3.5 is no int)."""
+    return TypeAdapter(typ, config=ConfigDict(coerce_numbers_to_str=True))
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
-    """Turn a string (CLI) or YAML scalar into the field's declared type."""
-    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
-    t = str(t).replace(" ", "")
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and "None" in t):
-        if "None" in t:
+    """A string (CLI) or YAML scalar as the field's declared type, or a one-line ConfigError."""
+    optional = type(None) in typing.get_args(typ)
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NONE):
+        if optional:
             return None
         raise ConfigError(f"{where} may not be empty")
     try:
-        if t.startswith("bool"):
-            if isinstance(value, bool):
-                return value
-            s = str(value).lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if t.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if t.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {value!r} is not a valid {t}") from None
+        return _adapter(typ).validate_python(value)
+    except ValidationError:
+        name = " | ".join(getattr(t, "__name__", str(t)) for t in (typing.get_args(typ) or (typ,)))
+        raise ConfigError(f"{where}: {value!r} is not a valid {name}") from None
 
 
 def _apply(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(obj)}
+    types = typing.get_type_hints(type(obj))
     changes: dict[str, Any] = {}
     for key, value in updates.items():
         where = f"{prefix}{key}"
@@ -156,7 +157,7 @@ def _apply(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
                 raise ConfigError(f"{where} is a section; give its keys, e.g. {where}.backend=...")
             changes[key] = _apply(current, value, where + ".")
         else:
-            changes[key] = _coerce(value, fields[key].type, where)
+            changes[key] = _coerce(value, types[key], where)
     return dataclasses.replace(obj, **changes)
 
 
