@@ -230,14 +230,14 @@ def compare_models(config: MioConfig, names: list[str], *, limit: int | None = N
                    progress: Callable[[str], None] | None = None) -> dict:
     """The Thinker suites on each packaged model in turn (same prompts, same memory, same machine):
     quality with and without the guards, and the time to the first clause."""
-    from mio.thinker.llm import catalog
+    from mio.core import packaged
 
     say = progress or (lambda m: None)
     out: dict = {"models": {}, "limit": limit}
     for name in names:
-        m = catalog.get(name)
+        m = packaged.get(name)
         row = {"title": m.title, "licence": m.licence, "chat_tuned": m.chat}
-        if not catalog.installed(name):
+        if not packaged.installed(name):
             row["skipped"] = f"not installed: {m.install_hint()}"
             out["models"][name] = row
             say(f"{name}: {row['skipped']}")

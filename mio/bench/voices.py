@@ -62,7 +62,7 @@ def median_f0(samples: np.ndarray, sample_rate: int) -> float:
 
 def character_specs(names: list[str] | None = None) -> dict[str, tuple[VoiceSpec | None, str]]:
     """character id -> (its card's voice spec, the card file), for every known character."""
-    from mio.thinker import yamlines
+    from mio.core import yamlines
     from mio.thinker.persona import known_characters, load_character
 
     out: dict[str, tuple[VoiceSpec | None, str]] = {}

@@ -30,7 +30,7 @@ from mio.core.log import show_progress
 
 # The commands of each module: `register(sub, bench_sub, common)` adds its sub-commands and bench suites.
 COMMANDS = (
-    "mio.thinker.cli",  # mio story validate, mio llm ..., mio bench thinker|llm
+    "mio.cli.thinker",  # mio story info|validate|ask, mio bench thinker|llm
     "mio.server.cli",  # mio serve, mio llm-server, mio bench serve
     "mio.cli.bench",  # mio bench iis|perf|asr
     "mio.cli.train",  # mio train <module>
@@ -40,7 +40,7 @@ COMMANDS = (
     "mio.face.unils.cli",  # mio face track|animate, mio bench face
     "mio.cli.body",  # mio body generate|import, mio bench body
     "mio.cli.render",  # mio render, mio export, mio bench render
-    "mio.thinker.evolve.cli",  # mio evolve collect|rewards|train|eval
+    "mio.cli.evolve",  # mio evolve collect|rewards|train|eval
 )
 
 DEMO_USER_LINES = (

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from mio.core import yamlines
 from mio.core.errors import ConfigError
 
 
@@ -189,10 +190,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
                 raise ConfigError(f"cannot parse {p}: {e}") from None
         else:
-            from mio.thinker.yamlines import load_plain  # bounded: no aliases, capped nodes and depth
-
             try:
-                data = load_plain(p) or {}
+                data = yamlines.load_plain(p) or {}  # bounded: no aliases, capped nodes and depth
             except ConfigError as e:
                 raise ConfigError(f"cannot parse config file {e}") from None
         if not isinstance(data, dict):

@@ -23,8 +23,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from mio.core import yamlines
 from mio.core.errors import ConfigError
-from mio.thinker import guards, yamlines
+from mio.thinker import guards
 from mio.thinker.llm import noecho
 from mio.thinker.llm.base import ChatLLM
 from mio.thinker.llm.selfname import self_names, third_person  # noqa: F401 - the metric shares the sampling ban's definition

@@ -1,4 +1,4 @@
-"""Story packs: a story is data (ARCHITECTURE.md §5) — one folder under stories/:
+"""Story packs: a story is data (docs/architecture.md §5) — one folder under stories/:
 
     stories/<story>/
       story.yaml            title, story clock (chapters), default character
@@ -26,9 +26,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator
+
+from mio.core import yamlines
 from mio.core.errors import ConfigError
-from mio.thinker import yamlines
 
 NODE_KINDS = ("entity", "trait", "lore", "event", "place")
 # Relations that order nodes (containment, membership, kind, descent): a cycle in one is an error.
@@ -148,26 +151,69 @@ class StoryPack:
         return sorted((self.folder / "characters").glob("*.yaml"))
 
 
-def _num(path: Path, m: dict, field: str, *, required: bool = True) -> float | None:
-    v = m.get(field)
-    if v is None:
-        if required:
-            raise ConfigError(f"{yamlines.where(path, m, field)}: missing (a story time, e.g. 12)")
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{yamlines.where(path, m, field)}: must be a number (story time), got {v!r}")
+def _story_time(v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"must be a number (story time), got {v!r}")
     return float(v)
 
 
-def _text(path: Path, m: dict, field: str, *, required: bool = True, default: str = "") -> str:
-    v = m.get(field)
-    if v is None or v == "":
-        if required:
-            raise ConfigError(f"{yamlines.where(path, m, field)}: missing required field")
-        return default
-    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-        raise ConfigError(f"{yamlines.where(path, m, field)}: must be text, got {type(v).__name__}")
-    return str(v).strip()
+def _optional_time(v: object) -> float | None:
+    return None if v is None else _story_time(v)
+
+
+def _node_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"{v!r} must be lowercase letters, digits, _ or -")
+    return v
+
+
+def _node_kind(v: str) -> str:
+    if v not in NODE_KINDS:
+        raise ValueError(f"{v!r} is not one of {', '.join(NODE_KINDS)}")
+    return v
+
+
+StoryTime = Annotated[float, BeforeValidator(_story_time)]
+OptionalTime = Annotated[float | None, BeforeValidator(_optional_time)]
+
+
+def _relations(v: object) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
+        raise ValueError("must be a list of relation names")
+    return tuple(v)
+
+
+class _NodeFields(BaseModel):
+    """One entry of graph/nodes.yaml (checked in this order)."""
+
+    id: Annotated[yamlines.Text, AfterValidator(_node_id)]
+    kind: Annotated[yamlines.Text, AfterValidator(_node_kind)]
+    t: StoryTime
+    t_end: OptionalTime = None
+    text: yamlines.Text
+    name: yamlines.OptionalText = ""
+
+
+class _EdgeFields(BaseModel):
+    """One entry of graph/edges.yaml."""
+
+    src: yamlines.Text
+    rel: yamlines.Text
+    dst: yamlines.Text
+    t: StoryTime
+    t_end: OptionalTime = None
+    text: yamlines.OptionalText = ""
+
+
+class _StoryFields(BaseModel):
+    """story.yaml's scalar fields (the parts and chapters are checked as a list below)."""
+
+    title: yamlines.Text
+    start: StoryTime
+    acyclic_relations: Annotated[tuple[str, ...], BeforeValidator(_relations)] = ()
+    default_character: yamlines.Text
 
 
 def _items(path: Path, key: str) -> list[dict]:
@@ -236,7 +282,7 @@ def load_pack(folder: Path) -> StoryPack:
     s = yamlines.load(story_file)
     if not isinstance(s, dict):
         raise ConfigError(f"{story_file}: expected a mapping of fields at the top level")
-    title = _text(story_file, s, "title")
+    fields = yamlines.validate(_StoryFields, story_file, s)
     chapters: list[Chapter] = []
     parts = s.get("parts")
     if not isinstance(parts, list) or not parts:
@@ -250,14 +296,11 @@ def load_pack(folder: Path) -> StoryPack:
         for c_i, title_c in enumerate(titles, 1):
             index += 1
             chapters.append(Chapter(float(index), p_i, c_i, str(title_c)))
-    start = _num(story_file, s, "start")
+    start = fields.start
     clock = StoryClock(tuple(chapters), start)
     if not 0 <= start <= clock.end:
         raise ConfigError(f"{yamlines.where(story_file, s, 'start')}: {start} is outside the story clock 0..{clock.end}")
-    acyclic = s.get("acyclic_relations") or []
-    if not isinstance(acyclic, list) or not all(isinstance(r, str) for r in acyclic):
-        raise ConfigError(f"{yamlines.where(story_file, s, 'acyclic_relations')}: must be a list of relation names")
-    default = _text(story_file, s, "default_character")
+    default = fields.default_character
     if not (folder / "characters" / f"{default}.yaml").is_file():
         raise ConfigError(f"{yamlines.where(story_file, s, 'default_character')}: no characters/{default}.yaml")
 
@@ -266,31 +309,23 @@ def load_pack(folder: Path) -> StoryPack:
     nodes_file = folder / "graph" / "nodes.yaml"
     edges_file = folder / "graph" / "edges.yaml"
     for m in _items(nodes_file, "nodes") if nodes_file.is_file() else []:
-        nid = _text(nodes_file, m, "id")
-        if not _ID.match(nid):
-            raise ConfigError(f"{yamlines.where(nodes_file, m, 'id')}: {nid!r} must be lowercase letters, digits, _ or -")
-        if nid in seen:
-            raise ConfigError(f"{yamlines.where(nodes_file, m, 'id')}: duplicate id {nid!r} (first at line {seen[nid]})")
-        seen[nid] = m["__line__"]
-        kind = _text(nodes_file, m, "kind")
-        if kind not in NODE_KINDS:
-            raise ConfigError(f"{yamlines.where(nodes_file, m, 'kind')}: {kind!r} is not one of {', '.join(NODE_KINDS)}")
-        t, t_end = _num(nodes_file, m, "t"), _num(nodes_file, m, "t_end", required=False)
-        _check_time(nodes_file, m, t, t_end, clock.end)
-        text = _text(nodes_file, m, "text")
-        name = _text(nodes_file, m, "name", required=False, default=nid.replace("_", " "))
-        nodes.append(Node(nid, kind, name, text, t, t_end))
+        f = yamlines.validate(_NodeFields, nodes_file, m)
+        if f.id in seen:
+            raise ConfigError(f"{yamlines.where(nodes_file, m, 'id')}: duplicate id {f.id!r} (first at line {seen[f.id]})")
+        seen[f.id] = m["__line__"]
+        _check_time(nodes_file, m, f.t, f.t_end, clock.end)
+        nodes.append(Node(f.id, f.kind, f.name or f.id.replace("_", " "), f.text, f.t, f.t_end))
     by_id = {n.id: n for n in nodes}
     edges: list[tuple[Edge, dict]] = []
     seen_edges: dict[tuple[str, str, str, float], int] = {}
     for m in _items(edges_file, "edges") if edges_file.is_file() else []:
-        src, rel, dst = (_text(edges_file, m, f) for f in ("src", "rel", "dst"))
+        f = yamlines.validate(_EdgeFields, edges_file, m)
+        src, rel, dst, t, t_end = f.src, f.rel, f.dst, f.t, f.t_end
         for field, ref in (("src", src), ("dst", dst)):
             if ref not in by_id:
                 raise ConfigError(f"{yamlines.where(edges_file, m, field)}: unknown node {ref!r}")
         if src == dst:
             raise ConfigError(f"{yamlines.where(edges_file, m, 'dst')}: edge from {src!r} to itself")
-        t, t_end = _num(edges_file, m, "t"), _num(edges_file, m, "t_end", required=False)
         _check_time(edges_file, m, t, t_end, clock.end)
         latest = max(by_id[src].t, by_id[dst].t)
         if t < latest:
@@ -301,7 +336,7 @@ def load_pack(folder: Path) -> StoryPack:
             raise ConfigError(f"{yamlines.where(edges_file, m, 'rel')}: duplicate edge {src} -{rel}-> {dst} at t={t} "
                               f"(first at line {seen_edges[key]})")
         seen_edges[key] = m["__line__"]
-        text = _text(edges_file, m, "text", required=False) or f"{by_id[src].name} {rel.replace('_', ' ')} {by_id[dst].name}."
+        text = f.text or f"{by_id[src].name} {rel.replace('_', ' ')} {by_id[dst].name}."
         edges.append((Edge(src, rel, dst, text, t, t_end), m))
-    _check_cycles(edges_file, edges, frozenset(acyclic))
-    return StoryPack(folder, folder.name, title, clock, default, tuple(nodes), tuple(e for e, _ in edges))
+    _check_cycles(edges_file, edges, frozenset(fields.acyclic_relations))
+    return StoryPack(folder, folder.name, fields.title, clock, default, tuple(nodes), tuple(e for e, _ in edges))

@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator
+
+from mio.core import yamlines
 from mio.core.errors import ConfigError
 from mio.core.frames import Emotion
-from mio.thinker import yamlines
 from mio.thinker.pack import StoryPack, load_pack
 
 STORIES_DIR = Path(os.environ.get("MIO_STORIES", Path(__file__).resolve().parents[2] / "stories"))
@@ -85,85 +88,91 @@ class Character:
 
 
 
-def _plain(obj):
-    """A pack mapping without the loader's `__line__` bookkeeping keys (at any depth)."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items() if not str(k).startswith("__")}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj
-
-def _req(data: dict, key: str, path: Path, kind: type = str):
-    if key not in data or data[key] in (None, ""):
-        raise ConfigError(f"{yamlines.where(path, data, None)}: missing required field {key!r}")
-    if not isinstance(data[key], kind):
-        raise ConfigError(f"{yamlines.where(path, data, key)}: must be a {kind.__name__}, got {type(data[key]).__name__}")
-    return data[key]
+def _emotion_label(v: str) -> str:
+    if v not in _EMOTIONS:
+        raise ValueError(f"{v!r} is not one of {', '.join(_EMOTIONS)}")
+    return v
 
 
-def _str_list(data: dict, key: str, path: Path) -> tuple[str, ...]:
-    v = data.get(key) or []
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(x, (str, int, float)) for x in v):
-        raise ConfigError(f"{yamlines.where(path, data, key)}: must be a list of text")
-    return tuple(str(x) for x in v)
+def _unit(v: object) -> float:
+    try:
+        x = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        x = -1.0
+    if not 0 <= x <= 1:
+        raise ValueError("must be a number in 0..1")
+    return x
+
+
+def _example(v: object) -> tuple[str, str]:
+    if not isinstance(v, dict) or "user" not in v or len(v) != 2:
+        raise ValueError("must have 'user' and the character's reply")
+    return str(v["user"]), str(next(x for k, x in v.items() if k != "user"))
+
+
+def _spaces(v: str) -> str:
+    return " ".join(v.split())
+
+
+class _EmotionFields(BaseModel):
+    label: Annotated[str, BeforeValidator(str), AfterValidator(_emotion_label)] = "neutral"
+    intensity: Annotated[float, BeforeValidator(_unit)] = 0.5
+
+
+def _emotion(v: object) -> object:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError("must be a mapping with label and intensity")
+    return v
+
+
+class _CardFields(BaseModel):
+    """A persona card's fields (characters/<id>.yaml or character.yaml), checked in this order."""
+
+    name: yamlines.Text
+    summary: Annotated[yamlines.Text, AfterValidator(_spaces)]
+    manner: Annotated[yamlines.OptionalText, AfterValidator(_spaces)] = ""
+    values: yamlines.TextList = ()
+    knowledge_bounds: Annotated[yamlines.OptionalText, AfterValidator(_spaces)] = ""
+    refusal: Annotated[str, BeforeValidator(str)] = Character.refusal
+    refusals: yamlines.TextList = ()
+    unknown: Annotated[str, BeforeValidator(str)] = Character.unknown
+    greeting: Annotated[str, BeforeValidator(str)] = "Hello!"
+    goals: yamlines.TextList = ()
+    default_emotion: Annotated[_EmotionFields, BeforeValidator(_emotion)] = _EmotionFields()
+    voice: yamlines.Mapping = {}
+    avatar: yamlines.Mapping = {}
+    examples: Annotated[tuple[Annotated[tuple[str, str], BeforeValidator(_example)], ...],
+                        BeforeValidator(lambda v: v or [])] = ()
+    lexicon: yamlines.TextList = ()
 
 
 def parse_card(p: Path, story: StoryPack | None = None) -> Character:
     data = yamlines.load(p)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of fields at the top level")
-    emo = data.get("default_emotion") or {}
-    if not isinstance(emo, dict):
-        raise ConfigError(f"{yamlines.where(p, data, 'default_emotion')}: must be a mapping with label and intensity")
-    label = str(emo.get("label", "neutral"))
-    if label not in _EMOTIONS:
-        raise ConfigError(f"{yamlines.where(p, emo, 'label')}: {label!r} is not one of {', '.join(_EMOTIONS)}")
-    try:
-        intensity = float(emo.get("intensity", 0.5))
-    except (TypeError, ValueError):
-        intensity = -1.0
-    if not 0 <= intensity <= 1:
-        raise ConfigError(f"{yamlines.where(p, emo, 'intensity')}: must be a number in 0..1")
-    voice = data.get("voice") or {}
-    avatar = data.get("avatar") or {}
-    for key, val in (("voice", voice), ("avatar", avatar)):
-        if not isinstance(val, dict):
-            raise ConfigError(f"{yamlines.where(p, data, key)}: must be a mapping")
-    examples = []
-    raw_examples = data.get("examples") or []
-    if not isinstance(raw_examples, list):
-        raise ConfigError(f"{yamlines.where(p, data, 'examples')}: must be a list of {{user: ..., <name>: ...}}")
-    for i, ex in enumerate(raw_examples):
-        ex = yamlines.strip(ex) if isinstance(ex, dict) else ex
-        if not isinstance(ex, dict) or "user" not in ex or len(ex) != 2:
-            line = raw_examples[i].get("__line__") if isinstance(raw_examples[i], dict) else None
-            at = f" line {line}" if line else ""
-            raise ConfigError(f"{p}{at}: examples[{i}] must have 'user' and the character's reply")
-        reply = next(v for k, v in ex.items() if k != "user")
-        examples.append((str(ex["user"]), str(reply)))
-    refusal = str(data.get("refusal", Character.refusal))
-    refusals = _str_list(data, "refusals", p)
+    f = yamlines.validate(_CardFields, p, data)
+    emo = f.default_emotion
     return Character(
-        name=_req(data, "name", p),
-        summary=" ".join(str(_req(data, "summary", p)).split()),
-        manner=" ".join(str(data.get("manner", "")).split()),
-        values=_str_list(data, "values", p),
-        knowledge_bounds=" ".join(str(data.get("knowledge_bounds", "")).split()),
-        refusal=refusal,
-        refusals=(refusal, *[r for r in refusals if r != refusal]),
-        unknown=str(data.get("unknown", Character.unknown)),
-        greeting=str(data.get("greeting", "Hello!")),
-        goals=_str_list(data, "goals", p),
-        default_emotion=Emotion(label, intensity),
-        voice_backend=voice.get("backend"),
-        voice=voice.get("voice"),
-        voice_spec=_plain(voice),
-        look=str(avatar.get("look", "default")),
-        avatar=_plain(avatar),
-        examples=tuple(examples),
-        lexicon=_str_list(data, "lexicon", p),
+        name=f.name,
+        summary=f.summary,
+        manner=f.manner,
+        values=f.values,
+        knowledge_bounds=f.knowledge_bounds,
+        refusal=f.refusal,
+        refusals=(f.refusal, *[r for r in f.refusals if r != f.refusal]),
+        unknown=f.unknown,
+        greeting=f.greeting,
+        goals=f.goals,
+        default_emotion=Emotion(emo.label, emo.intensity),
+        voice_backend=f.voice.get("backend"),
+        voice=f.voice.get("voice"),
+        voice_spec=f.voice,
+        look=str(f.avatar.get("look", "default")),
+        avatar=f.avatar,
+        examples=f.examples,
+        lexicon=f.lexicon,
         folder=p.parent if story is None else story.folder,
         id=p.stem if story is not None else p.parent.name,
         story=story,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mio.core import yamlines
 from mio.core.errors import ConfigError
-from mio.thinker import yamlines
 from mio.thinker.pack import load_pack
 from mio.thinker.persona import STORIES_DIR
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mio.core.errors import BackendError
+from mio.core.packaged import minilm_folder
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,6 @@ class TextEncoder(ABC):
 
     def encode_one(self, text: str) -> TextEmbedding:
         return self.encode([text])[0]
-
-
-def minilm_folder() -> Path:
-    from mio.thinker.memory.embed import minilm_folder as find
-
-    return find()
 
 
 class MiniLMTextEncoder(TextEncoder):

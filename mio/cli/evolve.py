@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from mio.cli.common import config_from_args, say, write_bench
+
 
 def _tqdm(total: int, desc: str):
     from tqdm import tqdm
@@ -38,8 +40,6 @@ def _teacher(args, cfg):
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
     from mio.thinker.evolve.pairs import PairTeacher, read_pairs, write_pairs
     from mio.thinker.evolve.scenarios import ScenarioPolicy
     from mio.thinker.persona import load_character
@@ -55,7 +55,7 @@ def _collect(args: argparse.Namespace) -> int:
         path = out / name
         done = {p.scenario["id"] for p in read_pairs(path)} if path.is_file() else set()
         todo = [s for s in policy.generate(n, split) if s.id not in done]
-        _say(f"{split}: {len(done)} pairs already in {path}, {len(todo)} to write")
+        say(f"{split}: {len(done)} pairs already in {path}, {len(todo)} to write")
         bar = _tqdm(len(todo), f"pairs ({split})")
         for i, sc in enumerate(todo):
             write_pairs(path, [teacher.pair(sc, i + len(done))])
@@ -71,7 +71,6 @@ def _collect(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     """A text conversation (optionally with a wav of the user's voice and a camera image per line),
     logged as a trajectory with its rating: the same Recorder the runtime session uses."""
-    from mio.cli.common import config_from_args
     from mio.thinker.evolve.trajectory import TrajectoryLog
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
@@ -109,8 +108,6 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _rewards(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
     from mio.thinker.evolve.descriptors import describe_trajectory
     from mio.thinker.evolve.oracle import CueOracle, LLMOracle
     from mio.thinker.evolve.trajectory import TrajectoryLog, global_reward
@@ -125,7 +122,7 @@ def _rewards(args: argparse.Namespace) -> int:
     ids = [args.session] if args.session else log.session_ids(rated=True)
     if not args.session and not args.redo:
         ids = [s for s in ids if any(t.reward is None for t in log.load(s).turns)]
-    _say(f"{len(ids)} rated session(s) to decompose in {log.db.path}")
+    say(f"{len(ids)} rated session(s) to decompose in {log.db.path}")
     embedder = create_embedder(cfg.thinker.embedder)
     oracle = None if args.no_llm else LLMOracle(_teacher(args, cfg), character=load_character(cfg.character).name)
     results = []
@@ -151,8 +148,6 @@ def _rewards(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
     from mio.thinker.evolve.grpo import settings_from, train
     from mio.thinker.evolve.pairs import read_pairs
     from mio.thinker.evolve.reward import PersonaReward
@@ -165,19 +160,16 @@ def _train(args: argparse.Namespace) -> int:
                              max_completion_length=args.max_tokens, learning_rate=args.lr, beta=args.beta)
     persona = PersonaReward(create_embedder(cfg.thinker.embedder))
     run = out / args.run
-    state = train(pairs, run, settings, persona, model_path=args.model, resume=not args.fresh, progress=_say)
+    state = train(pairs, run, settings, persona, model_path=args.model, resume=not args.fresh, progress=say)
     print(json.dumps({"run": str(run), "steps": state.steps_done, "seconds": state.seconds,
                       "adapter_gguf": str(run / "adapter.gguf"), "history": state.history}, indent=1))
-    _say(f"serve it with: mio story ask --set thinker.lora_path={run}")
+    say(f"serve it with: mio story ask --set thinker.lora_path={run}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
-    from mio.cli.common import write_bench as _write_bench
     from mio.thinker.evolve.evaluate import evaluate_model
     from mio.thinker.evolve.pairs import read_pairs
     from mio.thinker.evolve.reward import PersonaReward
@@ -192,9 +184,9 @@ def _eval(args: argparse.Namespace) -> int:
     tcfg = dataclasses.replace(cfg.thinker, temperature=args.temperature)
     result: dict = {"held_apart_pairs": len(pairs), "adapter": str(adapter), "temperature": args.temperature}
     for name, lora in (("before", None), ("after", str(adapter))):
-        _say(f"{name} self-evolution ({'base model' if lora is None else lora}) ...")
+        say(f"{name} self-evolution ({'base model' if lora is None else lora}) ...")
         result[name] = evaluate_model(dataclasses.replace(tcfg, lora_path=lora, lora_scale=args.lora_scale), pairs,
-                                      persona, rt_limit=args.rt_limit, progress=_say, embedder=embedder)
+                                      persona, rt_limit=args.rt_limit, progress=say, embedder=embedder)
     b, a = result["before"], result["after"]
     result["delta"] = {"persona_reward_mean": round(a["persona_reward"]["mean"] - b["persona_reward"]["mean"], 4)}
     for k in ("robustness_guards_on", "robustness_guards_off"):
@@ -204,7 +196,7 @@ def _eval(args: argparse.Namespace) -> int:
         from mio.thinker.evolve.evaluate import evaluate_transformers
 
         run_dir = adapter if adapter.is_dir() else adapter.parent
-        result["transformers"] = evaluate_transformers(pairs, run_dir / "adapter", persona, progress=_say)
+        result["transformers"] = evaluate_transformers(pairs, run_dir / "adapter", persona, progress=say)
         result["delta"]["persona_reward_mean_transformers"] = result["transformers"]["delta_persona_reward_mean"]
     summary = {"held_apart_pairs": len(pairs)}
     for name in ("before", "after"):
@@ -212,7 +204,7 @@ def _eval(args: argparse.Namespace) -> int:
                          **{k: result[name][k]["score"] for k in ("robustness_guards_on", "robustness_guards_off")
                             if k in result[name]}}
     result["summary"] = {**summary, "delta": result["delta"]}
-    return _write_bench(result, args.output)
+    return write_bench(result, args.output)
 
 
 def register(sub, bench_sub, common) -> None:

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
+from mio.cli.common import config_from_args, say, write_bench
+from mio.core import packaged
 from mio.core.errors import InputError
-from mio.thinker.llm import catalog
 
 
 def _story_info(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
     from mio.thinker.persona import load_character
 
     cfg = config_from_args(args)
@@ -42,7 +42,6 @@ def _story_validate(args: argparse.Namespace) -> int:
 
 def _story_ask(args: argparse.Namespace) -> int:
     """Text-only conversation with the Thinker (no voice or video): fast to try the memory."""
-    from mio.cli.common import config_from_args
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
 
@@ -80,9 +79,6 @@ def _story_ask(args: argparse.Namespace) -> int:
 
 def _bench_thinker(args: argparse.Namespace) -> int:
     from mio.bench.thinker import bench_thinker
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
-    from mio.cli.common import write_bench as _write_bench
 
     cfg = config_from_args(args)
     from mio.bench.thinker import CONDITIONS
@@ -99,25 +95,22 @@ def _bench_thinker(args: argparse.Namespace) -> int:
         judge = OpenAICompatLLM(ThinkerConfig(backend="openai", url=args.judge_url, model=args.judge_model))
     if not args.models:
         result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval, conditions=conditions,
-                               llm_suites=not args.retrieval_only, judge_llm=judge, progress=_say)
-        return _write_bench(result, args.output)
+                               llm_suites=not args.retrieval_only, judge_llm=judge, progress=say)
+        return write_bench(result, args.output)
     from mio.bench.thinker import compare_models
 
-    names = list(catalog.MODELS) if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
+    names = list(packaged.MODELS) if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
     for name in names:
-        catalog.get(name)  # an unknown name fails before anything runs
-    result = compare_models(cfg, names, limit=args.limit, judge_llm=judge, progress=_say)
-    return _write_bench(result, args.output)
+        packaged.get(name)  # an unknown name fails before anything runs
+    result = compare_models(cfg, names, limit=args.limit, judge_llm=judge, progress=say)
+    return write_bench(result, args.output)
 
 
 def _bench_llm(args: argparse.Namespace) -> int:
     from mio.bench.llm import bench_llm
-    from mio.cli.common import config_from_args
-    from mio.cli.common import say as _say
-    from mio.cli.common import write_bench as _write_bench
 
-    return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns,
-                                 beside_renderer=not args.no_renderer, progress=_say), args.output)
+    return write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns,
+                                 beside_renderer=not args.no_renderer, progress=say), args.output)
 
 
 def register(sub, bench_sub, common) -> None:
@@ -141,7 +134,7 @@ def register(sub, bench_sub, common) -> None:
     b.add_argument("--limit", type=int, default=None, help="only the first N items of each suite")
     b.add_argument("--models", default=None,
                    help="compare packaged models side by side: 'all' or a comma list of "
-                        f"{', '.join(catalog.MODELS)} (the ones not installed are reported as such)")
+                        f"{', '.join(packaged.MODELS)} (the ones not installed are reported as such)")
     b.add_argument("--retrieval-only", action="store_true", help="skip the LLM suites")
     b.add_argument("--conditions", default=None,
                    help="comma list of the conditions to run: baseline (flat RAG, no guards), diegetic (the "
