@@ -82,13 +82,13 @@ def multiview_figures(renderer, faces: np.ndarray, joints: np.ndarray, views: in
 
     - time: `render_batch` of the same pose from `views` orbit cameras (posing once) against
       `views` separate `render()` calls, per frame;
-    - consistency (mio.render.metrics.reprojection_consistency): for a few motion states, every view
+    - consistency (mio.render.consistency.reprojection_consistency): for a few motion states, every view
       warped into every other through the mesh depth, PSNR / SSIM where both see the surface. The
       lights are fixed to the camera, so shading legitimately differs between views: this is the
       ceiling a perfectly consistent renderer with this lighting reaches, the reference for AvatarDiT.
     """
     from mio.render.camera import camera_center, orbit
-    from mio.render.metrics import reprojection_consistency
+    from mio.render.consistency import reprojection_consistency
 
     base = renderer.preset_camera("upper_body")
     pivot = camera_center(base)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mio.audio import resample
+from mio.metrics.networks import load_onnx
 
 PESQ_RATES = {"nb": 8000, "wb": 16000}  # ITU-T P.862 narrowband / P.862.2 wideband
 STOI_RATE = 10000  # pystoi resamples internally to 10 kHz
@@ -124,35 +125,15 @@ def dnsmos(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     return {k: float(r[k]) for k in ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")}
 
 
-class OnnxModel:
-    """A model file the user gives, run by onnxruntime on the CPU (never downloaded)."""
-
-    def __init__(self, path: str | Path) -> None:
-        import onnxruntime as ort
-
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"model file not found: {p}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
-        self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        if len(arrays) != len(self.inputs):
-            raise ValueError(f"model takes {len(self.inputs)} inputs ({self.inputs}), got {len(arrays)}")
-        return self.session.run(None, dict(zip(self.inputs, arrays, strict=True)))
-
-
 def utmos(samples: np.ndarray, sample_rate: int, model: str | Path | Callable[[np.ndarray], float]) -> float:
     """UTMOS (Saeki et al. 2022) predicted MOS in [1, 5] from a model the user gives.
 
     `model`: an ONNX file taking a (1, T) float32 waveform at 16 kHz and returning the score
     (as the exported UTMOS22 strong learner does), or any callable doing the same."""
     x = _resample64(_mono(samples, "samples"), sample_rate, UTMOS_RATE).astype(np.float32)
-    fn = model if callable(model) else _onnx_scalar(OnnxModel(model))
+    fn = model if callable(model) else _onnx_scalar(load_onnx(model, "UTMOS", 1))
     return float(fn(x))
 
 
-def _onnx_scalar(m: OnnxModel) -> Callable[[np.ndarray], float]:
-    return lambda x: float(np.asarray(m(x[None, :])[0]).ravel()[0])
+def _onnx_scalar(m: Callable[..., np.ndarray]) -> Callable[[np.ndarray], float]:
+    return lambda x: float(np.asarray(m(x[None, :])).ravel()[0])

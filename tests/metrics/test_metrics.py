@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from mio.core.errors import InputError
 from mio.metrics import body, face, render, talker, thinker
 from mio.metrics.frechet import fid_from_features, frechet_distance
 
@@ -85,7 +86,7 @@ def test_dnsmos_ranks_clean_speechlike_above_noise():
 def test_utmos_from_a_given_model_resamples_to_16k():
     # a stand-in "model": seconds of 16 kHz audio it was given -> 24000 samples at 24 kHz = 1.0
     assert talker.utmos(np.ones(24000), 24000, lambda w: len(w) / 16000) == pytest.approx(1.0)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="does not exist"):
         talker.utmos(np.ones(16000), SR, "/nonexistent/utmos.onnx")
 
 
@@ -161,19 +162,20 @@ def test_peak_jerk_and_area_under_jerk_at_a_transition():
 
 # --- Renderer ----------------------------------------------------------------------------------
 def test_psnr():
-    a = np.zeros((4, 4, 3))
-    assert render.psnr(a + 1, a) == pytest.approx(10 * math.log10(255**2))  # MSE 1
+    a = np.zeros((4, 4, 3), np.uint8)
+    assert render.psnr(a + 1, a) == pytest.approx(10 * math.log10(255**2))  # MSE 1 on the 0-255 scale
     assert render.psnr(a, a) == float("inf")
 
 
 def test_ssim_known_cases():
     rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (32, 32, 3)).astype(float)
+    img = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
     assert render.ssim(img, img) == pytest.approx(1.0)
-    # constant images: variance terms vanish -> (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)
-    c1 = (0.01 * 255) ** 2
-    expected = (2 * 100 * 50 + c1) / (100**2 + 50**2 + c1)
-    assert render.ssim(np.full((16, 16), 100.0), np.full((16, 16), 50.0)) == pytest.approx(expected)
+    # constant images: variance terms vanish -> (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1), on [0, 1]
+    c1 = 0.01**2
+    a, b = 100 / 255, 50 / 255
+    expected = (2 * a * b + c1) / (a**2 + b**2 + c1)
+    assert render.ssim(np.full((16, 16), a), np.full((16, 16), b)) == pytest.approx(expected)
 
 
 def test_lpips_formula_with_pluggable_features():

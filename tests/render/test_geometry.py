@@ -177,7 +177,7 @@ def test_control_render_is_the_bare_mesh_on_black(renderer):
 
 @pytest.mark.slow
 def test_multiview_consistency_of_the_rasteriser_and_of_a_corrupted_view(renderer):
-    from mio.render.metrics import reprojection_consistency
+    from mio.render.consistency import reprojection_consistency
 
     base = renderer.preset_camera("upper_body")
     c = camera_center(base)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from mio.core.errors import InputError
+from mio.metrics.frechet import fid_from_features
+from mio.metrics.render import psnr, ssim
 from mio.render.camera import Camera
-from mio.render.metrics import frechet_distance, psnr, ssim, warp
+from mio.render.consistency import warp
 
 
 def _image(seed=0, size=48):
@@ -31,8 +33,8 @@ def test_psnr_and_ssim_known_values():
 def test_frechet_distance_of_shifted_gaussians():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 3))
-    assert frechet_distance(a, rng.normal(size=(4000, 3))) < 0.02
-    assert frechet_distance(a, a + [2.0, 0, 0]) == pytest.approx(4.0, rel=1e-6)
+    assert fid_from_features(a, rng.normal(size=(4000, 3))) < 0.02
+    assert fid_from_features(a, a + [2.0, 0, 0]) == pytest.approx(4.0, rel=1e-6)
 
 
 def test_warp_into_the_same_camera_is_the_identity():
@@ -73,7 +75,9 @@ def test_metric_networks_run_from_onnx_files(tmp_path):
     pytest.importorskip("onnxruntime")
     from onnx import helper
 
-    from mio.render.metrics import fid, fvd, lpips
+    from mio.metrics.render import fid_model as fid
+    from mio.metrics.render import fvd_model as fvd
+    from mio.metrics.render import lpips_model as lpips
 
     # LPIPS stand-in: mean |x - y| over channels and pixels, per pair
     l1 = _onnx_file(tmp_path / "lpips.onnx", [
@@ -108,7 +112,8 @@ def test_metric_networks_run_from_onnx_files(tmp_path):
 def test_torchscript_and_pickled_metric_networks_are_refused_unopened(tmp_path, name):
     import pickle
 
-    from mio.render.metrics import fid, lpips
+    from mio.metrics.render import fid_model as fid
+    from mio.metrics.render import lpips_model as lpips
 
     marker = tmp_path / "ran"
 
@@ -130,7 +135,7 @@ def test_a_clip_folder_with_only_a_pickled_checkpoint_is_refused_unopened(tmp_pa
     import pickle
 
     transformers = pytest.importorskip("transformers")
-    from mio.render.metrics import ClipSimilarity
+    from mio.metrics.networks import ClipSimilarity
 
     cfg = transformers.CLIPConfig(text_config={"hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
                                                "num_attention_heads": 1},

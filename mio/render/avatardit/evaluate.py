@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mio.metrics.render import psnr, ssim
 from mio.render.avatardit.data import ClipConfig, PixelLatents, RenderedClips, collate
 from mio.render.avatardit.model import AvatarDiT, sample
-from mio.render.metrics import psnr, ssim
 
 HELD_OUT_SEED = 10_000_019  # clip seeds from here on are never drawn by training (seeds < 1e6 * steps)
 
