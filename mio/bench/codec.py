@@ -34,7 +34,7 @@ from mio.talker.codec.stream import (
     encode_array,
 )
 
-BUDGET_MS_PER_FRAME = 20.0  # ARCHITECTURE.md §7: streaming encode + decode per 80 ms frame
+BUDGET_MS_PER_FRAME = 20.0  # docs/architecture.md §7: streaming encode + decode per 80 ms frame
 BUDGET_RTF = 0.05
 TARGET_STOI = 0.85
 PAPER = {"stoi": (0.91, 0.95), "pesq_wb": (2.35, 2.67), "pesq_nb": (2.88, 3.26), "sim": (0.81, 0.81)}

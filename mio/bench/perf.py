@@ -1,4 +1,4 @@
-"""`mio bench perf`: every budget of ARCHITECTURE.md §7 in one run, the budget beside each median.
+"""`mio bench perf`: every budget of docs/architecture.md §7 in one run, the budget beside each median.
 
 Runs, in order: the Talker's real-time factor, the Face and Body Animators' per-frame cost (each
 alone, one thread), the renderer (`bench_render`), and the live session (`bench_pipeline`: TTFA,

@@ -16,7 +16,7 @@ each, and reports per turn index (P50 / P95 over the sessions) and pooled:
   reply that still arrived after it (should be 0).
 `compare_untrimmed` interleaves sessions whose voice chunks keep their leading/trailing silence
 (the previous behaviour), so both columns come from the same minutes of the same machine.
-Budgets from ARCHITECTURE.md §7 are written beside each figure.
+Budgets from docs/architecture.md §7 are written beside each figure.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`mio bench render`: the renderer's time per frame against its budget (ARCHITECTURE.md §7).
+"""`mio bench render`: the renderer's time per frame against its budget (docs/architecture.md §7).
 
 The face and the body change every frame, as in a live session: the jaw talks, the eyes blink and
 glance, the smile comes and goes and the head nods (every blendshape upload and the head/eye bones
@@ -29,7 +29,7 @@ from mio.core.config import RenderConfig, to_dict
 from mio.render.camera import CAMERA_PRESETS
 from mio.render.tracks import talking_face, waving_body
 
-BUDGET_MS = 10.0  # per 512x512 frame, posing included (ARCHITECTURE.md §7)
+BUDGET_MS = 10.0  # per 512x512 frame, posing included (docs/architecture.md §7)
 FPS = 25.0  # the live session's frame rate: the motion below is paced as if played at it
 WARMUP = 10  # frames rendered before timing (shader variants compile on first use)
 

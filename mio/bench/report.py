@@ -134,7 +134,7 @@ def _md_table_to_html(rows: list[str]) -> str:
 
 
 def perf_markdown(r: dict) -> str:
-    lines = ["# Mio performance budgets (ARCHITECTURE.md §7)", "",
+    lines = ["# Mio performance budgets (docs/architecture.md §7)", "",
              f"Machine: {r['machine']['cpus']} CPUs, load {r['machine']['loadavg_1min']}; "
              f"{'quick' if r['quick'] else 'full'} run, {r['wall_s']} s.", "",
              "| budget | measured median | budget | ok | source |", "|---|---|---|---|---|"]

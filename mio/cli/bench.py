@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     i.add_argument("-o", "--output", default="out/bench/iis.json")
     i.set_defaults(func=_iis)
     p = bench_sub.add_parser("perf", parents=[common],
-                             help="every budget of ARCHITECTURE.md §7 in one run -> out/bench/perf.{json,md}")
+                             help="every budget of docs/architecture.md §7 in one run -> out/bench/perf.{json,md}")
     p.add_argument("--quick", action="store_true", help="fewer frames and 2 live turns")
     p.add_argument("--skip-pipeline", action="store_true", help="leave out the live session (TTFA, fps, barge-in)")
     p.add_argument("-o", "--output", default="out/bench/perf.json")

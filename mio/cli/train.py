@@ -44,7 +44,7 @@ def _codec(tsub: argparse._SubParsersAction) -> None:
                    help="power floor inside L_mel's log (1e-3 ignores detail ~60 dB below speech; "
                         "the first embedded stage used 1e-5)")
     p.add_argument("--mel-weight", type=float, default=None,
-                   help=f"lambda of L_mel in Eq. 4 (default {LossWeights.mel}; raise it beside the GAN to keep "
+                   help=f"lambda of L_mel in Eq. 2 (default {LossWeights.mel}; raise it beside the GAN to keep "
                         "intelligibility)")
     p.add_argument("--init-from", metavar="DIR", help="warm start from a trained codec (its widths; fresh optimizer)")
     p.add_argument("--quantizer", choices=QUANTIZERS, default=None,

@@ -1,4 +1,4 @@
-"""Typed frames: everything that flows through the runtime (ARCHITECTURE.md §3-4).
+"""Typed frames: everything that flows through the runtime (docs/architecture.md §3-4).
 
 Three kinds, as in Pipecat:
 - `SystemFrame`  jumps every queue and is never dropped (Interrupt, Error).

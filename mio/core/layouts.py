@@ -1,4 +1,4 @@
-"""Named parameter layouts shared by every module (ARCHITECTURE.md §3). Defined once here.
+"""Named parameter layouts shared by every module (docs/architecture.md §3). Defined once here.
 
 `ARKIT52`   the 52 ARKit blendshapes in anny's names and order, then head rotation (axis-angle 3)
             and the two eye gaze rotations (axis-angle 2 x 3): 61 values per face frame.

@@ -1,4 +1,4 @@
-"""The embedded avatar: the `anny` body model (ARCHITECTURE.md §2) exported once per look into a compact asset.
+"""The embedded avatar: the `anny` body model (docs/architecture.md §2) exported once per look into a compact asset.
 
 A full anny forward pass (warp skinning) costs 17-30 ms, too slow per frame, so we pose the mesh
 ourselves (mio.render.pose): anny runs *once* per look (mio.render.build), what posing needs is

@@ -1,7 +1,7 @@
 """Engine export: the avatar as glTF 2.0 binary (GLB) and motion as BVH + ARKit blendshape curves.
 
 Game engines (Unity, Unreal, Godot, three.js, Blender) drive their own characters from Mio's
-parameter streams (ARCHITECTURE.md §3): the face as the 52 ARKit blendshapes plus head and eye
+parameter streams (docs/architecture.md §3): the face as the 52 ARKit blendshapes plus head and eye
 rotations, the body as a skeleton animation. This module writes both ends of that contract:
 
     write_glb(asset, "mio.glb")                         # mesh + 52 morph targets + 104-bone skin

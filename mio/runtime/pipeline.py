@@ -1,4 +1,4 @@
-"""The streaming runtime: an asyncio pipeline of processors (ARCHITECTURE.md §4).
+"""The streaming runtime: an asyncio pipeline of processors (docs/architecture.md §4).
 
 Each processor runs its own task and owns an inbox. Frames flow downstream in order.
 - System frames (`Interrupt`, `ErrorFrame`) jump the inbox and are never dropped.

@@ -13,7 +13,7 @@ WebSocket (protocol: mio.runtime.transports.web)
     /ws/session?token=...   the page: JPEG video + float32 audio + JSON events; text, mic, barge-in
     /ws/params?token=...    game engines: FaceFrame / BodyFrame JSON (+ the audio), no rendering
 
-Reliability (ARCHITECTURE.md §9): binds 127.0.0.1 by default; a session needs a single-use token
+Reliability (docs/architecture.md §9): binds 127.0.0.1 by default; a session needs a single-use token
 that expires; Host and Origin headers are checked for any bind address (no cross-site pages, no
 DNS rebinding); message sizes and outgoing queues are bounded; beyond `max_sessions` a clear
 "busy" refusal; each WebSocket has its own `Session` (own memory) over the shared weights; a

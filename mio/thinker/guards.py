@@ -1,4 +1,4 @@
-"""Guards beyond the paper (ARCHITECTURE.md §9): out-of-world requests, frame breaks, spoilers.
+"""Guards beyond the paper (docs/architecture.md §9): out-of-world requests, frame breaks, spoilers.
 
 - `out_of_world(text)`: requests that would pull the character out of its world — code, assistant
   tasks, prompt injection, questions about being an AI, things that do not exist in the story's

@@ -5,7 +5,7 @@ each story's diegetic knowledge graph and the episodic store. `Conversation` is 
 state: short-term memory (§6.2 tier 1: recent turns within a token budget, older turns condensed,
 active goals), the story clock position, and who the user is.
 
-Prompt layout (the LLM keeps the stable prefix in its KV cache; ARCHITECTURE.md §5):
+Prompt layout (the LLM keeps the stable prefix in its KV cache; docs/architecture.md §5):
     [system: persona card] [few-shot examples] [recent turns]  <- stable / growing prefix
     [system: story time, retrieved facts, episodic memories, condensed older turns]  <- per turn
     [user: this turn]

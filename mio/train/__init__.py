@@ -1,4 +1,4 @@
-"""Shared training machinery for every learned module (ARCHITECTURE.md §6).
+"""Shared training machinery for every learned module (docs/architecture.md §6).
 
 - `dist`: single process or `torchrun` (DistributedDataParallel; gloo on CPU, NCCL on GPUs).
 - `checkpoint`: safetensors weights + JSON config (`save_pretrained` / `load_pretrained`), and

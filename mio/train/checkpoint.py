@@ -1,4 +1,4 @@
-"""Checkpoints as safetensors + JSON, never pickle (ARCHITECTURE.md §9).
+"""Checkpoints as safetensors + JSON, never pickle (docs/architecture.md §9).
 
 A *pretrained* directory holds what inference needs:
 

@@ -8,7 +8,7 @@
 Speaker b's own track is `tracks[b]`; its "other" track is the other speaker's (two speakers: the
 tracks swapped, Eq. 6). Each step generates one chunk for every speaker in one batched pass.
 
-Latency (documented, ARCHITECTURE.md budget): the original multi-scale design generates 100-frame
+Latency (documented, docs/architecture.md budget): the original multi-scale design generates 100-frame
 windows, a 4 s floor before the first frame. Here a chunk is `cfg.chunk` frames (tiny: 10 = 0.4 s)
 with `cfg.context` frames of past motion and `cfg.audio_context` frames of past audio as context.
 - A chunk starting at frame n0 reads the speaker's own audio up to the end of the chunk

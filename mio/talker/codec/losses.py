@@ -1,10 +1,11 @@
-"""Training objective of the Kodama tokenizer (paper Eq. 1-5).
+"""Training objective of the Kodama tokenizer (paper Eq. 1-5, §2.1).
 
-    L_D = sum_k E[(D_k(x) - 1)^2] + E[D_k(x_hat)^2]                          (1) LS-GAN, discriminators
-    L_adv = sum_k E[(D_k(x_hat) - 1)^2]                                      (2) LS-GAN, generator
-    L_fm = sum_k sum_l |D_k^l(x) - D_k^l(x_hat)|_1 / mean|D_k^l(x)|          (3) feature matching
-    L_G = l_adv L_adv + l_fm L_fm + l_mel L_mel + l_pitch L_pitch + l_commit L_commit   (4)
-    L = L_G + l_sem L_sem                                                    (5) semantic reconstruction
+    L_D = L_adv(D; G)                                                             (Eq. 1)
+    L_G = l_adv L_adv(G; D) + l_mel L_mel + l_pitch L_pitch + l_fm L_fm + l_commit L_RVQ   (Eq. 2)
+    L_adv(G; D) = sum_k E[(1 - D_k(x_hat))^2]                                     (Eq. 3) LS-GAN, generator
+    L_adv(D; G) = sum_k E[(1 - D_k(x))^2] + E[D_k(x_hat)^2]                       (Eq. 4) LS-GAN, discriminators
+    L_fm = sum_k sum_l |D_k^l(x) - D_k^l(x_hat)|_1 / mean|D_k^l(x)|               (Eq. 5) feature matching
+    L = L_G + l_sem L_sem                     the semantic reconstruction of §2.1.2 (no equation number)
 
 with D_k the multi-period (periods 2, 3, 5, 7, 11) and multi-scale STFT discriminators, L_mel an L2
 distance of log-mel spectrograms at several resolutions, L_pitch an L2 distance of log-F0 on
@@ -170,12 +171,12 @@ class Discriminators(nn.Module):
 
 
 def discriminator_loss(real: list, fake: list) -> torch.Tensor:
-    """Eq. 1 (LS-GAN): real -> 1, fake -> 0."""
+    """Eq. 1 with Eq. 4 (LS-GAN): real -> 1, fake -> 0."""
     return sum(((r[0] - 1) ** 2).mean() + (f[0] ** 2).mean() for r, f in zip(real, fake, strict=True))  # type: ignore[return-value]
 
 
 def generator_losses(real: list, fake: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 2 (adversarial) and Eq. 3 (relative feature matching)."""
+    """Eq. 3 (adversarial) and Eq. 5 (feature matching, relative to the real features' scale)."""
     adv = sum(((f[0] - 1) ** 2).mean() for f in fake)
     fm = sum(F.l1_loss(fm_f, fm_r.detach()) / (fm_r.detach().abs().mean() + 1e-5)
              for r, f in zip(real, fake, strict=True) for fm_r, fm_f in zip(r[1], f[1], strict=True))

@@ -8,7 +8,7 @@
 
 Every layer is causal (modules.py), so `encode` and `decode` also stream frame by frame
 (stream.py). During training a semantic head maps the quantised low band back to the frozen
-teacher's features (Eq. 5's semantic reconstruction).
+teacher's features (§2.1.2's semantic reconstruction).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Residual vector quantisation (Eq. 4's commitment term) with factorised codes.
+"""Residual vector quantisation (L_RVQ of Eq. 2: the commitment term) with factorised codes.
 
 A `VectorQuantizer` projects its input to `code_dim`, finds the nearest of `codebook_size`
 codes by cosine similarity, and projects back (DAC's factorised codes: lookups in a small space

@@ -197,7 +197,7 @@ def train_codec(corpus: str | Path, out_dir: str | Path, cfg: CodecConfig, tcfg:
         y = out["audio"]
         l_mel, l_pitch = mel_loss(y, x), pitch_loss(y, x)
         l_sem = semantic_loss(out["semantic"], feats)
-        loss = w.mel * l_mel + w.pitch * l_pitch + w.commit * out["commit"] + w.semantic * l_sem
+        loss = w.mel * l_mel + w.pitch * l_pitch + w.commit * out["commit"] + w.semantic * l_sem  # Eq. 2 + L_sem
         logs = {"mel": l_mel.item(), "pitch": l_pitch.item(), "commit": out["commit"].item(), "sem": l_sem.item()}
         if step >= tcfg.gan_start:
             l_d = discriminator_loss(dis(x), dis(y.detach()))

@@ -3,7 +3,7 @@ served re-encoded as Q8_0 (`embedded_q8_0`: same outputs, faster pre-fill).
 
 llama-cpp-python re-uses the longest common token prefix of consecutive prompts, so the persona
 prefix and the conversation so far are pre-filled once and only each new turn is evaluated
-(ARCHITECTURE.md §5: re-reading a 270-token persona costs 1.3-1.5 s here; cached it is ~0.3 s).
+(docs/architecture.md §5: re-reading a 270-token persona costs 1.3-1.5 s here; cached it is ~0.3 s).
 """
 
 from __future__ import annotations
