@@ -89,7 +89,7 @@ class EnergyFrameVAD:
     name = "energy"
 
     def __init__(self) -> None:
-        from mio.runtime.transports.web_vad import EnergyVAD, VADConfig
+        from mio.talker.vad import EnergyVAD, VADConfig
 
         self._make = lambda: EnergyVAD(VADConfig(sample_rate=VAD_RATE))
 

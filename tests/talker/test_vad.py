@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mio.runtime.transports.web_vad import EnergyVAD, VADConfig
+from mio.talker.vad import EnergyVAD, VADConfig
 
 SR = 16000
 

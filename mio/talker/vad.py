@@ -1,4 +1,4 @@
-"""Energy-based voice activity detection for live microphone audio (the web transport's VAD).
+"""Energy-based voice activity detection for live microphone audio (the fallback of mio.talker.stream_asr).
 
 The browser streams mono PCM continuously; only utterances should reach the session (the ASR
 stage transcribes everything it buffered at the user's end of turn, so silence must not pile up).
