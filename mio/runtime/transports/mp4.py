@@ -24,21 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.audio import resample
 from mio.core.atomic import check_output, commit, partial_path, remove_stale_partials
 from mio.core.frames import AudioChunk, Frame, UserAudio, VideoFrame
 
 AUDIO_WINDOW_S = 10.0  # audio this far behind the newest video frame is final and goes to disk
 AAC_FRAME = 1024  # samples per AAC frame
 TICK_EPS = 1e-6  # a frame at pts t shows from the tick at t (float slack)
-
-
-def _to_rate(samples: np.ndarray, sr: int, target: int) -> np.ndarray:
-    if sr == target:
-        return samples.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly  # lazily: scipy.signal costs ~0.5 s to import
-
-    g = np.gcd(sr, target)
-    return resample_poly(samples, target // g, sr // g).astype(np.float32)
 
 
 def _pcm16(x: np.ndarray) -> np.ndarray:
@@ -168,7 +160,7 @@ class MediaRecorder:
                 self._add_video(frame.image, frame.pts)
         elif isinstance(frame, AudioChunk | UserAudio):
             gain = self.user_gain if isinstance(frame, UserAudio) else 1.0
-            samples = _to_rate(frame.samples, frame.sample_rate, self.sample_rate)
+            samples = resample(frame.samples, frame.sample_rate, self.sample_rate)
             self._add_audio(frame.pts, gain * samples if gain != 1.0 else samples)
 
     def _add_video(self, image: np.ndarray, pts: float) -> None:
