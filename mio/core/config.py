@@ -204,3 +204,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+class Settings:
+    """Mixin of the models' frozen config dataclasses: to and from the JSON of a checkpoint
+    (tuples saved as lists and read back as tuples; keys this version does not know are ignored)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})

@@ -111,22 +111,28 @@ class Pretrained:
     `model.save_pretrained(path)`, in the folder format above.
 
     A model class (a torch module) sets `kind` (checked on load: a codec folder is not a TTS), may set
-    `embedded` (the shipped checkpoint, loaded for `path=None`), builds itself from the saved settings
-    in `from_config` and says what to save in `config_dict`. `prepare_state` may adapt the weights
+    `embedded` (the shipped checkpoint, loaded for `path=None`) and `config_class` (its settings, a
+    `Settings` dataclass held as `self.cfg`); a model built otherwise overrides `from_config` and
+    `config_dict`. `prepare_state` may adapt the weights
     before they are loaded (fold adapters, cast dtypes). After loading, `pretrained_config` holds the
     folder's whole config.json (training settings included) and the model is in eval mode.
     """
 
     kind: ClassVar[str]
     embedded: ClassVar[Path | None] = None
+    config_class: ClassVar[Any] = None  # a mio.core.config.Settings dataclass the model is built from
     pretrained_config: dict[str, Any]
 
     def config_dict(self) -> dict[str, Any]:
-        raise NotImplementedError(f"{type(self).__name__} does not say what to save")
+        """What config.json holds: by default the model's `cfg` (a `config_class`)."""
+        return self.cfg.to_dict()  # type: ignore[attr-defined]
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **options: Any) -> Self:
-        raise NotImplementedError(f"{cls.__name__} cannot be built from a config")
+        """The model built from config.json: by default `cls(config_class.from_dict(config))`."""
+        if cls.config_class is None:
+            raise NotImplementedError(f"{cls.__name__} names no config_class")
+        return cls(cls.config_class.from_dict(config), **options)  # type: ignore[call-arg]
 
     @classmethod
     def prepare_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any],

@@ -7,14 +7,14 @@ follow a DiT-S-like budget). Ablation variants are config values, not flags scat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
+from mio.core.config import Settings
 from mio.core.layouts import HUMANML3D
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(Settings):
     feat_dim: int = HUMANML3D.dim  # 263-D HumanML3D features in (§4.1)
     latent_dim: int = 4  # latent channels (§4.2.2)
     channels: tuple[int, ...] = (64, 96)  # width after each x2 downsampling stage; two stages = x4 (§4.2.2)
@@ -38,7 +38,7 @@ class VAEConfig:
 
 
 @dataclass(frozen=True)
-class DiTConfig:
+class DiTConfig(Settings):
     latent_dim: int = 4  # channels of the VAE latent
     dim: int = 128  # transformer width
     depth: int = 4  # DiT blocks
@@ -81,14 +81,4 @@ def dit_preset(name: str) -> DiTConfig:
     return {"tiny": DiTConfig.tiny, "small": DiTConfig.small, "paper": DiTConfig.paper}[name]()
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-
-
-def from_dict(cls: type, d: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
-    return cls(**kw)
-
-
-__all__ = ["DiTConfig", "PRESETS", "VAEConfig", "dit_preset", "from_dict", "replace", "to_dict", "vae_preset"]
+__all__ = ["DiTConfig", "PRESETS", "VAEConfig", "dit_preset", "replace", "vae_preset"]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio.body.flood.config import DiTConfig, from_dict, to_dict
+from mio.body.flood.config import DiTConfig
 from mio.train.checkpoint import Pretrained
 
 
@@ -82,12 +82,7 @@ class DiTBlock(nn.Module):
 class FloodDiT(Pretrained, nn.Module):
     kind = "flood-dit"
 
-    @classmethod
-    def from_config(cls, config: dict, **options) -> FloodDiT:
-        return cls(from_dict(DiTConfig, config))
-
-    def config_dict(self) -> dict:
-        return to_dict(self.cfg)
+    config_class = DiTConfig
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()

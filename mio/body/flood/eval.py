@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mio.body.actions import ACTIONS
-from mio.body.flood.config import from_dict, to_dict
 from mio.body.motionlib import MotionSample
+from mio.core.config import Settings
 from mio.core.layouts import HUMANML3D
 from mio.metrics import body
 from mio.train.checkpoint import Pretrained
@@ -44,7 +44,7 @@ CROSSFADE_SKIP = 16  # frames after a segment start before it counts as the acti
 
 
 @dataclass(frozen=True)
-class EvaluatorConfig:
+class EvaluatorConfig(Settings):
     feat_dim: int = HUMANML3D.dim
     text_dim: int = 384  # MiniLM sentence embedding
     hidden: int = 128  # motion encoder width
@@ -55,12 +55,7 @@ class EvaluatorConfig:
 class T2MEvaluator(Pretrained, nn.Module):
     kind = "flood-evaluator"
 
-    @classmethod
-    def from_config(cls, config: dict, **options) -> T2MEvaluator:
-        return cls(from_dict(EvaluatorConfig, config))
-
-    def config_dict(self) -> dict:
-        return to_dict(self.cfg)
+    config_class = EvaluatorConfig
 
     def __init__(self, cfg: EvaluatorConfig):
         super().__init__()
@@ -140,10 +135,9 @@ def train_evaluator(data: str | Path, out: str | Path, *, steps: int = 1500, bat
     model.feat_mean.copy_(torch.from_numpy(mean))
     model.feat_std.copy_(torch.from_numpy(std))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    from mio.body.flood.config import to_dict
 
     trainer = Trainer(TrainerConfig(str(out), steps, log_every=20, save_every=300, seed=seed, desc="body evaluator",
-                                    progress=progress), model, {"eval": opt}, model_config=to_dict(cfg), kind=T2MEvaluator.kind)
+                                    progress=progress), model, {"eval": opt}, model_config=cfg.to_dict(), kind=T2MEvaluator.kind)
     net = trainer.ddp(model)
 
     def batch_fn(step: int):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mio.body.data import load_humanml3d
-from mio.body.flood.config import DiTConfig, dit_preset, to_dict, vae_preset
+from mio.body.flood.config import DiTConfig, dit_preset, vae_preset
 from mio.body.flood.dit import FloodDiT
 from mio.body.flood.schedule import noisy, training_alphas, velocity_target
 from mio.body.flood.text import TextEncoder
@@ -173,7 +173,7 @@ def train_vae(data: str, out: str, *, preset: str = "small", steps: int = 2000, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / steps))
     trainer = Trainer(TrainerConfig(out, steps, log_every=20, save_every=save_every, seed=seed, desc="body vae",
                                     progress=progress),
-                      vae, {"vae": opt}, model_config=to_dict(cfg), kind=CausalVAE.kind, schedulers={"vae": sched}, info=info)
+                      vae, {"vae": opt}, model_config=cfg.to_dict(), kind=CausalVAE.kind, schedulers={"vae": sched}, info=info)
     net = trainer.ddp(vae)
 
     def batch_fn(step: int) -> torch.Tensor:
@@ -210,7 +210,7 @@ def train_dit(data: str, vae_dir: str, out: str, *, preset: str = "small", varia
     dit = FloodDiT(cfg)
     opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) * max(0.1, 1 - s / steps))
-    config = {**to_dict(cfg), "variant": variant, "text_encoder": text.name, "vae": str(vae_dir)}
+    config = {**cfg.to_dict(), "variant": variant, "text_encoder": text.name, "vae": str(vae_dir)}
     trainer = Trainer(TrainerConfig(out, steps, log_every=20, save_every=save_every, seed=seed,
                                     desc=f"body dit ({variant})", progress=progress),
                       dit, {"dit": opt}, model_config=config, kind=FloodDiT.kind, schedulers={"dit": sched}, info=info)

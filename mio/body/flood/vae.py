@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio.body.flood.config import VAEConfig, from_dict, to_dict
+from mio.body.flood.config import VAEConfig
 from mio.train.checkpoint import Pretrained
 
 
@@ -77,12 +77,7 @@ class Upsample(nn.Module):
 class CausalVAE(Pretrained, nn.Module):
     kind = "flood-vae"
 
-    @classmethod
-    def from_config(cls, config: dict, **options) -> CausalVAE:
-        return cls(from_dict(VAEConfig, config))
-
-    def config_dict(self) -> dict:
-        return to_dict(self.cfg)
+    config_class = VAEConfig
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()

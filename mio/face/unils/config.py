@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from mio.core.config import Settings
 from mio.core.errors import ConfigError
 from mio.core.layouts import LAYOUTS
 
 
 @dataclass(frozen=True)
-class UniLSConfig:
+class UniLSConfig(Settings):
     layout: str = "arkit52"  # parameter layout; its dimension is the model's motion dimension D
     # ---- multi-scale VQ-VAE (§3.2 implementation details)
     chunk: int = 10  # frames per motion chunk (window); the paper uses 100 (4 s at 25 fps)
@@ -53,18 +53,6 @@ class UniLSConfig:
     def tokens_per_chunk(self) -> int:
         return sum(self.scales)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["scales"] = list(self.scales)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> UniLSConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "scales" in kw:
-            kw["scales"] = tuple(int(s) for s in kw["scales"])
-        return cls(**kw)
 
 def tiny(**kw: Any) -> UniLSConfig:
     """The embedded preset: 0.4 s chunks, ~1 M parameters; trained here on CPU."""

@@ -8,7 +8,9 @@ local diffusers folder with `AvatarDiT.from_wan(path, config)` (mio.render.avata
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from mio.core.config import Settings
 
 # The motion encoder's conv widths per input resolution (WanAnimate uses 512 -> 4 with these).
 WAN_MOTION_CHANNELS = {"4": 512, "8": 512, "16": 512, "32": 512, "64": 256, "128": 128, "256": 64, "512": 32}
@@ -17,7 +19,7 @@ STAGES = ("face", "multiview", "joint")  # §5.2's three training stages
 
 
 @dataclass(frozen=True)
-class AvatarDiTConfig:
+class AvatarDiTConfig(Settings):
     # --- Wan-Animate backbone (diffusers WanAnimateTransformer3DModel) ---
     num_layers: int = 40  # DiT blocks
     num_heads: int = 40  # attention heads
@@ -77,18 +79,6 @@ class AvatarDiTConfig:
             face_encoder_num_heads=self.face_encoder_heads,
             inject_face_latents_blocks=self.inject_face_latents_blocks,
         )
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["patch_size"] = list(self.patch_size)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AvatarDiTConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "patch_size" in known:
-            known["patch_size"] = tuple(known["patch_size"])
-        return cls(**known)
 
     @classmethod
     def tiny(cls, face_dim: int = 61) -> AvatarDiTConfig:

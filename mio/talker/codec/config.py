@@ -8,11 +8,11 @@ is trained on.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mio.core.config import Settings
 from mio.core.errors import ConfigError
 
 SAMPLE_RATE = 24000  # acoustic stream and decoder output
@@ -26,7 +26,7 @@ BITRATE = FRAME_RATE * (N_SEMANTIC_Q + N_ACOUSTIC_Q) * math.log2(CODEBOOK_SIZE) 
 
 
 @dataclass(frozen=True)
-class CodecConfig:
+class CodecConfig(Settings):
     # --- acoustic encoder (24 kHz -> 50 Hz): conv lift, 4 strided stages doubling channels, MRF
     acoustic_base: int = 32  # channels after the lift; doubled by each of the 4 stages (32 -> 512)
     acoustic_strides: tuple[int, ...] = (4, 4, 5, 6)  # product 480: 24 kHz -> 50 Hz
@@ -97,15 +97,6 @@ class CodecConfig:
     @property
     def semantic_hop(self) -> int:
         return self.hop * self.semantic_rate // self.sample_rate  # 1280
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CodecConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
-        return cls(**kw)
 
     # --- presets ------------------------------------------------------------------------
     @classmethod

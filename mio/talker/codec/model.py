@@ -124,12 +124,7 @@ class KodamaCodec(Pretrained, nn.Module):
     kind = "kodama-codec"
     embedded = Path(__file__).resolve().parent / "embedded"
 
-    @classmethod
-    def from_config(cls, config: dict, **options) -> KodamaCodec:
-        return cls(CodecConfig.from_dict(config))
-
-    def config_dict(self) -> dict:
-        return self.cfg.to_dict()
+    config_class = CodecConfig
 
     @classmethod
     def prepare_state(cls, state: dict, config: dict, **options) -> dict:
