@@ -63,13 +63,14 @@ def _codec(tsub: argparse._SubParsersAction) -> None:
 def _tts(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from mio.talker.tts import train as t
     from mio.talker.tts.curation import CurationConfig
+    from mio.talker.tts.data import DEFAULT_CORPUS
 
     p = tsub.add_parser("tts", parents=[common], help="Kodama-TTS (paper §2.2) on a LibriTTS-style corpus",
                         description="Curate + encode the corpus (resumable), then train Kodama-TTS with "
                                     "L_TTS. Rerun the same command to resume.")
     p.add_argument("--preset", default="small", help="tiny | small (embedded) | smollm2 | paper (Qwen3-1.7B)")
     p.add_argument("--backbone-path", help="local Qwen3 checkpoint directory for --preset paper")
-    p.add_argument("--data", default=str(t.DEFAULT_CORPUS), help="corpus folder (LibriTTS layout or manifest.jsonl)")
+    p.add_argument("--data", default=str(DEFAULT_CORPUS), help="corpus folder (LibriTTS layout or manifest.jsonl)")
     p.add_argument("--data-cache", help="prepared-data folder (default OUT/data)")
     p.add_argument("--codec", help="Kodama codec checkpoint (default: the embedded one)")
     p.add_argument("--out", default="out/train/tts", help="checkpoint folder")

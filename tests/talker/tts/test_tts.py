@@ -16,6 +16,7 @@ from mio.core.config import TalkerConfig
 from mio.core.errors import ConfigError, InputError
 from mio.core.frames import Emotion
 from mio.talker.tts.curation import CurationConfig, judge, summarize
+from mio.talker.tts.data import TTSData, default_voice, load_data, prepare
 from mio.talker.tts.lm import dequantize_q8_0
 from mio.talker.tts.model import (
     EMOTIONS,
@@ -26,7 +27,7 @@ from mio.talker.tts.model import (
     tts_loss,
 )
 from mio.talker.tts.sequence import IGNORE, TTSExample, audio_rows, collate, join_text
-from mio.talker.tts.train import Batcher, TrainConfig, TTSData, default_voice, load_data, prepare, train
+from mio.talker.tts.train import Batcher, TrainConfig, train
 from mio.talker.tts.voice import KodamaVoice, SamplingConfig
 from tests.torchrun import run_two_ranks
 
