@@ -37,18 +37,10 @@ from mio.core.frames import (
 )
 from mio.runtime.cast import look_spec, voice_spec
 from mio.runtime.pipeline import Pipeline
-from mio.runtime.processors import (
-    ASRProcessor,
-    BodyProcessor,
-    FaceProcessor,
-    FrameClock,
-    RenderProcessor,
-    SpeechEvent,
-    TalkerProcessor,
-    ThinkerProcessor,
-)
+from mio.runtime.processors import ASRProcessor, SpeechEvent, TalkerProcessor, ThinkerProcessor
 from mio.runtime.render_process import RenderProcess, create_renderer
 from mio.runtime.stats import Stats
+from mio.runtime.video import BodyProcessor, FaceProcessor, FrameClock, RenderProcessor
 from mio.talker.asr import asr_context
 from mio.talker.voices.bank import shared_bank
 from mio.thinker.persona import Character, load_character
