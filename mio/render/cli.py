@@ -403,8 +403,12 @@ def _export_motion(args: argparse.Namespace) -> int:
 
 def _bench_render(args: argparse.Namespace) -> int:
     from mio.bench.render import bench_render
-    from mio.cli import _write_bench, config_from_args
+    from mio.cli import _write_bench, check_at_least, config_from_args
 
+    check_at_least(args, frames=1, views=1, avatardit_clips=1)
+    if args.avatardit and not (Path(args.avatardit) / "config.json").is_file():
+        raise InputError(f"--avatardit {args.avatardit}: no AvatarDiT checkpoint there (config.json); make one with "
+                         "`mio train render --stage joint`")
     rcfg = config_from_args(args).render
     look_b = None if args.look_b == "none" else args.look_b or ("nemo" if rcfg.look != "nemo" else "default")
     if look_b is not None:

@@ -73,6 +73,8 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
     torch.set_num_threads(1)
     if n < 1:
         raise InputError(f"--conversations must be at least 1, got {n}")
+    models = {"unils": from_pretrained(unils or EMBEDDED),  # a bad checkpoint is said before data is made
+              "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
     root = Path(data) if data else Path("out/face/bench-data")
     if not data:
         say(f"synthetic held-out conversations (seed {seed}) in {root} ...")
@@ -82,8 +84,6 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
         raise InputError(f"{root} holds no conversations (folders with a.wav, a.npz, b.wav, b.npz): `mio train "
                          f"face --stage vq --data {root} --generate 8` writes synthetic ones before it trains; or "
                          f"leave --data out")
-    models = {"unils": from_pretrained(unils or EMBEDDED),
-              "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
     mesh = FaceMesh.from_avatar()
     pairs: dict[str, list] = {k: [] for k in (*models, "procedural")}
     for ci, conv in enumerate(convs):

@@ -93,11 +93,17 @@ def _animate(args: argparse.Namespace) -> int:
     if args.video:
         check_output(args.video, VIDEO_OUTPUT)
     _check_temperature(args.temperature)
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style < 0:
+            raise InputError(f"{flag} must be a style id >= 0, got {style}")
     own = read_audio(args.self_audio)
     other = read_audio(args.other) if args.other else None
     model = from_pretrained(args.checkpoint or cfg.face.checkpoint)
     if model.gen is None:
         raise InputError("that checkpoint is a VQ-VAE only; give a stage free/audio/e2e checkpoint")
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style >= model.cfg.n_styles:
+            raise InputError(f"{flag} {style}: this checkpoint knows styles 0-{model.cfg.n_styles - 1}")
     out = animate(model, own, other, style=args.style, other_style=args.other_style, seed=args.seed,
                   temperature=args.temperature)
     write_face(args.output, out[0], model.cfg.layout)

@@ -197,8 +197,8 @@ def bench_codec(checkpoint: str | None = None, *, corpus: str | None = None, utt
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
     n = 6 if quick else utterances
+    codec = load_codec(checkpoint)  # a bad checkpoint is said before any speech is rendered
     utts = heldout_utterances(corpus, n, Path(out_dir) / "codec-heldout", progress)
-    codec = load_codec(checkpoint)
     cfg = codec.cfg
     progress(f"Kodama ({sum(p.numel() for p in codec.parameters()) / 1e6:.1f} M parameters) on {len(utts)} held-out utterances")
     q = Quality()

@@ -77,8 +77,10 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from mio.cli import check_at_least
     from mio.talker.codec.bench import bench_codec, markdown
 
+    check_at_least(args, utterances=1)
     result = bench_codec(args.checkpoint, corpus=args.corpus, utterances=args.utterances, quick=args.quick,
                          mimi=not args.no_mimi, threads=args.threads or 2,
                          out_dir=Path(args.output).parent, progress=_say)

@@ -186,6 +186,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     sentences = list(HARVARD[: 3 if args.quick else TTS_BENCH_SENTENCES])
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in registry.names("talker")]
+    if unknown or not backends:  # said before any reference speech is rendered
+        raise InputError(f"--backends {args.backends!r}: unknown {unknown or 'empty'}; choose from "
+                         f"{', '.join(registry.names('talker'))}")
     refs_meta = _references(reference_corpus(args.corpus, Path(args.output).parent), 2 if args.quick else 4)
     refs = []
     for path, _, _ in refs_meta:
@@ -202,8 +207,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     no_align = replace(cfg.talker, align=False)
     kodama_codec = None
-    for backend in args.backends.split(","):
-        backend = backend.strip()
+    for backend in backends:
         _say(f"loading {backend} ...")
         t0 = time.perf_counter()
         if backend == "kodama":
