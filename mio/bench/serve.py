@@ -231,7 +231,7 @@ async def _reply(c: BenchClient, after: float, turn: int | None = None) -> tuple
 
 
 async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: Callable[[str], None],
-                    barge: bool) -> dict:
+                    barge: bool, preempt: Callable[[BenchClient, int], bool] | None = None) -> dict:
     await asyncio.sleep(1.0)  # idle: the avatar breathes before the first turn
     typed: list[dict] = []
     for i in range(turns):
@@ -245,12 +245,16 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
                       "first_frame_s": round(first_frame.t - t0, 4), "reply": end.msg.get("text", "")})
     voice: list[dict] = []
     for i, pcm in enumerate(spoken):
-        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}")
+        variant = preempt(c, i) if preempt is not None else None
+        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}"
+            + ("" if variant is None else f" (preemptive {'on' if variant else 'off'})"))
         t_sent = time.perf_counter()
         t_speech0, t_speech1 = await c.say(pcm)
         heard = await c.wait_for(lambda a: a.kind == "vad" and a.msg.get("state") == "end", t_sent, timeout=30)
         row = {"said": SPOKEN[i % len(SPOKEN)], "heard": heard.msg.get("text", ""), "turn": heard.msg.get("turn"),
                "endpoint_s": round(heard.t - t_speech1, 4)}
+        if variant is not None:
+            row["preemptive"] = variant
         if heard.msg.get("turn"):
             start, first_audio, _ = await _reply(c, t_speech0)
             row |= {"first_audio_s": round(first_audio.t - t_speech1, 4),
@@ -330,16 +334,31 @@ def _figures(c: BenchClient, run: dict) -> dict:
     }
 
 
+def _preempt_toggle(hub) -> Callable[[BenchClient, int], bool]:
+    """A/B in one run: spoken turns alternate preemptive generation on (even) and off (odd)."""
+
+    def toggle(c: BenchClient, i: int) -> bool:
+        on = i % 2 == 0
+        sid = next(a.msg["session_id"] for a in c.log if a.kind == "ready")
+        session = hub.live[sid].session
+        asr = next(p for p in session.pipeline.processors if p.name == "asr")
+        asr.on_speculate = session._speculate if on else None
+        return on
+
+    return toggle
+
+
 async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndarray],
-                 say: Callable[[str], None]) -> dict:
+                 say: Callable[[str], None], compare_preemptive: bool = False) -> dict:
     clients = [await _session(base, f"s{k + 1}") for k in range(sessions)]
+    preempt = _preempt_toggle(hub) if compare_preemptive else None
     t_start = time.perf_counter()
     for c in clients:
         await c.mic_on()
 
     async def staggered(k: int, c: BenchClient) -> dict:
         await asyncio.sleep(1.5 * k)  # the sessions overlap, not in lock-step
-        return await _converse(c, turns, spoken, say, barge=(k == 0))
+        return await _converse(c, turns, spoken, say, barge=(k == 0), preempt=preempt)
 
     runs = await asyncio.gather(*(staggered(k, c) for k, c in enumerate(clients)))
     wall = time.perf_counter() - t_start
@@ -374,6 +393,9 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken_rows], 0.5),
             "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken_rows], 0.95),
             "spoken_endpoint_p50_s": _q([t["endpoint_s"] for r in runs for t in r["spoken"]], 0.5),
+            **({f"spoken_audible_p50_s_preemptive_{'on' if v else 'off'}":
+                _q([t["audible_s"] for t in spoken_rows if t.get("preemptive") is v], 0.5) for v in (True, False)}
+               if compare_preemptive else {}),
             "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
             "fps_while_speaking_min": worst("fps_while_speaking"),
             "frames_missing_while_speaking_pct_max": worst("frames_missing_while_speaking_pct"),
@@ -442,7 +464,7 @@ def user_lines(voice, n: int) -> list[np.ndarray]:
 
 def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
                 progress: Callable[[str], None] | None = None, models=None, sessions: int = 1,
-                spoken_turns: int | None = None, user_voice=None) -> dict:
+                spoken_turns: int | None = None, user_voice=None, compare_preemptive: bool = False) -> dict:
     from mio.runtime.session import Models
     from mio.server.background import BackgroundServer
 
@@ -462,7 +484,7 @@ def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
     try:
         with tempfile.TemporaryDirectory() as data, BackgroundServer(models, data_dir=data,
                                                                      max_sessions=max(2, sessions)) as srv:
-            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say))
+            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say, compare_preemptive))
             if browser:
                 result["browser"] = _drive_browser(srv.url, min(turns, 3), say)
     finally:

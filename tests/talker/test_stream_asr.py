@@ -156,3 +156,32 @@ def test_live_session_hears_story_names_and_decodes_before_the_endpoint():
     assert [f.event for f in seen if isinstance(f, UserSpeech)][0] == "speech"
     assert len(s.timings) == 1  # the spoken turn began once, at the end of the speech
     models.close()
+
+
+def test_unloop_keeps_the_first_statement_of_a_decoder_loop():
+    from mio.talker.asr import unloop
+
+    assert unloop("Why do you hate the land? Why do you hate the land? Why do") == "Why do you hate the land?"
+    assert unloop("Captain Nemo, why do you hate the land? Captain Nemo, why do you hate the land? Captain Nemo") == \
+        "Captain Nemo, why do you hate the land?"
+    for text in ("Is Ned Land a good harpooner?", "Yes, yes, yes.", "No no no no", ""):
+        assert unloop(text) == text  # a repeated word is speech, not a loop
+
+
+@pytest.mark.slow
+def test_a_short_encoder_window_hears_what_the_full_window_hears():
+    from scipy.signal import resample_poly
+
+    from mio.core import registry
+    from mio.core.config import TalkerConfig
+    from mio.talker.asr import WhisperASR
+
+    voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
+    speech = voice.synthesize("Captain, what is the Nautilus? Is Ned Land aboard?")
+    audio = np.concatenate([hiss(0.3), resample_poly(speech.samples, 320, 441).astype(np.float32)])
+    ctx = asr_context(load_character("twenty-thousand-leagues"))
+    short, full = WhisperASR(), WhisperASR(window_s=30)
+    assert short.window_s == 8.0 and full.window_s is None
+    a, b = short.transcribe(audio, SR, ctx), full.transcribe(audio, SR, ctx)
+    assert "Nautilus" in a and "Ned Land" in a, a
+    assert a.lower().rstrip(".?") == b.lower().rstrip(".?"), (a, b)
