@@ -297,6 +297,35 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
     return {"typed": typed, "spoken": voice, "interrupts": cuts}
 
 
+STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",
+          "talker", "talker_wait_presynthesised", "talker_first_piece", "render", "face", "body")
+
+
+def _server_stats(hub, c: BenchClient) -> dict:
+    """Where the time went inside the server's session: per-stage medians and the speculation counts."""
+    sid = next((a.msg.get("session_id") for a in c.log if a.kind == "ready"), None)
+    live = hub.live.get(sid)
+    if live is None:
+        return {}
+    summary = live.session.stats.summary()
+    stages = {k: {"median_ms": v["median_ms"], "p90_ms": v["p90_ms"], "calls": v["calls"]}
+              for k, v in summary["stages"].items() if k in STAGES}
+    events = {k: len(v) for k, v in summary["events"].items() if k.startswith("speculation")}
+    render = next((p for p in live.session.pipeline.processors if p.name == "render"), None)
+    extra = {"render_scale_changes": getattr(render, "scale_changes", None)} if render is not None else {}
+    return {"stages": stages, "speculation": events, **extra}
+
+
+def _per_index(rows_by_session: list[list[dict]], key: str) -> list[dict]:
+    """P50 / P95 of `key` per turn index over the sessions (turn 1 of every session, turn 2, ...)."""
+    n = max((len(r) for r in rows_by_session), default=0)
+    out = []
+    for i in range(n):
+        xs = [r[i][key] for r in rows_by_session if i < len(r) and r[i].get(key) is not None]
+        out.append({"turn": i + 1, "p50": _q(xs, 0.5), "p95": _q(xs, 0.95), "n": len(xs)})
+    return out
+
+
 def _speech_windows(c: BenchClient) -> list[tuple[float, float]]:
     return sorted((a.pts, a.pts + a.duration) for a in c.log if a.kind == "audio")
 
@@ -362,7 +391,8 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
 
     runs = await asyncio.gather(*(staggered(k, c) for k, c in enumerate(clients)))
     wall = time.perf_counter() - t_start
-    per_session = [{"session": c.name, **_figures(c, run), "turns": run} for c, run in zip(clients, runs, strict=True)]
+    per_session = [{"session": c.name, **_figures(c, run), "server": _server_stats(hub, c), "turns": run}
+                   for c, run in zip(clients, runs, strict=True)]
     for c in clients:
         await c.close()
 
@@ -408,6 +438,8 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "disconnect_cleanup_s": round(cleanup, 4),
         },
         "wall_s": round(wall, 2),
+        "per_turn": {"typed_audible_s": _per_index([r["typed"] for r in runs], "audible_s"),
+                     "spoken_audible_s": _per_index([r["spoken"] for r in runs], "audible_s")},
         "per_session": per_session,
         "interrupts": cuts,
     }

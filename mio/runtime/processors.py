@@ -36,7 +36,7 @@ from mio.core.frames import (
     VideoFrame,
 )
 from mio.core.layouts import VIDEO_FPS
-from mio.runtime.pacing import trim_silence
+from mio.runtime.pacing import KEEP_LEAD_S, trim_silence
 from mio.runtime.pipeline import Processor
 from mio.runtime.stats import Stats
 from mio.talker.stream_asr import (
@@ -479,6 +479,7 @@ class TalkerProcessor(Processor):
         self.user_end = 0.0  # end of the user's latest audio
         self._turn: int | None = None
         self._early: dict[tuple, asyncio.Future] = {}  # clauses synthesised before their turn was confirmed
+        self.stream_pieces = True  # voices that can: a clause's first words go out before the rest is decoded
 
     @staticmethod
     def _key(chunk: PlanChunk) -> tuple:
@@ -520,18 +521,67 @@ class TalkerProcessor(Processor):
                 self.stats.add("talker_wait_presynthesised", time.perf_counter() - t0)  # what was left to wait for
             except Exception:  # noqa: BLE001 - synthesised again below, where an error is reported
                 done = None
+        pieces = getattr(self.voice, "synthesize_pieces", None)
+        if done is None and pieces is not None and self.stream_pieces:
+            # The clause's first words as soon as they are decoded, the rest while they play.
+            first = True
+            async for speech, text, last, compute in self._pieces(frame):
+                if first:
+                    self.stats.add("talker_first_piece", time.perf_counter() - t0)
+                for out in self._place(frame, speech, text, compute, first=first, last=last):
+                    yield out
+                first = False
+            return
         if done is None:
             done = await self.run_blocking(self._synthesize, frame)
         speech, s0, s1 = done
+        for out in self._place(frame, speech, frame.text, s1 - s0, first=True, last=True):
+            yield out
+
+    async def _pieces(self, frame: PlanChunk) -> AsyncIterator[tuple]:
+        """(speech, words, last?, compute seconds) of the clause's pieces, from a worker thread."""
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                t = time.perf_counter()
+                for speech, text, last in self.voice.synthesize_pieces(frame.text, frame.emotion):
+                    now = time.perf_counter()
+                    loop.call_soon_threadsafe(q.put_nowait, (speech, text, last, now - t))
+                    t = now
+                    if stop.is_set():
+                        return
+            except BaseException as e:  # noqa: BLE001 - handed to the event loop
+                loop.call_soon_threadsafe(q.put_nowait, e)
+
+        loop.run_in_executor(None, work)  # noqa: RUF006 - it ends by itself after its last piece
+        try:
+            while True:
+                item = await q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item[2]:
+                    return
+        finally:
+            stop.set()  # a cut reply: the worker stops after the piece it is decoding
+
+    def _place(self, frame: PlanChunk, speech, text: str, compute: float, *, first: bool, last: bool) -> list[Frame]:
+        """Trim a clause (or piece) to its sound and put it on the session clock after what is scheduled."""
         t_trim = time.perf_counter()
         samples, words, phones = speech.samples, speech.words, speech.phones
         if self.trim:
-            cut = trim_silence(samples, speech.sample_rate, frame.text, words, phones)
+            big = 1e9  # an inner piece boundary keeps every sample on that side
+            cut = trim_silence(samples, speech.sample_rate, text, words, phones,
+                               keep_lead=KEEP_LEAD_S if first else big, keep_tail=None if last else big)
             samples, words, phones = cut.samples, cut.words, cut.phones
-            self.stats.add("talker_trimmed_lead", cut.lead_cut_s)
+            if first:
+                self.stats.add("talker_trimmed_lead", cut.lead_cut_s)
         duration = len(samples) / speech.sample_rate
         # compute time, wherever it ran (a pre-synthesised clause ran before its turn was confirmed)
-        self.stats.add("talker", s1 - s0 + time.perf_counter() - t_trim, media=duration)
+        self.stats.add("talker", compute + time.perf_counter() - t_trim, media=duration)
         start = max(self.playhead, self.clock.now())
         if frame.turn_id != self._turn:  # a new reply starts after the user stopped speaking
             self._turn = frame.turn_id
@@ -539,11 +589,14 @@ class TalkerProcessor(Processor):
             if self.clock.realtime:
                 start = max(start, self.clock.now() + self.schedule_lead)
         self.playhead = start + duration
-        frame.pts = start
-        yield frame
-        yield AudioChunk(samples=samples, sample_rate=speech.sample_rate, turn_id=frame.turn_id,
-                         text=frame.text, words=words, phones=phones, emotion=frame.emotion,
-                         session_id=frame.session_id, pts=start)
+        out: list[Frame] = []
+        if first:
+            frame.pts = start
+            out.append(frame)
+        out.append(AudioChunk(samples=samples, sample_rate=speech.sample_rate, turn_id=frame.turn_id,
+                              text=text, words=words, phones=phones, emotion=frame.emotion,
+                              session_id=frame.session_id, pts=start))
+        return out
 
     async def on_interrupt(self, frame: Interrupt) -> None:
         self.playhead = self.clock.now()
