@@ -231,7 +231,8 @@ async def _bench_pipeline(args: argparse.Namespace) -> int:
     from mio.bench.pipeline import bench_pipeline, per_turn_markdown
 
     result = await bench_pipeline(_config(args), turns=args.turns, progress=_say, sessions=args.sessions,
-                                  compare_untrimmed=args.compare_untrimmed)
+                                  compare_untrimmed=args.compare_untrimmed,
+                                  compare_whole_clauses=args.compare_whole_clauses)
     print(per_turn_markdown(result))
     return _write_bench(result, args.output)
 
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fresh sessions in a row; P50/P95 per turn index are over these")
     bp.add_argument("--compare-untrimmed", action="store_true",
                     help="interleave sessions whose voice chunks keep their silences (the old behaviour)")
+    bp.add_argument("--compare-whole-clauses", action="store_true",
+                    help="interleave sessions that synthesise each clause whole (no first piece)")
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
     bp.set_defaults(func=_bench_pipeline)
 

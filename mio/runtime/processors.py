@@ -38,6 +38,7 @@ from mio.core.frames import (
 from mio.core.layouts import VIDEO_FPS
 from mio.runtime.pacing import KEEP_LEAD_S, trim_silence
 from mio.runtime.pipeline import Processor
+from mio.runtime.priority import lower_this_thread, run_in_thread
 from mio.runtime.stats import Stats
 from mio.talker.stream_asr import (
     VAD_FRAME,
@@ -310,6 +311,8 @@ class ThinkerProcessor(Processor):
         self._writing = False  # a UserText is being answered
         self._discarded: list[concurrent.futures.Future] = []  # discarded replies still finishing
         self.on_speculative_clause: Callable[[PlanChunk], None] | None = None
+        # Each reply runs on its own thread, which lowers its priority once the first clause is out.
+        self.background_after_first = True
 
     async def start(self) -> None:
         with self.stats.time("thinker_warm"):
@@ -326,15 +329,17 @@ class ThinkerProcessor(Processor):
                 with contextlib.suppress(BaseException):
                     fut.result()
             try:
-                for clause in self.thinker.reply(self.conv, text):
+                for n, clause in enumerate(self.thinker.reply(self.conv, text)):
                     if reply.stop.is_set():
                         break
                     loop.call_soon_threadsafe(reply.put, clause)
+                    if n == 0 and self.background_after_first:
+                        lower_this_thread()  # the rest has slack: frames first (mio.runtime.priority)
             except BaseException as e:  # noqa: BLE001 - handed to the event loop
                 loop.call_soon_threadsafe(reply.put, e)
             loop.call_soon_threadsafe(reply.put, None)
 
-        reply.worker = _REPLY_POOL.submit(produce)
+        reply.worker = run_in_thread(produce, name="mio-reply")
         return reply
 
     # -- preemptive generation ----------------------------------------------------------------
@@ -454,11 +459,6 @@ class ThinkerProcessor(Processor):
         self.discard()
 
 
-# Replies are written on their own threads: a discarded speculation may still be finishing its
-# clause while the next reply waits for it, and the default executor stays free for the stages.
-_REPLY_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mio-reply")
-
-
 class TalkerProcessor(Processor):
     """PlanChunk -> (PlanChunk re-stamped, AudioChunk): speech per clause, placed on the session clock.
 
@@ -479,7 +479,8 @@ class TalkerProcessor(Processor):
         self.user_end = 0.0  # end of the user's latest audio
         self._turn: int | None = None
         self._early: dict[tuple, asyncio.Future] = {}  # clauses synthesised before their turn was confirmed
-        self.stream_pieces = True  # voices that can: a clause's first words go out before the rest is decoded
+        self.stream_pieces = True  # voices that can: a reply's first words go out before the rest is decoded
+        self.background_later = True  # clauses after a reply's first are synthesised at background priority
 
     @staticmethod
     def _key(chunk: PlanChunk) -> tuple:
@@ -522,7 +523,7 @@ class TalkerProcessor(Processor):
             except Exception:  # noqa: BLE001 - synthesised again below, where an error is reported
                 done = None
         pieces = getattr(self.voice, "synthesize_pieces", None)
-        if done is None and pieces is not None and self.stream_pieces:
+        if done is None and pieces is not None and self.stream_pieces and frame.index == 0:
             # The clause's first words as soon as they are decoded, the rest while they play.
             first = True
             async for speech, text, last, compute in self._pieces(frame):
@@ -533,7 +534,11 @@ class TalkerProcessor(Processor):
                 first = False
             return
         if done is None:
-            done = await self.run_blocking(self._synthesize, frame)
+            if frame.index > 0 and self.background_later:  # the first clause plays meanwhile: frames first
+                done = await asyncio.wrap_future(run_in_thread(self._synthesize, frame, background=True,
+                                                               name="mio-talk"))
+            else:
+                done = await self.run_blocking(self._synthesize, frame)
         speech, s0, s1 = done
         for out in self._place(frame, speech, frame.text, s1 - s0, first=True, last=True):
             yield out
