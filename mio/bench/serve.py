@@ -15,7 +15,7 @@ spoken turns (the user's lines in a second voice, piper "joe", streamed as micro
   speech. Audio that arrives after its time on the buffer would be cut: counted as dropped;
 - barge-in: `interrupt` sent 0.5 s into a long reply -> the `interrupt` message back (the page
   drops its scheduled audio on it), typed barge-in the same way, and by voice (the user starts
-  talking over the reply -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
+  talking when the reply's first audio arrives -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
   purpose, so a backchannel does not cut the avatar); audio of a cut reply arriving afterwards
   is counted (should be 0);
 - disconnect clean-up: a client leaves mid-answer -> its session is gone from the server.
@@ -268,7 +268,9 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
             say(f"{c.name} barge-in ({how})")
             t0 = await c.send({"type": "text", "text": LONG_PROMPT})
             start, _, _ = await _reply(c, t0)
-            await asyncio.sleep(0.5)
+            # By voice the user starts at once: the endpointer needs min_barge_in_s of speech, and
+            # a short reply may be over by then; the others cut 0.5 s into the reply.
+            await asyncio.sleep(0.0 if how == "voice" else 0.5)
             if how == "voice":
                 started = c.say(spoken[0]) if spoken else None
                 if started is None:
