@@ -115,7 +115,8 @@ def _reply(thinker, conv, text: str) -> tuple[str, float | None, float]:
 
 
 def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: bool = True, llm_suites: bool = True,
-                  judge_llm=None, progress: Callable[[str], None] | None = None) -> dict:
+                  conditions: list[str] | None = None, judge_llm=None,
+                  progress: Callable[[str], None] | None = None) -> dict:
     from mio.thinker.thinker import Thinker
 
     say = progress or (lambda m: None)
@@ -141,6 +142,8 @@ def bench_thinker(config: MioConfig, *, limit: int | None = None, retrieval: boo
         tt_character = load_character(tt_char) if tt_char else character
         result["conditions"] = {}
         for name, changes in CONDITIONS.items():
+            if conditions is not None and name not in conditions:
+                continue
             cfg = dataclasses.replace(shared.config, **changes)
             th = Thinker(cfg, llm=shared.llm, embedder=shared.embedder)
             th._graphs = shared._graphs  # same graph store; only the retrieval mode differs

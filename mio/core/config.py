@@ -41,6 +41,7 @@ class ThinkerConfig:
     episodic: bool = True  # remember what each user said, across sessions
     guards: bool = True  # out-of-world refusal and spoiler check (off only for the Baseline)
     no_echo: bool = True  # sampling never copies 4 words in a row from the user's line (mio.thinker.llm.noecho)
+    first_person: bool = True  # sampling never names the character itself outside "I am ..." (mio.thinker.llm.selfname)
     max_history_tokens: int = 600  # short-term buffer; older turns are condensed
     lora_path: str | None = None  # GGUF LoRA adapter from `mio evolve train` (self-evolution, §6.2.2)
     lora_scale: float = 1.0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from mio.core.errors import InputError
 from mio.thinker.llm import catalog
 
 
@@ -82,6 +83,12 @@ def _bench_thinker(args: argparse.Namespace) -> int:
     from mio.cli import _say, _write_bench, config_from_args
 
     cfg = config_from_args(args)
+    from mio.bench.thinker import CONDITIONS
+
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()] if args.conditions else list(CONDITIONS)
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or not conditions:
+        raise InputError(f"--conditions: {', '.join(unknown) or 'none given'}; choose from {', '.join(CONDITIONS)}")
     judge = None
     if args.judge_url:
         from mio.core.config import ThinkerConfig
@@ -89,7 +96,7 @@ def _bench_thinker(args: argparse.Namespace) -> int:
 
         judge = OpenAICompatLLM(ThinkerConfig(backend="openai", url=args.judge_url, model=args.judge_model))
     if not args.models:
-        result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval,
+        result = bench_thinker(cfg, limit=args.limit, retrieval=not args.no_retrieval, conditions=conditions,
                                llm_suites=not args.retrieval_only, judge_llm=judge, progress=_say)
         return _write_bench(result, args.output)
     from mio.bench.thinker import compare_models
@@ -132,6 +139,9 @@ def register(sub, bench_sub, common) -> None:
                    help="compare packaged models side by side: 'all' or a comma list of "
                         f"{', '.join(catalog.MODELS)} (the ones not installed are reported as such)")
     b.add_argument("--retrieval-only", action="store_true", help="skip the LLM suites")
+    b.add_argument("--conditions", default=None,
+                   help="comma list of the conditions to run: baseline (flat RAG, no guards), diegetic (the "
+                        "story-time gate and the guards), diegetic_unguarded (the model's own behaviour); default all")
     b.add_argument("--no-retrieval", action="store_true", help="skip the retrieval benchmark")
     b.add_argument("--judge-url", help="OpenAI-compatible server for the CharacterBox judge (default: offline heuristic)")
     b.add_argument("--judge-model", default="judge")

@@ -27,6 +27,7 @@ from mio.core.errors import ConfigError
 from mio.thinker import guards, yamlines
 from mio.thinker.llm import noecho
 from mio.thinker.llm.base import ChatLLM
+from mio.thinker.llm.selfname import self_names, third_person  # noqa: F401 - the metric shares the sampling ban's definition
 
 CB_METRICS = ("KA", "BA", "EE", "PT", "IM", "AD", "BC")  # CharacterBox: knowledge, behaviour, emotion,
 # personality, immersion, adaptability, behavioural coherence
@@ -146,9 +147,6 @@ def complies(reply: str, item: RTItem) -> list[str]:
 # -- conversation ---------------------------------------------------------------------------------
 _WORD = noecho.WORD  # one definition of a word for the echo metric and the sampling ban
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'll|i'd|me|my|mine|myself|we|we're|us|our|ours)\b", re.I)
-_SELF_INTRO = re.compile(r"\b(i am|i'm|my name is|call me|i remain|i was|i have been|it is i|this is)\s*,?"
-                         r"(\s+[a-z]+){0,2}$", re.I)  # "I am Pierre Aronnax": a given name may come between
-_TITLES = {"captain", "professor", "monsieur", "master", "mister", "mr", "sir", "doctor"}
 
 
 def answers(reply: str, item: ConvItem) -> list[str]:
@@ -164,28 +162,6 @@ def echo(reply: str, user: str, n: int = 4) -> str | None:
     for i in range(len(r) - n + 1):
         if tuple(r[i: i + n]) in grams:
             return " ".join(r[i: i + n])
-    return None
-
-
-def self_names(name: str) -> list[str]:
-    """How a character may be named: the full name and each part that is not a title ("Ned Land" ->
-    "ned land", "ned", "land" is too common a word and is left out)."""
-    parts = [w for w in _WORD.findall(name.lower()) if w not in _TITLES and len(w) >= 3 and w not in guards.STOP_WORDS
-             and w not in ("land", "sea")]
-    return [name.lower(), *parts]
-
-
-def third_person(reply: str, name: str) -> str | None:
-    """The reply names its own speaker as someone else ("Captain Nemo has gone to the bottom of the
-    ocean"), outside a self-introduction ("I am Captain Nemo"). Returns the phrase, or None."""
-    low = reply.lower()
-    for n in self_names(name):
-        for m in re.finditer(r"(?<![a-z])" + re.escape(n) + r"(?![a-z])", low):
-            before = low[: m.start()]
-            before = re.sub(r"\b(" + "|".join(_TITLES) + r")\s*$", "", before.rstrip()).rstrip()
-            if _SELF_INTRO.search(before) or (not before and low[m.end():].lstrip().startswith(",")):
-                continue  # "I am Captain Nemo", or a signature opening: "Ned Land, harpooner."
-            return low[max(0, m.start() - 20): m.end() + 20].strip()
     return None
 
 

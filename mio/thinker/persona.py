@@ -63,7 +63,7 @@ class Character:
             f"You value {', '.join(self.values)}." if self.values else "",
             f"Your aims: {'; '.join(self.goals)}." if self.goals else "",
             f"Limits: {self.knowledge_bounds}" if self.knowledge_bounds else "",
-            f"Always speak as {name} in the first person (I, me, my). Notes that name {name} are about you.",
+            f"Always speak as {name} in the first person (I, me, my); your notes are your own memories.",
             "Answer the visitor's question itself in your own words; do not repeat the question.",
             f"You are a person of your own world, never an AI, a model or an assistant. You never write code, "
             f"lists, emails or essays, and you do not know modern things: decline such requests as {name} would.",

@@ -25,12 +25,13 @@ from mio.core.errors import ConfigError, InputError
 from mio.core.frames import Emotion
 from mio.core.paths import memory_folder
 from mio.thinker import guards
-from mio.thinker.llm.base import ChatLLM
+from mio.thinker.llm.base import Avoid, ChatLLM
 from mio.thinker.memory.embed import Embedder, create_embedder
 from mio.thinker.memory.episodic import EpisodicStore
 from mio.thinker.memory.graph import GraphStore, Retrieval
 from mio.thinker.persona import Character
 from mio.thinker.plan import Clause, PlanError, annotate, parse_plan_json, repair, split_clauses, validate
+from mio.thinker.pov import first_person
 
 COMMANDS = ("/time",)
 UNSURE_NOTE = "You do not know the answer. Say so in one short sentence, in character."
@@ -265,7 +266,8 @@ class Thinker:
             flat = self.config.memory == "flat"
             retrieval = store.retrieve(q, conv.story_time, k_nodes=self.config.facts_nodes,
                                        k_edges=self.config.facts_edges, min_score=self.config.min_score, flat=flat)
-            facts = distinct_facts([h.text for h in retrieval.hits])
+            # as the speaker's own memories ("I built the Nautilus"), so the reply comes in the first person
+            facts = [first_person(f, conv.character.name) for f in distinct_facts([h.text for h in retrieval.hits])]
             if facts:
                 lines.append("Your notes: " + " ".join(facts))
         if self.episodic is not None and q is not None:
@@ -309,7 +311,7 @@ class Thinker:
         for attempt in range(2):
             produced, leaked = 0, False
             temperature = self.config.temperature if attempt == 0 else min(self.config.temperature, 0.2)
-            avoid = user_text if self.config.no_echo else None
+            avoid = Avoid(user_text if self.config.no_echo else "", ch.name if self.config.first_person else "")
             for clause in self._draft(messages, ch, temperature, conv.session_id, avoid):
                 if spoilers is not None and spoilers.check(clause.text, user_text) is not None:
                     leaked = True  # stop here: the rest of the draft is not spoken
@@ -324,9 +326,10 @@ class Thinker:
         yield annotate(ch.unknown if leaked else ch.refusal_for(user_text), ch.default_emotion)
 
     def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float,
-               session: str | None = None, avoid: str | None = None) -> Iterator[Clause]:
+               session: str | None = None, avoid: Avoid | None = None) -> Iterator[Clause]:
         """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped). `avoid`:
-        the user's line, which the reply may not echo (thinker.no_echo)."""
+        what sampling keeps out of the reply (the user's words, thinker.no_echo; the character's own
+        name in the third person, thinker.first_person)."""
         pieces = self.llm.stream(messages, self.config.max_tokens, temperature, session=session, avoid=avoid)
         first = ""
         pieces = iter(pieces)

@@ -169,3 +169,21 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
         prefilled.append(run(th, b, line)[1])
     assert got == expected
     assert max(prefilled) < 60, prefilled  # without the saved states the last turns re-read ~150 tokens
+
+
+def test_the_characters_speak_in_the_first_person_with_the_real_model(thinker):
+    """With the real model and the story's notes: greeted by name, asked about themselves and about what
+    their notes say of them, the characters never name themselves as someone else (the sampling ban of
+    mio.thinker.llm.selfname; the notes come in the first person, mio.thinker.pov)."""
+    from mio.thinker.evals import third_person
+
+    asked = {"nemo": ["Good evening, Captain Nemo! Who are you?", "Who built this ship?", "Tell me about yourself, captain."],
+             "ned": ["Ned Land, tell me about your harpoon.", "Who are you?"],
+             "aronnax": ["Professor Aronnax, what book did you write?"]}
+    for name, questions in asked.items():
+        ch = load_character(name)
+        for q in questions:
+            conv = thinker.new_conversation(ch, user_id="slow-test-pov")
+            reply = " ".join(c.text for c in thinker.reply(conv, q))
+            assert reply and third_person(reply, ch.name) is None, (q, reply)
+            assert "nomo" not in reply.lower()  # nor a misspelt name around the ban

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Avoid:
+    """What a reply may not say. A backend that can constrain its sampling enforces it while the
+    reply is sampled (llama.cpp: logits processors); others may ignore it."""
+
+    user_line: str = ""  # the reply copies no four words in a row from it (mio.thinker.llm.noecho)
+    speaker: str = ""  # the speaker's own name, outside a self-introduction (mio.thinker.llm.selfname)
 
 
 class ChatLLM(ABC):
@@ -11,11 +21,11 @@ class ChatLLM(ABC):
 
     @abstractmethod
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
-               session: str | None = None, avoid: str | None = None) -> Iterator[str]:
+               session: str | None = None, avoid: Avoid | None = None) -> Iterator[str]:
         """Yield text pieces of the assistant's reply to `messages` (OpenAI chat format).
 
-        `avoid` is the user's line: a backend that can constrain its sampling keeps the reply from
-        copying four words in a row from it (mio.thinker.llm.noecho); others may ignore it.
+        `avoid`: what the reply may not say (the user's words, the speaker's own name), for backends
+        that can constrain their sampling.
 
         `session` names the conversation the call belongs to, so a backend holding one context can
         keep each conversation's pre-filled state apart (sessions take turns on it)."""

@@ -24,8 +24,9 @@ from mio.core.config import ThinkerConfig
 from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
 from mio.thinker.llm import catalog
-from mio.thinker.llm.base import ChatLLM
+from mio.thinker.llm.base import Avoid, ChatLLM
 from mio.thinker.llm.noecho import NoEcho
+from mio.thinker.llm.selfname import NoSelfName
 
 SERVED_TYPES = ("q8_0", "shipped")  # how the embedded model is served (ThinkerConfig.weights)
 MAX_SAVED_SESSIONS = 8  # conversations kept in memory while another holds the context (~16 MB each)
@@ -137,17 +138,15 @@ class LlamaCppLLM(ChatLLM):
                                + f": {e}") from e
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
-               session: str | None = None, avoid: str | None = None) -> Iterator[str]:
+               session: str | None = None, avoid: Avoid | None = None) -> Iterator[str]:
         with self._lock:
             self._switch(session)
             extra = {}
-            if avoid:
-                no_echo = NoEcho(avoid, tokenize=lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
-                                 detokenize=lambda ids: self.llm.detokenize(ids).decode("utf-8", "replace"))
-                if no_echo.active:
-                    from llama_cpp import LogitsProcessorList
+            processors = self._constraints(avoid) if avoid is not None else []
+            if processors:
+                from llama_cpp import LogitsProcessorList
 
-                    extra["logits_processor"] = LogitsProcessorList([no_echo])
+                extra["logits_processor"] = LogitsProcessorList(processors)
             pieces = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
@@ -162,6 +161,21 @@ class LlamaCppLLM(ChatLLM):
                 text = delta.get("content")
                 if text:
                     yield text
+
+    def _constraints(self, avoid: Avoid) -> list:
+        """Logits processors enforcing `avoid` while sampling (each one only when it bans something)."""
+        def tokenize(text: str) -> list[int]:
+            return self.llm.tokenize(text.encode(), add_bos=False, special=False)
+
+        def detokenize(ids) -> str:
+            return self.llm.detokenize(list(ids)).decode("utf-8", "replace")
+
+        processors = []
+        if avoid.user_line:
+            processors.append(NoEcho(avoid.user_line, tokenize=tokenize, detokenize=detokenize))
+        if avoid.speaker:
+            processors.append(NoSelfName(avoid.speaker, tokenize=tokenize, detokenize=detokenize))
+        return [p for p in processors if p.active]
 
     def complete_json(self, messages: list[dict[str, str]], schema: dict, max_tokens: int,
                       temperature: float = 0.0) -> str:

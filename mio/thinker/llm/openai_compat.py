@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from mio.core.config import ThinkerConfig
 from mio.core.errors import BackendError
-from mio.thinker.llm.base import ChatLLM
+from mio.thinker.llm.base import Avoid, ChatLLM
 
 
 class OpenAICompatLLM(ChatLLM):
@@ -37,7 +37,7 @@ class OpenAICompatLLM(ChatLLM):
         return cls(self.host, self.port, timeout=self.timeout)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
-               session: str | None = None, avoid: str | None = None) -> Iterator[str]:
+               session: str | None = None, avoid: Avoid | None = None) -> Iterator[str]:
         body = json.dumps(
             {"model": self.model, "messages": messages, "max_tokens": max_tokens,
              "temperature": temperature, "stream": True}
