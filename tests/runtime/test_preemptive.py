@@ -46,7 +46,7 @@ def hiss(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.002 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
 
 
-def _run(audio: np.ndarray, *, preemptive: bool = True, llm_delay: float = 0.03, speed: float = 2.0):
+def _run(audio: np.ndarray, *, preemptive: bool = True, llm_delay: float = 0.03, speed: float = 1.0):
     import dataclasses
 
     models = fake_models(reply="Aye, I heard you well. The sea is calm tonight.", llm_delay=llm_delay)
@@ -94,8 +94,8 @@ def test_the_reply_begins_at_the_pause_and_goes_out_once_confirmed():
 
 
 def test_speech_after_the_pause_discards_the_speculative_reply_without_a_trace():
-    # 1.0 s of speech, a 0.3 s pause (decoded, speculated), then more speech and the real end
-    audio = np.concatenate([hiss(0.5), tone(1.0), hiss(0.3, seed=2), tone(0.8), hiss(1.2, seed=3)])
+    # 1.0 s of speech, a 0.45 s pause (decoded, speculated), then more speech and the real end
+    audio = np.concatenate([hiss(0.5), tone(1.0), hiss(0.45, seed=2), tone(0.8), hiss(1.2, seed=3)])
     s, out, models = _run(audio, llm_delay=0.05, speed=1.0)
     turns = [f.text for f in out if isinstance(f, UserText)]
     assert len(turns) == 1
