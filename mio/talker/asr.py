@@ -164,11 +164,15 @@ class WhisperASR:
 
 def unloop(text: str, min_words: int = 3) -> str:
     """Cut a decoder loop: when the words from some point on only repeat the text's beginning
-    ("Why do you hate the land? Why do you hate the land? Why do"), keep the first statement."""
+    ("Why do you hate the land? Why do you hate the land? Why do"), keep the first statement. A
+    statement shorter than `min_words` counts as a loop from its third time ("Captain, Captain,
+    Captain," from a 0.7 s clip); said twice it may be speech ("Yes, yes.")."""
     words = text.split()
     bare = [re.sub(r"[^\w']", "", w.lower()) for w in words]
     n = len(words)
-    for k in range(min_words, n // 2 + 1):
+    for k in range(1, n // 2 + 1):
+        if k < min_words and n < 3 * k:
+            continue
         if bare[k:] == (bare[:k] * (n // k + 1))[: n - k]:
             return " ".join(words[:k])
     return text
