@@ -459,11 +459,43 @@ class ThinkerProcessor(Processor):
         self.discard()
 
 
+class _Synthesis:
+    """One clause being synthesised on a worker thread: its pieces (speech, words, last?, compute
+    seconds) as they come, then None; or an exception."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+        self.more = asyncio.Event()
+        self.stop = threading.Event()
+
+    def put(self, item: object) -> None:
+        self.items.append(item)
+        self.more.set()
+
+    async def drain(self) -> AsyncIterator[tuple]:
+        i = 0
+        while True:
+            while i == len(self.items):
+                self.more.clear()
+                await self.more.wait()
+            item = self.items[i]
+            i += 1
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
 class TalkerProcessor(Processor):
     """PlanChunk -> (PlanChunk re-stamped, AudioChunk): speech per clause, placed on the session clock.
 
     Each clause's audio is trimmed to its sound (mio.runtime.pacing): the voices render ~0.3 s of
-    silence before the first word, which the listener would wait through on every reply.
+    silence before the first word, which the listener would wait through on every reply. A reply's
+    first clause comes in pieces where the voice can (piper: its first words, then the rest), so
+    its first sound waits for a fraction of the clause; later clauses are synthesised at background
+    priority (mio.runtime.priority) while the first plays. A speculative reply's first clause is
+    synthesised before its turn is confirmed (`prepare`).
     """
 
     name = "talker"
@@ -478,7 +510,7 @@ class TalkerProcessor(Processor):
         self.playhead = 0.0  # end of the speech already scheduled
         self.user_end = 0.0  # end of the user's latest audio
         self._turn: int | None = None
-        self._early: dict[tuple, asyncio.Future] = {}  # clauses synthesised before their turn was confirmed
+        self._early: dict[tuple, _Synthesis] = {}  # first clauses synthesised before their turn was confirmed
         self.stream_pieces = True  # voices that can: a reply's first words go out before the rest is decoded
         self.background_later = True  # clauses after a reply's first are synthesised at background priority
 
@@ -486,16 +518,44 @@ class TalkerProcessor(Processor):
     def _key(chunk: PlanChunk) -> tuple:
         return chunk.text, chunk.emotion.label, round(float(chunk.emotion.intensity), 3)
 
+    def _drop_early(self) -> None:
+        for syn in self._early.values():
+            syn.stop.set()
+        self._early = {}
+
     def prepare(self, chunk: PlanChunk) -> None:
         """Synthesise a speculative reply's first clause now (mio.runtime.processors.ThinkerProcessor):
-        if its turn is confirmed, the clause is ready when it arrives."""
-        for fut in self._early.values():
-            fut.cancel()
-        self._early = {self._key(chunk): asyncio.ensure_future(self.run_blocking(self._synthesize, chunk))}
+        if its turn is confirmed, the clause is ready (or under way) when it arrives."""
+        self._drop_early()
+        self._early = {self._key(chunk): self._start(chunk)}
 
-    def _synthesize(self, chunk: PlanChunk):
-        t0 = time.perf_counter()
-        return self.voice.synthesize(chunk.text, chunk.emotion), t0, time.perf_counter()
+    def _pieced(self, chunk: PlanChunk) -> bool:
+        return chunk.index == 0 and self.stream_pieces and hasattr(self.voice, "synthesize_pieces")
+
+    def _start(self, chunk: PlanChunk) -> _Synthesis:
+        loop = asyncio.get_running_loop()
+        syn = _Synthesis()
+        pieced = self._pieced(chunk)
+
+        def work() -> None:
+            try:
+                t = time.perf_counter()
+                if pieced:
+                    pieces = self.voice.synthesize_pieces(chunk.text, chunk.emotion)
+                else:
+                    pieces = iter([(self.voice.synthesize(chunk.text, chunk.emotion), chunk.text, True)])
+                for speech, text, last in pieces:
+                    now = time.perf_counter()
+                    loop.call_soon_threadsafe(syn.put, (speech, text, last, now - t))
+                    t = now
+                    if syn.stop.is_set():
+                        return
+                loop.call_soon_threadsafe(syn.put, None)
+            except BaseException as e:  # noqa: BLE001 - handed to the event loop
+                loop.call_soon_threadsafe(syn.put, e)
+
+        run_in_thread(work, background=chunk.index > 0 and self.background_later, name="mio-talk")
+        return syn
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if isinstance(frame, UserAudio):
@@ -510,68 +570,23 @@ class TalkerProcessor(Processor):
             yield frame
             return
         t0 = time.perf_counter()
-        early = self._early.pop(self._key(frame), None) if frame.index == 0 else None
+        syn = self._early.pop(self._key(frame), None) if frame.index == 0 else None
         if frame.index == 0:
-            for fut in self._early.values():
-                fut.cancel()
-            self._early = {}
-        done = None
-        if early is not None:
-            try:
-                done = await early
-                self.stats.add("talker_wait_presynthesised", time.perf_counter() - t0)  # what was left to wait for
-            except Exception:  # noqa: BLE001 - synthesised again below, where an error is reported
-                done = None
-        pieces = getattr(self.voice, "synthesize_pieces", None)
-        if done is None and pieces is not None and self.stream_pieces and frame.index == 0:
-            # The clause's first words as soon as they are decoded, the rest while they play.
-            first = True
-            async for speech, text, last, compute in self._pieces(frame):
+            self._drop_early()
+        early = syn is not None
+        if syn is None:
+            syn = self._start(frame)
+        first = True
+        try:
+            async for speech, text, last, compute in syn.drain():
                 if first:
-                    self.stats.add("talker_first_piece", time.perf_counter() - t0)
+                    self.stats.add("talker_wait_presynthesised" if early else "talker_first_piece",
+                                   time.perf_counter() - t0)
                 for out in self._place(frame, speech, text, compute, first=first, last=last):
                     yield out
                 first = False
-            return
-        if done is None:
-            if frame.index > 0 and self.background_later:  # the first clause plays meanwhile: frames first
-                done = await asyncio.wrap_future(run_in_thread(self._synthesize, frame, background=True,
-                                                               name="mio-talk"))
-            else:
-                done = await self.run_blocking(self._synthesize, frame)
-        speech, s0, s1 = done
-        for out in self._place(frame, speech, frame.text, s1 - s0, first=True, last=True):
-            yield out
-
-    async def _pieces(self, frame: PlanChunk) -> AsyncIterator[tuple]:
-        """(speech, words, last?, compute seconds) of the clause's pieces, from a worker thread."""
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                t = time.perf_counter()
-                for speech, text, last in self.voice.synthesize_pieces(frame.text, frame.emotion):
-                    now = time.perf_counter()
-                    loop.call_soon_threadsafe(q.put_nowait, (speech, text, last, now - t))
-                    t = now
-                    if stop.is_set():
-                        return
-            except BaseException as e:  # noqa: BLE001 - handed to the event loop
-                loop.call_soon_threadsafe(q.put_nowait, e)
-
-        loop.run_in_executor(None, work)  # noqa: RUF006 - it ends by itself after its last piece
-        try:
-            while True:
-                item = await q.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item[2]:
-                    return
         finally:
-            stop.set()  # a cut reply: the worker stops after the piece it is decoding
+            syn.stop.set()  # a cut reply: the worker stops after the piece it is decoding
 
     def _place(self, frame: PlanChunk, speech, text: str, compute: float, *, first: bool, last: bool) -> list[Frame]:
         """Trim a clause (or piece) to its sound and put it on the session clock after what is scheduled."""
