@@ -81,6 +81,6 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                    help="offline voices that speak the set (also: espeak)")
     a.add_argument("--threads", type=int, default=2, help="whisper's CPU threads")
     a.add_argument("--window-s", type=float, default=None, metavar="SECONDS",
-                   help="whisper's encoder window (default: the utterance + 1 s, at least 8 s; 30 = whisper's full window)")
+                   help="whisper's encoder window (default: the utterance + 1 s, at least 12 s; 30 = whisper's full window)")
     a.add_argument("-o", "--output", default="out/bench/asr.json")
     a.set_defaults(func=_asr)

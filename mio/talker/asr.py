@@ -37,9 +37,12 @@ MIN_MAX_TOKENS = 24
 FULL_WINDOW_S = 30.0  # whisper's own input window
 # Measured on the spoken-names set (20 utterances, hibari + piper, windows alternated per utterance,
 # loaded machine): 30 s: WER 0, 24/24 names, median 0.95 s per decode; 10 s: WER 0, 24/24, 0.19 s;
-# 8 s: WER 0, 24/24, 0.16 s; 6 s: WER 0, 24/24, 0.14 s. Without `unloop`, 5 s and 3 s looped on one
-# utterance ("... hate the land? Captain Nemo, why do you ...", WER 0.07).
-DEFAULT_WINDOW_S = 8.0
+# 8 s: WER 0, 24/24, 0.16 s; 6 s: WER 0, 24/24, 0.14 s; 5 s and 3 s looped on one utterance
+# ("... hate the land? Captain Nemo, why do you ..."). But in a live session (the bench's six
+# spoken lines streamed in real time through Silero, decoded at the pause) 8 s mangled two of six
+# ("Is Ned Land, Stila Board,", looping) where 10, 12, 16, 20 and 30 s heard all six, twice for 12 s:
+# 12 s it is (a decode in that run: 0.36 s against 1.64 s for 30 s, loaded).
+DEFAULT_WINDOW_S = 12.0
 WINDOW_MARGIN_S = 1.0  # silence kept after the utterance inside a short window
 _ARTICLE = re.compile(r"^(the|a|an)\s+", re.IGNORECASE)
 
