@@ -242,6 +242,7 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
         "talker_ms_per_clause_p50": med("talker"),
         "talker_first_piece_ms_p50": med("talker_first_piece"),
         "talker_piece_gap_ms_p90": st.get("talker_piece_gap", {}).get("p90_ms"),
+        "talker_clause_gap_ms_p90": st.get("talker_clause_gap", {}).get("p90_ms"),  # silence inside a reply
         "face_ms_per_frame_p50": med("face"),
         "body_ms_per_frame_p50": med("body"),
         "render_ms_per_frame_p50": med("render"),

@@ -300,7 +300,7 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
 
 
 STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",
-          "talker", "talker_wait_presynthesised", "talker_first_piece", "talker_piece_gap", "render", "face", "body")
+          "talker", "talker_wait_presynthesised", "talker_first_piece", "talker_piece_gap", "talker_clause_gap", "render", "face", "body")
 
 
 def _server_stats(hub, c: BenchClient) -> dict:

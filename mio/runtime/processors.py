@@ -603,8 +603,8 @@ class TalkerProcessor(Processor):
         # compute time, wherever it ran (a pre-synthesised clause ran before its turn was confirmed)
         self.stats.add("talker", compute + time.perf_counter() - t_trim, media=duration)
         start = max(self.playhead, self.clock.now())
-        if not first and frame.turn_id == self._turn:  # a later piece came after the first ended: a gap
-            self.stats.add("talker_piece_gap", start - self.playhead)
+        if frame.turn_id == self._turn:  # a later piece or clause that came after the speech before it ended
+            self.stats.add("talker_piece_gap" if not first else "talker_clause_gap", start - self.playhead)
         if frame.turn_id != self._turn:  # a new reply starts after the user stopped speaking
             self._turn = frame.turn_id
             start = max(start, self.user_end + self.response_gap)
