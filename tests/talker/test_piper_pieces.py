@@ -61,3 +61,17 @@ def test_the_first_words_come_alone_and_the_pieces_join_without_a_seam(piper):
     assert tb.split()[0] == b.words[0].label and b.words[0].start >= 0.0
     short = list(piper.synthesize_pieces("Aye,"))
     assert len(short) == 1  # too short to split
+
+
+def test_the_first_piece_grows_when_the_decoder_is_slow(piper):
+    rtf = piper.decode_rtf
+    try:
+        piper.decode_rtf = 0.1
+        assert piper.first_piece_s(2.0) == pytest.approx(0.35)  # fast: the shortest first piece
+        piper.decode_rtf = 1.0  # a busy machine: the rest takes as long as it plays
+        assert piper.first_piece_s(2.0) == pytest.approx(1.2)
+        pieces = [sp for sp, _, _ in piper.synthesize_pieces("Aye, the sea is calm tonight, Professor.")]
+        total = sum(sp.duration for sp in pieces)
+        assert len(pieces) == 1 or pieces[0].duration >= 0.55 * total  # the first piece covers the rest
+    finally:
+        piper.decode_rtf = rtf

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,8 @@ _PHONEMIZE_LOCK = threading.Lock()  # espeak-ng (inside piper) is one global eng
 Z, DURATIONS, AUDIO = "/Mul_7_output_0", "/Ceil_output_0", "/dec/Tanh_output_0"  # VITS tensors at the cut
 SEAM_FRAMES = 16  # z frames of context each side of a piece boundary (HiFi-GAN's reach; error < 1e-6)
 FIRST_PIECE_S = 0.35  # the first piece ends at the first word boundary after this much speech ...
-MIN_REST_S = 0.3  # ... when at least this much is left after it
+MIN_REST_S = 0.3  # ... when at least this much is left after it ...
+COVER_MARGIN = 1.5  # ... and long enough to play while the rest decodes, with this margin
 _MARKS = frozenset("ˈˌː\u0329\u0361")  # stress and length: part of the phone they sit on
 
 
@@ -226,6 +228,7 @@ class PiperVoice(EmbeddedVoice):
         self.hop = 256  # samples per z frame (piper's VITS configs)
         self.model_path = model
         self._local = threading.local()  # the model timings of the clause this thread just rendered
+        self.decode_rtf = 0.15  # decoder seconds per second of audio, a running average of this machine's
 
     @staticmethod
     def _split(model: Path) -> tuple[bytes, bytes] | None:
@@ -254,8 +257,19 @@ class PiperVoice(EmbeddedVoice):
         return np.array([cfg.noise_scale, cfg.length_scale / prosody.speed, 0.0], np.float32)
 
     def _decode(self, z: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
         out = self._decoder.run(None, {Z: np.ascontiguousarray(z)})[0]
+        audio_s = z.shape[2] * self.hop / self.engine_rate
+        if audio_s > 0.2:
+            self.decode_rtf = 0.8 * self.decode_rtf + 0.2 * (time.perf_counter() - t0) / audio_s
         return np.clip(np.asarray(out, np.float32).reshape(-1), -1.0, 1.0)
+
+    def first_piece_s(self, total_s: float, first_s: float = FIRST_PIECE_S) -> float:
+        """The shortest first piece that plays until the rest is decoded: with the decoder's
+        measured real-time factor r, a first piece of length a covers the rest (total - a) when
+        a >= r (total - a), with a margin -- on a busy machine the first piece grows, up to all."""
+        r = COVER_MARGIN * self.decode_rtf
+        return max(first_s, r * total_s / (1.0 + r))
 
     def _render(self, text: str, prosody: Prosody) -> tuple[np.ndarray, int]:
         pieces = list(self.render_pieces(text, prosody, first_s=None))
@@ -294,7 +308,7 @@ class PiperVoice(EmbeddedVoice):
         timings, word_ends = model_timings(spans, spf, text)
         cut = None
         if first_s is not None and timings is not None:
-            lo, hi = first_s / spf, n - MIN_REST_S / spf
+            lo, hi = self.first_piece_s(n * spf, first_s) / spf, n - MIN_REST_S / spf
             cut = next((int(round(e)) for e in word_ends[:-1] if lo <= e <= hi), None)
         if cut is None:
             yield Piece(self._decode(z), text, timings, True)
