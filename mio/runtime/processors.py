@@ -38,8 +38,8 @@ from mio.core.frames import (
 from mio.core.layouts import VIDEO_FPS
 from mio.runtime.pacing import KEEP_LEAD_S, trim_silence
 from mio.runtime.pipeline import Processor
-from mio.runtime.priority import lower_this_thread, run_in_thread
 from mio.runtime.stats import Stats
+from mio.runtime.threads import run_in_thread
 from mio.talker.stream_asr import (
     VAD_FRAME,
     VAD_RATE,
@@ -311,8 +311,6 @@ class ThinkerProcessor(Processor):
         self._writing = False  # a UserText is being answered
         self._discarded: list[concurrent.futures.Future] = []  # discarded replies still finishing
         self.on_speculative_clause: Callable[[PlanChunk], None] | None = None
-        # Each reply runs on its own thread, which lowers its priority once the first clause is out.
-        self.background_after_first = True
 
     async def start(self) -> None:
         with self.stats.time("thinker_warm"):
@@ -329,12 +327,10 @@ class ThinkerProcessor(Processor):
                 with contextlib.suppress(BaseException):
                     fut.result()
             try:
-                for n, clause in enumerate(self.thinker.reply(self.conv, text)):
+                for clause in self.thinker.reply(self.conv, text):
                     if reply.stop.is_set():
                         break
                     loop.call_soon_threadsafe(reply.put, clause)
-                    if n == 0 and self.background_after_first:
-                        lower_this_thread()  # the rest has slack: frames first (mio.runtime.priority)
             except BaseException as e:  # noqa: BLE001 - handed to the event loop
                 loop.call_soon_threadsafe(reply.put, e)
             loop.call_soon_threadsafe(reply.put, None)
@@ -493,8 +489,7 @@ class TalkerProcessor(Processor):
     Each clause's audio is trimmed to its sound (mio.runtime.pacing): the voices render ~0.3 s of
     silence before the first word, which the listener would wait through on every reply. A reply's
     first clause comes in pieces where the voice can (piper: its first words, then the rest), so
-    its first sound waits for a fraction of the clause; later clauses are synthesised at background
-    priority (mio.runtime.priority) while the first plays. A speculative reply's first clause is
+    its first sound waits for a fraction of the clause. A speculative reply's first clause is
     synthesised before its turn is confirmed (`prepare`).
     """
 
@@ -512,7 +507,6 @@ class TalkerProcessor(Processor):
         self._turn: int | None = None
         self._early: dict[tuple, _Synthesis] = {}  # first clauses synthesised before their turn was confirmed
         self.stream_pieces = True  # voices that can: a reply's first words go out before the rest is decoded
-        self.background_later = True  # clauses after a reply's first are synthesised at background priority
 
     @staticmethod
     def _key(chunk: PlanChunk) -> tuple:
@@ -554,7 +548,7 @@ class TalkerProcessor(Processor):
             except BaseException as e:  # noqa: BLE001 - handed to the event loop
                 loop.call_soon_threadsafe(syn.put, e)
 
-        run_in_thread(work, background=chunk.index > 0 and self.background_later, name="mio-talk")
+        run_in_thread(work, name="mio-talk")
         return syn
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
