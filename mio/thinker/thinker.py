@@ -223,6 +223,10 @@ class Thinker:
             self.graph(conv.character)
         if self.config.episodic:
             _ = self.episodic
+        # one retrieval and the spoiler guard at this story time: their first call reads and indexes the
+        # gated facts (~60 ms here), which the first turn would otherwise wait for
+        self.recall(conv, "Hello.")
+        self.spoiler_guard(conv)
         self.llm.warm(conv.messages("Hello."), session=conv.session_id)
 
     def forget(self, conv: Conversation) -> None:
