@@ -65,10 +65,10 @@ class Arrival:
 
 
 def _q(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return round(s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))], 4)
+    """Nearest-rank quantile, as `mio bench pipeline` reports them (P50 of two turns is the lower)."""
+    from mio.bench.pipeline import quantile
+
+    return quantile(xs, q)
 
 
 class JitterBuffer:
