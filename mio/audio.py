@@ -94,6 +94,42 @@ def read_audio(path: str | Path, *, max_seconds: float = MAX_SECONDS, what: str 
     return x.astype(np.float32, copy=False), sr
 
 
+def read_media_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Any audio file PyAV reads (wav, flac, mp3, the audio of a video) -> (mono float32, rate), with
+    the checks of `read_audio` (rate and length from the header, before decoding; NaN; empty)."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"audio file {path} does not exist")
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.audio:
+                raise InputError(f"{path} has no audio stream")
+            st = c.streams.audio[0]
+            rate = int(st.rate)
+            if not MIN_RATE <= rate <= MAX_RATE:  # before decoding: a 1 Hz header would last for hours
+                raise InputError(f"{path}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+            if c.duration is not None and c.duration / av.time_base > MAX_SECONDS:  # from the header
+                raise InputError(f"{path} is {c.duration / av.time_base:.0f} s long; the limit is "
+                                 f"{MAX_SECONDS:.0f} s per file")
+            res = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            parts = [f.to_ndarray().reshape(-1) for fr in c.decode(st) for f in res.resample(fr)]
+            parts += [f.to_ndarray().reshape(-1) for f in res.resample(None)]
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PyAV raises many types
+        raise InputError(f"cannot read audio {path}: {' '.join(str(e).split()) or type(e).__name__}") from None
+    x = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    if len(x) > MAX_SECONDS * rate:
+        raise InputError(f"{path} is {len(x) / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s per file")
+    if len(x) == 0:
+        raise InputError(f"{path} holds no audio samples")
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"{path} contains NaN or inf samples")
+    return x, rate
+
+
 def _sample_bytes(subtype: str) -> int:
     return {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
             "ULAW": 1, "ALAW": 1}.get(subtype, 2)

@@ -115,7 +115,7 @@ def test_codec_loader_resamples_after_the_checks(tmp_path):
 
 def test_face_loader_refuses_the_same_rates_through_pyav(tmp_path):
     pytest.importorskip("av")
-    from mio.face.unils.cli import read_audio as read_any
+    from mio.audio import read_media_audio as read_any
 
     x, sr = read_any(riff_wav(tmp_path / "a.wav", tone(0.5, 16000), 16000))
     assert sr == 16000 and abs(len(x) - 8000) <= 1

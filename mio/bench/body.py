@@ -150,7 +150,10 @@ def bench_body(checkpoint: str | None = None, *, data: str | None = None, evalua
     from mio.body.flood.text import shared_text_encoder
     from mio.body.flood.vae import CausalVAE
 
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
+    # what can be missing first (the data is made here if `data` is not given), then the models
+    t2m = None if speed_only else T2MEvaluator.from_pretrained(evaluator)
+    root_data = None if speed_only else bench_data(data)
     root = checkpoint_dir(checkpoint)
     vae = CausalVAE.from_pretrained(root / "vae")
     dit = FloodDiT.from_pretrained(root / "dit")
@@ -160,12 +163,10 @@ def bench_body(checkpoint: str | None = None, *, data: str | None = None, evalua
         name, _, path = spec.partition("=")
         abl_vae = CausalVAE.from_pretrained(Path(path).parent / "vae") if (Path(path).parent / "vae").is_dir() else vae
         models[name] = (FloodDiT.from_pretrained(path), abl_vae)
-    root_data = None if speed_only else bench_data(data)
     report: dict = {"checkpoint": str(root), "data": None if root_data is None else str(root_data), "note": []}
     report["speed"] = _speed(dit, vae, text)
     log.info("speed: %s", json.dumps(report["speed"]))
     if root_data is not None:
-        t2m = T2MEvaluator.from_pretrained(evaluator)
         test = load_humanml3d(root_data, "test")
         report["humanml3d_like"] = _t2m_rows(models, text, t2m, test, items, frames, 16, seed, guidance)
         babel = load_babel(root_data / "babel_test.json", root_data / "babel_feats")

@@ -32,13 +32,18 @@ def _not_measured(reason: str) -> dict:
     return {"status": "not measured", "reason": reason}
 
 
+QUICK_THINKER_ITEMS = 10  # items per Thinker suite under --quick
+
+
 def _measure_cog(config, quick: bool, say, fn=None) -> dict:
     import inspect
 
     if fn is None:
         from mio.bench.thinker import bench_thinker as fn
     params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in (("quick", quick), ("progress", say)) if k in params}
+    # --quick: a few items of each suite (bench_thinker takes `limit`), not all ~100 per suite
+    kwargs = {k: v for k, v in (("quick", quick), ("limit", QUICK_THINKER_ITEMS if quick else None),
+                                ("progress", say)) if k in params}
     say("cognitive: running bench_thinker ...")
     result = fn(config, **kwargs)
     if inspect.iscoroutine(result):

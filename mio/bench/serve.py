@@ -15,7 +15,7 @@ spoken turns (the user's lines in a second voice, piper "joe", streamed as micro
   speech. Audio that arrives after its time on the buffer would be cut: counted as dropped;
 - barge-in: `interrupt` sent 0.5 s into a long reply -> the `interrupt` message back (the page
   drops its scheduled audio on it), typed barge-in the same way, and by voice (the user starts
-  talking over the reply -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
+  talking when the reply's first audio arrives -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
   purpose, so a backchannel does not cut the avatar); audio of a cut reply arriving afterwards
   is counted (should be 0);
 - disconnect clean-up: a client leaves mid-answer -> its session is gone from the server.
@@ -25,23 +25,17 @@ With `--browser`, the page is also driven in Chromium and its own drift / latenc
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from mio.bench.serve_client import JITTER_S, LATE_WINDOW, MARGIN_S, MIC_RATE, Arrival, BenchClient, quantile
 from mio.core.config import MioConfig, to_dict
-from mio.runtime.pacing import leading_silence, sound_span
-from mio.runtime.transports.web import AUDIO, VIDEO, unpack
 
-# The page's jitter buffer (static/app.js): initial playout delay, adaptation window and margin.
-JITTER_S, LATE_WINDOW, MARGIN_S, MAX_STEP_S = 0.08, 50, 0.02, 0.5
-MIC_RATE, MIC_CHUNK_S, HISS_LEVEL = 16000, 0.1, 0.002
 FPS = 25.0
 PROMPTS = ("Hello! What's your name?", "How are you feeling today?", "Tell me something you like.",
            "What do you think about the sea?", "Do you like stories?", "Thank you, it was nice to meet you.")
@@ -51,156 +45,6 @@ LONG_PROMPT = "Tell me a long story about the sea, please."
 BUDGETS = {"message_to_first_audio_s": 0.7, "spoken_first_audio_p50_s": 1.2, "first_frame_minus_first_audio_s": 0.1,
            "fps_while_speaking": 24.0, "frames_missing_while_speaking_pct": 1.0, "av_offset_p95_s": 0.04,
            "interrupt_s": 0.2, "disconnect_cleanup_s": 2.0}
-
-
-@dataclass
-class Arrival:
-    t: float  # perf_counter at receipt
-    kind: str  # "audio", "video" or a JSON type
-    pts: float = 0.0
-    turn: int = 0
-    duration: float = 0.0
-    lead: float = 0.0  # audio: silence at the head of the chunk
-    msg: dict = field(default_factory=dict)
-
-
-def _q(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return round(s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))], 4)
-
-
-class JitterBuffer:
-    """The page's playout clock, replayed: session time pts plays at client time pts + offset."""
-
-    def __init__(self) -> None:
-        self.offset: float | None = None
-        self.lateness: list[float] = []
-        self.steps = 0
-
-    def video(self, t: float, pts: float, audio_playing: bool) -> None:
-        arrival = t - pts
-        if self.offset is None:
-            self.offset = arrival + JITTER_S
-        self.lateness = [*self.lateness[-(LATE_WINDOW - 1):], arrival - self.offset]
-        if audio_playing or len(self.lateness) < 10:
-            return
-        tail = sorted(self.lateness)[int(0.95 * (len(self.lateness) - 1))] + MARGIN_S
-        step = min(tail, MAX_STEP_S) if tail > 0.005 else (-0.02 if tail < -0.02 else 0.0)
-        if step:
-            self.offset += step
-            self.lateness = [x - step for x in self.lateness]
-            self.steps += 1
-
-
-class BenchClient:
-    """An asyncio WebSocket client that records every message with its arrival time, replays the
-    page's jitter buffer on them, and streams a microphone."""
-
-    def __init__(self, ws, name: str) -> None:
-        self.ws, self.name = ws, name
-        self.log: list[Arrival] = []
-        self.buffer = JitterBuffer()
-        self.offsets: list[tuple[float, float]] = []  # (video pts, how late it is drawn on the audio clock)
-        self.audio_late = 0  # audio chunks that arrived after their time on the buffer (cut by the page)
-        self.audio_end = 0.0  # client time the scheduled speech ends
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-        self._utterances: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
-        self._mic: asyncio.Task | None = None
-
-    async def _read(self) -> None:
-        async for raw in self.ws:
-            t = time.perf_counter()
-            if isinstance(raw, bytes):
-                kind, aux1, aux2, pts, payload = unpack(raw)
-                if kind == AUDIO:
-                    samples = np.frombuffer(payload, "<f4")
-                    a = Arrival(t, "audio", pts, aux2, len(samples) / aux1, leading_silence(samples, aux1))
-                    off = self.buffer.offset
-                    if off is not None:
-                        if t > pts + off + a.duration:
-                            self.audio_late += 1
-                        self.audio_end = max(self.audio_end, pts + off + a.duration)
-                    self.log.append(a)
-                elif kind == VIDEO:
-                    self.buffer.video(t, pts, audio_playing=t < self.audio_end)
-                    self.offsets.append((pts, max(0.0, t - (pts + self.buffer.offset))))
-                    self.log.append(Arrival(t, "video", pts, aux1))
-            else:
-                msg = json.loads(raw)
-                if msg.get("type") == "interrupt":
-                    self.audio_end = min(self.audio_end, t)
-                self.log.append(Arrival(t, msg["type"], float(msg.get("pts") or 0.0), int(msg.get("turn") or 0), msg=msg))
-            self._new.set()
-
-    async def send(self, msg: dict) -> float:
-        t = time.perf_counter()
-        await self.ws.send(json.dumps(msg))
-        return t
-
-    async def wait_for(self, pred: Callable[[Arrival], bool], after: float, timeout: float = 120.0) -> Arrival:
-        deadline = time.perf_counter() + timeout
-        while True:
-            for a in self.log:
-                if a.t >= after and pred(a):
-                    return a
-            left = deadline - time.perf_counter()
-            if left <= 0 or self._reader.done():
-                raise TimeoutError(f"{self.name}: no such message from the server")
-            self._new.clear()
-            try:
-                await asyncio.wait_for(self._new.wait(), left)
-            except TimeoutError:
-                pass
-
-    def audible(self, a: Arrival) -> float:
-        """Client time the first sound of audio chunk `a` plays on the page's clock."""
-        due = a.pts + self.buffer.offset if self.buffer.offset is not None else a.t
-        return max(a.t, due) + a.lead
-
-    # -- the microphone ------------------------------------------------------------------------
-    async def mic_on(self) -> None:
-        await self.send({"type": "mic", "on": True, "sample_rate": MIC_RATE})
-        self._mic = asyncio.create_task(self._stream_mic())
-
-    def say(self, pcm: np.ndarray) -> asyncio.Future:
-        """Queue an utterance (float32 at 16 kHz); resolves to (speech start, speech end) client times."""
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._utterances.put_nowait((pcm, done))
-        return done
-
-    async def _stream_mic(self) -> None:
-        rng = np.random.default_rng(abs(hash(self.name)) % 2**32)
-        step = int(MIC_CHUNK_S * MIC_RATE)
-        t_next = time.perf_counter()
-        current: tuple[np.ndarray, asyncio.Future, float, float] | None = None
-        pos = 0
-        while True:
-            if current is None and not self._utterances.empty():
-                pcm, done = self._utterances.get_nowait()
-                span = sound_span(pcm, MIC_RATE) or (0.0, len(pcm) / MIC_RATE)
-                current, pos = (pcm, done, span[0], span[1]), 0
-            chunk = (HISS_LEVEL * rng.standard_normal(step)).astype(np.float32)
-            if current is not None:
-                pcm, done, s0, s1 = current
-                piece = pcm[pos:pos + step]
-                chunk[:len(piece)] += piece
-                pos += step
-                if pos >= len(pcm):  # a chunk sent at T holds what the microphone heard in [T - 0.1 s, T]
-                    t0 = t_next - (pos - step) / MIC_RATE - MIC_CHUNK_S
-                    done.set_result((t0 + s0, t0 + s1))
-                    current = None
-            await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
-            await self.ws.send((np.clip(chunk, -1, 1) * 32767).astype("<i2").tobytes())
-            t_next += MIC_CHUNK_S
-
-    async def close(self) -> None:
-        if self._mic is not None:
-            self._mic.cancel()
-        await self.ws.close()
-        self._reader.cancel()
 
 
 async def _session(base: str, name: str, mode: str = "browser") -> BenchClient:
@@ -231,7 +75,7 @@ async def _reply(c: BenchClient, after: float, turn: int | None = None) -> tuple
 
 
 async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: Callable[[str], None],
-                    barge: bool) -> dict:
+                    barge: bool, preempt: Callable[[BenchClient, int], bool] | None = None) -> dict:
     await asyncio.sleep(1.0)  # idle: the avatar breathes before the first turn
     typed: list[dict] = []
     for i in range(turns):
@@ -245,12 +89,16 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
                       "first_frame_s": round(first_frame.t - t0, 4), "reply": end.msg.get("text", "")})
     voice: list[dict] = []
     for i, pcm in enumerate(spoken):
-        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}")
+        variant = preempt(c, i) if preempt is not None else None
+        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}"
+            + ("" if variant is None else f" (preemptive {'on' if variant else 'off'})"))
         t_sent = time.perf_counter()
         t_speech0, t_speech1 = await c.say(pcm)
         heard = await c.wait_for(lambda a: a.kind == "vad" and a.msg.get("state") == "end", t_sent, timeout=30)
         row = {"said": SPOKEN[i % len(SPOKEN)], "heard": heard.msg.get("text", ""), "turn": heard.msg.get("turn"),
                "endpoint_s": round(heard.t - t_speech1, 4)}
+        if variant is not None:
+            row["preemptive"] = variant
         if heard.msg.get("turn"):
             start, first_audio, _ = await _reply(c, t_speech0)
             row |= {"first_audio_s": round(first_audio.t - t_speech1, 4),
@@ -264,7 +112,9 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
             say(f"{c.name} barge-in ({how})")
             t0 = await c.send({"type": "text", "text": LONG_PROMPT})
             start, _, _ = await _reply(c, t0)
-            await asyncio.sleep(0.5)
+            # By voice the user starts at once: the endpointer needs min_barge_in_s of speech, and
+            # a short reply may be over by then; the others cut 0.5 s into the reply.
+            await asyncio.sleep(0.0 if how == "voice" else 0.5)
             if how == "voice":
                 started = c.say(spoken[0]) if spoken else None
                 if started is None:
@@ -293,6 +143,35 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
     return {"typed": typed, "spoken": voice, "interrupts": cuts}
 
 
+STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",
+          "talker", "talker_wait_presynthesised", "talker_first_piece", "talker_piece_gap", "talker_clause_gap", "render", "face", "body")
+
+
+def _server_stats(hub, c: BenchClient) -> dict:
+    """Where the time went inside the server's session: per-stage medians and the speculation counts."""
+    sid = next((a.msg.get("session_id") for a in c.log if a.kind == "ready"), None)
+    live = hub.live.get(sid)
+    if live is None:
+        return {}
+    summary = live.session.stats.summary()
+    stages = {k: {"median_ms": v["median_ms"], "p90_ms": v["p90_ms"], "calls": v["calls"]}
+              for k, v in summary["stages"].items() if k in STAGES}
+    events = {k: len(v) for k, v in summary["events"].items() if k.startswith("speculation")}
+    render = next((p for p in live.session.pipeline.processors if p.name == "render"), None)
+    extra = {"render_scale_changes": getattr(render, "scale_changes", None)} if render is not None else {}
+    return {"stages": stages, "speculation": events, **extra}
+
+
+def _per_index(rows_by_session: list[list[dict]], key: str) -> list[dict]:
+    """P50 / P95 of `key` per turn index over the sessions (turn 1 of every session, turn 2, ...)."""
+    n = max((len(r) for r in rows_by_session), default=0)
+    out = []
+    for i in range(n):
+        xs = [r[i][key] for r in rows_by_session if i < len(r) and r[i].get(key) is not None]
+        out.append({"turn": i + 1, "p50": quantile(xs, 0.5), "p95": quantile(xs, 0.95), "n": len(xs)})
+    return out
+
+
 def _speech_windows(c: BenchClient) -> list[tuple[float, float]]:
     return sorted((a.pts, a.pts + a.duration) for a in c.log if a.kind == "audio")
 
@@ -311,39 +190,55 @@ def _figures(c: BenchClient, run: dict) -> dict:
     typed, spoken = run["typed"], [r for r in run["spoken"] if "audible_s" in r]
     span = video[-1].t - video[0].t if len(video) > 1 else 0.0
     return {
-        "typed_first_audio_p50_s": _q([t["first_audio_s"] for t in typed], 0.5),
-        "typed_audible_p50_s": _q([t["audible_s"] for t in typed], 0.5),
-        "typed_audible_p95_s": _q([t["audible_s"] for t in typed], 0.95),
-        "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
-        "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken], 0.5),
-        "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken], 0.95),
-        "spoken_endpoint_p50_s": _q([t["endpoint_s"] for t in run["spoken"]], 0.5),
+        "typed_first_audio_p50_s": quantile([t["first_audio_s"] for t in typed], 0.5),
+        "typed_audible_p50_s": quantile([t["audible_s"] for t in typed], 0.5),
+        "typed_audible_p95_s": quantile([t["audible_s"] for t in typed], 0.95),
+        "first_frame_minus_first_audio_p50_s": quantile([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
+        "spoken_audible_p50_s": quantile([t["audible_s"] for t in spoken], 0.5),
+        "spoken_audible_p95_s": quantile([t["audible_s"] for t in spoken], 0.95),
+        "spoken_endpoint_p50_s": quantile([t["endpoint_s"] for t in run["spoken"]], 0.5),
         "spoken_turns_heard": f"{len(spoken)}/{len(run['spoken'])}",
         "fps_while_speaking": round(len(got & due) / speech_s, 2) if speech_s else None,
         "frames_missing_while_speaking_pct": round(100 * len(due - got) / len(due), 2) if due else None,
         "fps_overall": round((len(video) - 1) / span, 2) if span > 0 else 0.0,
-        "av_offset_p95_s": _q(off, 0.95),
-        "av_offset_max_s": _q(off, 1.0),
+        "av_offset_p95_s": quantile(off, 0.95),
+        "av_offset_max_s": quantile(off, 1.0),
         "audio_dropped": c.audio_late,
         "buffer_adjustments": c.buffer.steps,
         "final_buffer_s": round(c.buffer.offset - min(a.t - a.pts for a in video), 4) if video else None,
     }
 
 
+def _preempt_toggle(hub) -> Callable[[BenchClient, int], bool]:
+    """A/B in one run: spoken turns alternate preemptive generation on (even) and off (odd)."""
+
+    def toggle(c: BenchClient, i: int) -> bool:
+        on = i % 2 == 0
+        sid = next(a.msg["session_id"] for a in c.log if a.kind == "ready")
+        session = hub.live[sid].session
+        asr = next(p for p in session.pipeline.processors if p.name == "asr")
+        asr.on_speculate = session._speculate if on else None
+        return on
+
+    return toggle
+
+
 async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndarray],
-                 say: Callable[[str], None]) -> dict:
+                 say: Callable[[str], None], compare_preemptive: bool = False) -> dict:
     clients = [await _session(base, f"s{k + 1}") for k in range(sessions)]
+    preempt = _preempt_toggle(hub) if compare_preemptive else None
     t_start = time.perf_counter()
     for c in clients:
         await c.mic_on()
 
     async def staggered(k: int, c: BenchClient) -> dict:
         await asyncio.sleep(1.5 * k)  # the sessions overlap, not in lock-step
-        return await _converse(c, turns, spoken, say, barge=(k == 0))
+        return await _converse(c, turns, spoken, say, barge=(k == 0), preempt=preempt)
 
     runs = await asyncio.gather(*(staggered(k, c) for k, c in enumerate(clients)))
     wall = time.perf_counter() - t_start
-    per_session = [{"session": c.name, **_figures(c, run), "turns": run} for c, run in zip(clients, runs, strict=True)]
+    per_session = [{"session": c.name, **_figures(c, run), "server": _server_stats(hub, c), "turns": run}
+                   for c, run in zip(clients, runs, strict=True)]
     for c in clients:
         await c.close()
 
@@ -368,13 +263,16 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
     return {
         "summary": {
             "sessions": sessions,
-            "typed_first_audio_p50_s": _q([t["first_audio_s"] for t in typed], 0.5),
-            "typed_audible_p50_s": _q([t["audible_s"] for t in typed], 0.5),
-            "typed_audible_p95_s": _q([t["audible_s"] for t in typed], 0.95),
-            "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken_rows], 0.5),
-            "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken_rows], 0.95),
-            "spoken_endpoint_p50_s": _q([t["endpoint_s"] for r in runs for t in r["spoken"]], 0.5),
-            "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
+            "typed_first_audio_p50_s": quantile([t["first_audio_s"] for t in typed], 0.5),
+            "typed_audible_p50_s": quantile([t["audible_s"] for t in typed], 0.5),
+            "typed_audible_p95_s": quantile([t["audible_s"] for t in typed], 0.95),
+            "spoken_audible_p50_s": quantile([t["audible_s"] for t in spoken_rows], 0.5),
+            "spoken_audible_p95_s": quantile([t["audible_s"] for t in spoken_rows], 0.95),
+            "spoken_endpoint_p50_s": quantile([t["endpoint_s"] for r in runs for t in r["spoken"]], 0.5),
+            **({f"spoken_audible_p50_s_preemptive_{'on' if v else 'off'}":
+                quantile([t["audible_s"] for t in spoken_rows if t.get("preemptive") is v], 0.5) for v in (True, False)}
+               if compare_preemptive else {}),
+            "first_frame_minus_first_audio_p50_s": quantile([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
             "fps_while_speaking_min": worst("fps_while_speaking"),
             "frames_missing_while_speaking_pct_max": worst("frames_missing_while_speaking_pct"),
             "av_offset_p95_s_max": worst("av_offset_p95_s"),
@@ -386,6 +284,8 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "disconnect_cleanup_s": round(cleanup, 4),
         },
         "wall_s": round(wall, 2),
+        "per_turn": {"typed_audible_s": _per_index([r["typed"] for r in runs], "audible_s"),
+                     "spoken_audible_s": _per_index([r["spoken"] for r in runs], "audible_s")},
         "per_session": per_session,
         "interrupts": cuts,
     }
@@ -421,9 +321,9 @@ def _drive_browser(url: str, turns: int, say: Callable[[str], None]) -> dict:
             return performance.now() - t0; }""")
         stats = page.evaluate("window.mio.stats")
     drift = [abs(d) for d in stats["drift"]]
-    return {"drawn_drift_p50_s": _q(drift, 0.5), "drawn_drift_p95_s": _q(drift, 0.95),
-            "first_audio_arrival_p50_s": _q([x / 1000 for x in stats["firstAudioLatency"]], 0.5),
-            "first_audible_p50_s": _q([x / 1000 for x in stats["firstAudible"]["typed"]], 0.5),
+    return {"drawn_drift_p50_s": quantile(drift, 0.5), "drawn_drift_p95_s": quantile(drift, 0.95),
+            "first_audio_arrival_p50_s": quantile([x / 1000 for x in stats["firstAudioLatency"]], 0.5),
+            "first_audible_p50_s": quantile([x / 1000 for x in stats["firstAudible"]["typed"]], 0.5),
             "frames_drawn": stats["framesDrawn"], "buffer_adjustments": stats["resyncs"],
             "stop_to_silence_s": round(stop_ms / 1000, 4), "errors": stats["errors"]}
 
@@ -442,7 +342,7 @@ def user_lines(voice, n: int) -> list[np.ndarray]:
 
 def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
                 progress: Callable[[str], None] | None = None, models=None, sessions: int = 1,
-                spoken_turns: int | None = None, user_voice=None) -> dict:
+                spoken_turns: int | None = None, user_voice=None, compare_preemptive: bool = False) -> dict:
     from mio.runtime.session import Models
     from mio.server.background import BackgroundServer
 
@@ -462,7 +362,7 @@ def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
     try:
         with tempfile.TemporaryDirectory() as data, BackgroundServer(models, data_dir=data,
                                                                      max_sessions=max(2, sessions)) as srv:
-            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say))
+            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say, compare_preemptive))
             if browser:
                 result["browser"] = _drive_browser(srv.url, min(turns, 3), say)
     finally:

@@ -18,6 +18,20 @@ from mio.bench.iis import HARVARD
 from mio.metrics import talker as tm
 
 TTS_BENCH_SENTENCES = 6  # Harvard sentences per backend (3 with --quick)
+REFERENCE_UTTERANCES = 24  # held-out clips rendered for the references when no corpus has them
+
+
+def reference_corpus(corpus: str | Path | None, out_dir: Path, progress: Callable[[str], None] = print) -> Path:
+    """The folder whose held-out (test) speakers are the reference voices: `corpus` if given (it
+    must have a test split), else out/codec-corpus if built, else held-out voices rendered once
+    into OUT_DIR/codec-heldout, the set `mio bench codec` measures on."""
+    from mio.bench.codec import DEFAULT_CORPUS, heldout_utterances
+
+    cache = out_dir / "codec-heldout"
+    utts = heldout_utterances(corpus, REFERENCE_UTTERANCES, cache, progress)
+    if corpus is not None:
+        return Path(corpus)
+    return DEFAULT_CORPUS if utts and utts[0].path.is_relative_to(DEFAULT_CORPUS) else cache
 
 
 def _references(corpus: Path, n: int) -> list[tuple[Path, str, str]]:
@@ -84,11 +98,12 @@ def measure(name: str, synth, sentences: list[str], refs: list[tuple[np.ndarray,
     }
 
 
-def bench_tts(talker: Any, *, backends: list[str], kodama: Callable[[], Any], corpus: str | Path = "out/codec-corpus",
-              quick: bool = False, previous: dict | None = None, progress: Callable[[str], None] = print) -> dict:
+def bench_tts(talker: Any, *, backends: list[str], kodama: Callable[[], Any], corpus: str | Path | None = None,
+              out_dir: str | Path = "out/bench", quick: bool = False, previous: dict | None = None,
+              progress: Callable[[str], None] = print) -> dict:
     """Every backend of `backends` on the same sentences; `kodama()` makes the Kodama voice (its
-    checkpoint, codec and sampling are the command's); `previous`, an earlier result whose other
-    backends are kept."""
+    checkpoint, codec and sampling are the command's); the reference voices come from
+    `reference_corpus(corpus, out_dir)`; `previous`, an earlier result whose other backends are kept."""
     import soundfile as sf
 
     from mio.core import registry
@@ -96,7 +111,7 @@ def bench_tts(talker: Any, *, backends: list[str], kodama: Callable[[], Any], co
     from mio.talker.tts.speaker import SpeakerEncoder
 
     sentences = list(HARVARD[: 3 if quick else TTS_BENCH_SENTENCES])
-    refs_meta = _references(Path(corpus), 2 if quick else 4) if Path(corpus).is_dir() else []
+    refs_meta = _references(reference_corpus(corpus, Path(out_dir), progress), 2 if quick else 4)
     refs = []
     for path, _, _ in refs_meta:
         x, sr = sf.read(str(path), dtype="float32")
@@ -165,4 +180,4 @@ def bench_tts(talker: Any, *, backends: list[str], kodama: Callable[[], Any], co
     }
 
 
-__all__ = ["TTS_BENCH_SENTENCES", "bench_tts", "measure"]
+__all__ = ["REFERENCE_UTTERANCES", "TTS_BENCH_SENTENCES", "bench_tts", "measure", "reference_corpus"]

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 
-from mio.cli.common import check_text, config_from_args, load_models, say, write_bench
+from mio.cli.common import check_at_least, check_text, config_from_args, load_models, say, write_bench
 from mio.core import atomic
 from mio.core.atomic import check_output
 from mio.core.errors import MioError
@@ -31,13 +31,13 @@ from mio.core.log import show_progress
 # The commands of each module: `register(sub, bench_sub, common)` adds its sub-commands and bench suites.
 COMMANDS = (
     "mio.cli.thinker",  # mio story info|validate|ask, mio bench thinker|llm
-    "mio.server.cli",  # mio serve, mio llm-server, mio bench serve
+    "mio.cli.serve",  # mio serve, mio llm-server, mio bench serve
     "mio.cli.bench",  # mio bench iis|perf|asr
     "mio.cli.train",  # mio train <module>
     "mio.cli.codec",  # mio codec encode|decode, mio bench codec
     "mio.cli.tts",  # mio tts, mio bench tts
     "mio.cli.voices",  # mio voices, mio bench voices
-    "mio.face.unils.cli",  # mio face track|animate, mio bench face
+    "mio.cli.face",  # mio face track|animate, mio bench face
     "mio.cli.body",  # mio body generate|import, mio bench body
     "mio.cli.render",  # mio render, mio export, mio bench render
     "mio.cli.evolve",  # mio evolve collect|rewards|train|eval
@@ -179,8 +179,10 @@ def _read_line() -> str | None:
 async def _bench_pipeline(args: argparse.Namespace) -> int:
     from mio.bench.pipeline import bench_pipeline, per_turn_markdown
 
+    check_at_least(args, turns=1, sessions=1)
     result = await bench_pipeline(config_from_args(args), turns=args.turns, progress=say, sessions=args.sessions,
-                                  compare_untrimmed=args.compare_untrimmed)
+                                  compare_untrimmed=args.compare_untrimmed,
+                                  compare_whole_clauses=args.compare_whole_clauses)
     print(per_turn_markdown(result))
     return write_bench(result, args.output)
 
@@ -230,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fresh sessions in a row; P50/P95 per turn index are over these")
     bp.add_argument("--compare-untrimmed", action="store_true",
                     help="interleave sessions whose voice chunks keep their silences (the old behaviour)")
+    bp.add_argument("--compare-whole-clauses", action="store_true",
+                    help="interleave sessions that synthesise each clause whole (no first piece)")
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
     bp.set_defaults(func=_bench_pipeline)
 
@@ -275,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:  # not the main thread (tests calling main() from a worker)
             pass
     try:
+        if args.command == "bench" and getattr(args, "output", None):
+            # a benchmark can run for an hour: a results path that cannot be written is said first
+            check_output(args.output, {".json": "benchmark results"})
         result = args.func(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from mio.cli.common import config_from_args, say, write_bench
+from mio.core.errors import ConfigError
 
 
 def _iis(args: argparse.Namespace) -> int:
@@ -13,7 +14,13 @@ def _iis(args: argparse.Namespace) -> int:
     from mio.bench.iis import bench_iis
     from mio.metrics.iis import DIMENSIONS
 
-    result = bench_iis(config_from_args(args), quick=args.quick, progress=say, utmos_model=args.utmos)
+    utmos = None
+    if args.utmos:  # loaded now: a bad file is said before the suites run, not after them
+        from mio.metrics.networks import load_onnx
+        from mio.metrics.talker import onnx_mos
+
+        utmos = onnx_mos(load_onnx(args.utmos, "UTMOS (--utmos)", 1))
+    result = bench_iis(config_from_args(args), quick=args.quick, progress=say, utmos_model=utmos)
     paths = report.write(result, args.output)
     p = result["paper"]["76.0"]
     print(f"{'dimension':<6} {'paper Mio':>10} {'prev best':>10} {'ours':>8}  status")
@@ -46,8 +53,10 @@ def _asr(args: argparse.Namespace) -> int:
     from mio.bench.asr import bench_asr
 
     voices = tuple((v.partition(":")[0], v.partition(":")[2] or None) for v in args.voices)
-    return write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=say),
-                        args.output)
+    if args.window_s is not None and not 1.0 <= args.window_s <= 30.0:
+        raise ConfigError(f"--window-s must be 1-30 seconds, got {args.window_s}")
+    return write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=say,
+                                 window_s=args.window_s), args.output)
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,
@@ -71,5 +80,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     a.add_argument("--voices", nargs="+", default=["hibari", "piper"], metavar="BACKEND[:VOICE]",
                    help="offline voices that speak the set (also: espeak)")
     a.add_argument("--threads", type=int, default=2, help="whisper's CPU threads")
+    a.add_argument("--window-s", type=float, default=None, metavar="SECONDS",
+                   help="whisper's encoder window (default: the utterance + 1 s, at least 12 s; 30 = whisper's full window)")
     a.add_argument("-o", "--output", default="out/bench/asr.json")
     a.set_defaults(func=_asr)

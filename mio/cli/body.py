@@ -116,9 +116,25 @@ def render_preview(joints: np.ndarray, path: str | Path, cfg=None, fps: float = 
     return path
 
 
+def check_bench_args(args: argparse.Namespace) -> None:
+    """`mio bench body`'s numbers and --ablation specs, before anything loads (one-line errors)."""
+    for flag, value, low in (("--items", args.items, 4), ("--frames", args.frames, 8),
+                             ("--sequences", args.sequences, 1), ("--threads", args.threads, 1)):
+        if value < low:
+            raise InputError(f"{flag} must be at least {low}, got {value}")
+    if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
+        raise InputError(f"--guidance must be a number in [0, {MAX_GUIDANCE:g}] (1 = off), got {args.guidance}")
+    for spec in args.ablation or []:
+        name, eq, path = spec.partition("=")
+        if not (name and eq and Path(path).is_dir()):
+            raise InputError(f"--ablation {spec!r}: give NAME=DIT_DIR with an existing folder, e.g. "
+                             "causal=out/body/abl/causal/dit (`mio train body --stage dit --variant causal` makes it)")
+
+
 def _bench(args: argparse.Namespace) -> int:
     from mio.bench.body import bench_body
 
+    check_bench_args(args)
     report = bench_body(args.checkpoint, data=args.data, evaluator=args.evaluator, ablations=args.ablation,
                         items=args.items, frames=args.frames, sequences=args.sequences, guidance=args.guidance,
                         seed=args.seed, threads=args.threads, speed_only=args.speed_only)

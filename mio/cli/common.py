@@ -60,6 +60,15 @@ def check_text(text: str, cfg) -> str:
     return text
 
 
+def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
+    """A one-line InputError for a count option below its minimum (`--turns 0`, `--frames -1`),
+    before anything loads. Options left at None are not checked."""
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
 def write_bench(result: dict, output: str) -> int:
     """A benchmark's result as JSON (atomically), its summary on stdout."""
     out = atomic.write_text(output, json.dumps(result, indent=2))

@@ -85,12 +85,18 @@ def _tts(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from mio.bench.tts import bench_tts
+    from mio.core import registry
 
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in registry.names("talker")]
+    if unknown or not backends:  # said before any reference speech is rendered
+        raise InputError(f"--backends {args.backends!r}: unknown {unknown or 'empty'}; choose from "
+                         f"{', '.join(registry.names('talker'))}")
     out = Path(args.output)
     previous = json.loads(out.read_text()) if args.merge and out.is_file() else None
-    result = bench_tts(config_from_args(args).talker, backends=[b.strip() for b in args.backends.split(",")],
+    result = bench_tts(config_from_args(args).talker, backends=backends,
                        kodama=lambda: _voice(argparse.Namespace(**{**vars(args), "voice": None, "voice_text": None})),
-                       corpus=args.corpus, quick=args.quick, previous=previous, progress=say)
+                       corpus=args.corpus, out_dir=out.parent, quick=args.quick, previous=previous, progress=say)
     atomic.write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"{'backend':<18} {'WER':>6} {'DNSMOS':>7} {'SIM':>6} {'first chunk':>12} {'RTF':>6}")
     for name, r in result["backends"].items():
@@ -126,8 +132,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                              help="Kodama-TTS vs the embedded voices: WER, DNSMOS, SIM, first chunk, RTF "
                                   "-> out/bench/tts.json")
     b.add_argument("--backends", default="kodama,hibari,piper")
-    b.add_argument("--corpus", default="out/codec-corpus",
-                   help="corpus whose held-out (test) speakers are the reference voices")
+    b.add_argument("--corpus", default=None,
+                   help="corpus whose held-out (test) speakers are the reference voices (default: out/codec-corpus "
+                        "if built, else held-out voices rendered once into out/bench/codec-heldout)")
     b.add_argument("--quick", action="store_true", help="3 sentences, 2 reference voices")
     b.add_argument("--merge", action="store_true", help="keep other backends' results from an existing -o file")
     b.add_argument("-o", "--output", default="out/bench/tts.json")

@@ -25,7 +25,7 @@ from mio.core.errors import ConfigError
 class ThinkerConfig:
     backend: str = "llama"  # llama | openai
     model_path: str | None = None  # a GGUF file of your own; None = the embedded model below
-    embedded: str = "qwen2.5-coder-0.5b"  # packaged model (mio.thinker.llm.catalog): smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | gemma-3-270m
+    embedded: str = "qwen2.5-coder-0.5b"  # packaged model (mio.core.packaged): smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | gemma-3-270m
     weights: str = "q8_0"  # the embedded model served as: q8_0 (re-encoded once; same outputs, ~1.7x faster pre-fill) | shipped (Q4_1)
     url: str | None = None  # OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (backend=openai)
     model: str = "smollm2"  # model name sent to the OpenAI-compatible server
@@ -105,6 +105,7 @@ class ASRConfig:
     max_utterance_s: float = 20.0  # a longer utterance is ended here
     partial_every_s: float = 1.0  # live captions: decode the growing window every this much new speech (0: off)
     min_barge_in_s: float = 0.5  # speech this long interrupts the avatar; shorter is a backchannel
+    preemptive: bool = True  # start the reply on the transcript decoded at the pause, before the endpoint
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ _NONE = ("none", "null")  # what `--set key=none` or a YAML string means for an 
 @functools.cache
 def _adapter(typ: Any) -> TypeAdapter:
     """pydantic's validator for one field type: lax, as a command line needs ("3" -> 3, "yes" -> True,
-    3 -> "3" for a text setting), never silent about what does not fit (3.5 is no int)."""
-    return TypeAdapter(typ, config=ConfigDict(coerce_numbers_to_str=True))
+    3 -> "3" for a text setting), never silent about what does not fit (3.5 is no int, NaN no number)."""
+    return TypeAdapter(typ, config=ConfigDict(coerce_numbers_to_str=True, allow_inf_nan=False))
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -139,7 +140,9 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         raise ConfigError(f"{where} may not be empty")
     try:
         return _adapter(typ).validate_python(value)
-    except ValidationError:
+    except ValidationError as e:
+        if e.errors(include_url=False)[0]["type"] == "finite_number":  # NaN passes every range check downstream
+            raise ConfigError(f"{where}: {value!r} is not a finite number") from None
         name = " | ".join(getattr(t, "__name__", str(t)) for t in (typing.get_args(typ) or (typ,)))
         raise ConfigError(f"{where}: {value!r} is not a valid {name}") from None
 

@@ -16,6 +16,14 @@ from mio.core.errors import InputError
 from mio.core.layouts import BODY_FPS, FACE_FPS, HUMANML3D, LAYOUTS
 
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # np.load of a damaged / empty / non-zip file
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # frame rates a parameter file may declare (mocap runs up to ~480 Hz)
+
+
+def check_fps(fps: float, where: str) -> float:
+    """A parameter file's frame rate, or a one-line InputError (NaN, zero, negative or absurd)."""
+    if not (np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise InputError(f"{where}: fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, got {fps}")
+    return float(fps)
 
 
 def _arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
@@ -32,12 +40,14 @@ def read_face_npz(path: str | Path) -> tuple[np.ndarray, float, str, dict[str, n
     if "params" not in d:
         raise InputError(f"{path} has no `params` array (expected the face.npz format)")
     params = np.asarray(d["params"], np.float32)
-    if params.ndim != 2:
-        raise InputError(f"{path}: params must be (T, D), got {params.shape}")
+    if params.ndim != 2 or len(params) == 0:
+        raise InputError(f"{path}: params must be (T, D) with at least one frame, got {params.shape}")
+    if not np.all(np.isfinite(params)):
+        raise InputError(f"{path}: the face parameters contain NaN or inf")
     layout = str(d.get("layout", "arkit52"))
     if layout not in LAYOUTS:
         raise InputError(f"{path}: unknown layout {layout!r}")
-    return params, float(d.get("fps", FACE_FPS)), layout, d
+    return params, check_fps(float(d.get("fps", FACE_FPS)), str(path)), layout, d
 
 
 def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -46,7 +56,12 @@ def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | N
     if "features" not in d:
         raise InputError(f"{path} has no `features` array (expected the motion.npz format)")
     feats = np.asarray(d["features"], np.float32)
-    if feats.ndim != 2 or feats.shape[1] != HUMANML3D.dim:
-        raise InputError(f"{path}: features must be (T, {HUMANML3D.dim}) HumanML3D, got {feats.shape}")
+    if feats.ndim != 2 or feats.shape[1] != HUMANML3D.dim or len(feats) == 0:
+        raise InputError(f"{path}: features must be (T, {HUMANML3D.dim}) HumanML3D with at least one frame, "
+                         f"got {feats.shape}")
+    if not np.all(np.isfinite(feats)):
+        raise InputError(f"{path}: the motion features contain NaN or inf")
     joints = np.asarray(d["joints"], np.float32) if "joints" in d else None
-    return feats, float(d.get("fps", BODY_FPS)), joints
+    if joints is not None and (joints.shape != (len(feats), 22, 3) or not np.all(np.isfinite(joints))):
+        raise InputError(f"{path}: joints must be finite ({len(feats)}, 22, 3) beside the features, got {joints.shape}")
+    return feats, check_fps(float(d.get("fps", BODY_FPS)), str(path)), joints

@@ -131,9 +131,10 @@ def utmos(samples: np.ndarray, sample_rate: int, model: str | Path | Callable[[n
     `model`: an ONNX file taking a (1, T) float32 waveform at 16 kHz and returning the score
     (as the exported UTMOS22 strong learner does), or any callable doing the same."""
     x = _resample64(_mono(samples, "samples"), sample_rate, UTMOS_RATE).astype(np.float32)
-    fn = model if callable(model) else _onnx_scalar(load_onnx(model, "UTMOS", 1))
+    fn = model if callable(model) else onnx_mos(load_onnx(model, "UTMOS", 1))
     return float(fn(x))
 
 
-def _onnx_scalar(m: Callable[..., np.ndarray]) -> Callable[[np.ndarray], float]:
+def onnx_mos(m: Callable[..., np.ndarray]) -> Callable[[np.ndarray], float]:
+    """A MOS network (ONNX, (1, T) float32 at 16 kHz -> score) as a callable for `utmos`."""
     return lambda x: float(np.asarray(m(x[None, :])).ravel()[0])

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core.atomic import atomic_output
 from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, ARKIT_BLENDSHAPES
+from mio.core.paramfiles import check_fps
 from mio.render.asset import MAT_EYE, AvatarAsset
 
 # Live Link Face CSV: capitalised blendshape names, then head and eye rotations (radians).
@@ -223,23 +225,23 @@ def face_curves(face: np.ndarray) -> dict[str, np.ndarray]:
 
 def write_face_curves(face: np.ndarray, fps: float, path: str | Path) -> Path:
     """ARKit curves as `.csv` (Live Link Face columns: Timecode, BlendShapeCount, then capitalised
-    names) or `.json` ({"fps", "names", "frames": [[...61 values], ...]}, three.js/Unity-friendly)."""
+    names) or `.json` ({"fps", "names", "frames": [[...61 values], ...]}, three.js/Unity-friendly).
+    Written under a partial name and renamed (mio.core.atomic)."""
     path = Path(path)
-    if fps <= 0:
-        raise InputError(f"fps must be positive, got {fps}")
+    check_fps(fps, str(path))
+    if path.suffix.lower() not in (".json", ".csv"):
+        raise InputError(f"face curves are written as .csv or .json, not {path.suffix!r}")
     curves = face_curves(face)
     names = list(curves)
     values = np.stack([curves[n] for n in names], axis=1)  # (T, 61)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"fps": fps, "layout": "arkit52", "rotation_units": "radians",
-                                    "names": names, "frames": np.round(values, 5).tolist()}))
-    elif path.suffix.lower() == ".csv":
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["Timecode", "BlendShapeCount", *[n[0].upper() + n[1:] for n in names]])
-            for t, row in enumerate(values):
-                w.writerow([_timecode(t / fps, fps), len(ARKIT_BLENDSHAPES), *[f"{v:.5f}" for v in row]])
-    else:
-        raise InputError(f"face curves are written as .csv or .json, not {path.suffix!r}")
+    with atomic_output(path) as tmp:
+        if path.suffix.lower() == ".json":
+            tmp.write_text(json.dumps({"fps": fps, "layout": "arkit52", "rotation_units": "radians",
+                                       "names": names, "frames": np.round(values, 5).tolist()}))
+        else:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["Timecode", "BlendShapeCount", *[n[0].upper() + n[1:] for n in names]])
+                for t, row in enumerate(values):
+                    w.writerow([_timecode(t / fps, fps), len(ARKIT_BLENDSHAPES), *[f"{v:.5f}" for v in row]])
     return path

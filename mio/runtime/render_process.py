@@ -16,6 +16,7 @@ restarted child gets the same looks again.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from mio.core import errors, registry
 from mio.core.config import RenderConfig, to_dict
 from mio.core.errors import BackendError
 from mio.render.camera import Camera
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0  # the first run prepares the avatar asset (~2 min); later ones load it in ~15 ms
 
@@ -196,7 +199,7 @@ class RenderProcess:
         try:
             reply = self._exchange(msg)
         except BackendError as e:
-            sys.stderr.write(f"mio: {e}; starting a new one\n")
+            log.warning(f"{e}; starting a new one")
             self._kill()
             self.restarts += 1
             self._start()

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mio.audio import check_samples
 from mio.core import registry
 from mio.core.clock import MediaClock, SessionClock, WallClock
 from mio.core.config import MioConfig
-from mio.core.errors import InputError
 from mio.core.frames import (
     AudioChunk,
     EndOfStream,
@@ -36,8 +36,9 @@ from mio.core.frames import (
     VideoFrame,
 )
 from mio.runtime.cast import look_spec, voice_spec
+from mio.runtime.listening import ASRProcessor, SpeechEvent
 from mio.runtime.pipeline import Pipeline
-from mio.runtime.processors import ASRProcessor, SpeechEvent, TalkerProcessor, ThinkerProcessor
+from mio.runtime.processors import TalkerProcessor, ThinkerProcessor
 from mio.runtime.render_process import RenderProcess, create_renderer
 from mio.runtime.stats import Stats
 from mio.runtime.video import BodyProcessor, FaceProcessor, FrameClock, RenderProcessor
@@ -47,6 +48,7 @@ from mio.thinker.persona import Character, load_character
 from mio.thinker.thinker import Thinker
 
 MAX_USER_AUDIO_S = 60.0
+USER_AUDIO_RATES = (8000, 48000)  # Hz a client may send the microphone at
 
 
 class RenderWorker:
@@ -192,13 +194,19 @@ class Session:
         self._turn_done = asyncio.Event()
         self._turn_done.set()
         procs = []
+        self.thinker_stage = ThinkerProcessor(models.thinker, self.conversation, self.stats)
+        talker = TalkerProcessor(models.voice_for(models.character), self.clock, self.stats)
         if models.asr is not None or realtime:  # live: the endpointer also serves voice barge-in
+            preempt = realtime and models.config.asr.preemptive
             procs.append(ASRProcessor(models.asr, self.stats, context=asr_context(models.character), clock=self.clock,
                                       vad=getattr(models, "vad", None), endpoint=models.config.asr, on_event=self._on_speech,
-                                      avatar_has_floor=self.has_floor))
+                                      avatar_has_floor=self.has_floor,
+                                      on_speculate=self._speculate if preempt else None,
+                                      on_discard=self.thinker_stage.discard))
+            self.thinker_stage.on_speculative_clause = talker.prepare
         procs += [
-            ThinkerProcessor(models.thinker, self.conversation, self.stats),
-            TalkerProcessor(models.voice_for(models.character), self.clock, self.stats),
+            self.thinker_stage,
+            talker,
             FrameClock(self.clock, self.stats, fps=models.config.fps),
             FaceProcessor(self.face, self.clock, self.stats),
             BodyProcessor(self.body, self.clock, self.stats),
@@ -251,6 +259,7 @@ class Session:
     async def send_text(self, text: str) -> None:
         """The user typed `text`. Barges in if the avatar is still talking."""
         text = self.models.thinker.check_input(text)
+        self.thinker_stage.discard()  # a reply begun on the user's speech is not this one
         if not self._turn_done.is_set() or self.speaking():
             await self.interrupt()
         self._begin_turn()
@@ -275,6 +284,10 @@ class Session:
         self._spoken = []
         self._turn_done.clear()
         self.timings.append(TurnTiming(t_input=time.perf_counter() if t_input is None else t_input))
+
+    def _speculate(self, text: str) -> None:
+        """The user paused and said `text`: start the reply now; it goes out if the turn ends here."""
+        self.thinker_stage.speculate(text, self.id)
 
     def has_floor(self) -> bool:
         """The avatar is answering or still speaking (a "yeah" now is a backchannel)."""
@@ -326,19 +339,7 @@ class Session:
 
 
 def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Validate user audio: mono float PCM at a sensible rate, finite, not empty, not huge."""
-    if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 48000:
-        raise InputError(f"audio sample rate {sample_rate!r} is not supported (8000-48000 Hz)")
-    a = np.asarray(samples)
-    if a.ndim != 1:
-        raise InputError(f"audio must be mono (1-D), got shape {a.shape}")
-    if a.size == 0:
-        raise InputError("audio is empty")
-    if a.size > MAX_USER_AUDIO_S * sample_rate:
-        raise InputError(f"audio is {a.size / sample_rate:.1f} s long; the limit is {MAX_USER_AUDIO_S:.0f} s per chunk")
-    if a.dtype.kind == "i":
-        a = a.astype(np.float32) / np.iinfo(a.dtype).max
-    a = a.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(a)):
-        raise InputError("audio contains NaN or infinite samples")
-    return np.clip(a, -1.0, 1.0)
+    """A client's microphone audio as the session takes it (mio.audio.check_samples with the session's
+    limits): mono PCM at 8-48 kHz, finite, not empty, at most MAX_USER_AUDIO_S per chunk, clipped."""
+    return check_samples(samples, sample_rate, what="audio", rates=USER_AUDIO_RATES, max_seconds=MAX_USER_AUDIO_S,
+                         empty=False, clip=True)

@@ -1,7 +1,7 @@
 """The pipeline stages of one session, video side: FrameClock -> Face -> Body -> Render. The frame clock
 ticks every video frame that is due (live: on the wall clock, skipping frames when the stages behind
 fall back; offline: the frames of the media that exists); each tick gets the face, then the body,
-then the picture. The speech side (ASR -> Thinker -> Talker) is mio.runtime.processors.
+then the picture. Before it: listening (mio.runtime.listening), Thinker and Talker (mio.runtime.processors).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 
 from mio.bench.serve import bench_serve
 from mio.cli import build_parser
-from mio.server.cli import settings_from_args
+from mio.cli.serve import settings_from_args
 from tests.fakes import fake_models
 from tests.server.conftest import FakeASR
 

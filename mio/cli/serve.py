@@ -1,4 +1,4 @@
-"""`mio serve` and `mio bench serve` (registered into the `mio` command by mio/cli.py's EXTENSIONS).
+"""`mio serve` and `mio bench serve` (registered into the `mio` command by mio.cli).
 
     mio serve                                  # http://127.0.0.1:8765
     mio serve --port 9000 --max-sessions 1
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from mio.cli.common import check_at_least, config_from_args, load_models, log, say, write_bench
 
 MAX_PORT = 65535
 MIN_CTX = 512  # llama.cpp context below this cannot hold a persona prompt and one turn
-
-
-def _say(msg: str) -> None:
-    print(f"\033[2m[mio serve]\033[0m {msg}", file=sys.stderr, flush=True)
 
 
 def _sessions(value: str) -> int | str:
@@ -38,7 +35,7 @@ def max_sessions(value: int | str) -> int:
     from mio.server.scale import measured_capacity
 
     cap, why = measured_capacity()
-    _say(f"admission cap {cap}: {why}")
+    say(f"admission cap {cap}: {why}")
     return cap
 
 
@@ -78,8 +75,6 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
-    from mio.cli.common import load_models as _models
     from mio.core.errors import ConfigError
     from mio.server.app import run
 
@@ -93,9 +88,9 @@ def _serve(args: argparse.Namespace) -> int:
     check_listen(settings.host, settings.port)
     wide = settings.host not in ("127.0.0.1", "localhost", "::1")
     if wide and settings.access_key is None:
-        _say(f"warning: listening on {settings.host} without --access-key: anyone who reaches this port can talk")
-    models = _models(config_from_args(args), asr=not args.no_asr)
-    _say(f"open http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/ "
+        log.warning(f"listening on {settings.host} without --access-key: anyone who reaches this port can talk")
+    models = load_models(config_from_args(args), asr=not args.no_asr)
+    say(f"open http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/ "
          f"(up to {settings.max_sessions} sessions; data in {settings.data_dir})")
     try:
         run(models, settings)
@@ -106,19 +101,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _bench_serve(args: argparse.Namespace) -> int:
     from mio.bench.serve import bench_serve
-    from mio.cli.common import config_from_args
-    from mio.cli.common import write_bench as _write_bench
+    from mio.core.errors import ConfigError
     from mio.server.scale import record_capacity
 
+    check_at_least(args, sessions=1, turns=0, spoken_turns=0)
+    if args.turns + (args.turns if args.spoken_turns is None else args.spoken_turns) < 1:
+        raise ConfigError("give at least one turn (--turns or --spoken-turns)")
     result = bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
-                         progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns)
-    _say(f"recorded what {args.sessions} session(s) held in {record_capacity(result)} (for --max-sessions auto)")
-    return _write_bench(result, args.output)
+                         progress=say, sessions=args.sessions, spoken_turns=args.spoken_turns,
+                         compare_preemptive=args.compare_preemptive)
+    say(f"recorded what {args.sessions} session(s) held in {record_capacity(result)} (for --max-sessions auto)")
+    return write_bench(result, args.output)
 
 
 def _llm_server(args: argparse.Namespace) -> int:
     """Exec llama.cpp's OpenAI-compatible server on the embedded model (as the Thinker serves it)."""
-    from mio.cli.common import config_from_args
     from mio.core.errors import ConfigError
     from mio.server.scale import llm_server_command
     from mio.thinker.llm.llama import served_gguf
@@ -134,7 +131,7 @@ def _llm_server(args: argparse.Namespace) -> int:
 
         embedded_q8_0()  # re-encoded once into the cache, as a local Thinker would
     cmd = llm_server_command(served_gguf(cfg), args.host, args.port, args.threads, args.n_ctx)
-    _say(" ".join(cmd))
+    say(" ".join(cmd))
     os.execv(cmd[0], cmd)
     return 0
 
@@ -182,5 +179,7 @@ def register(sub, bench_sub, common) -> None:
     b.add_argument("--sessions", type=int, default=1, help="clients talking at the same time, each its own session")
     b.add_argument("--browser", action="store_true",
                    help="also drive the page in Chromium and measure drift where it is drawn")
+    b.add_argument("--compare-preemptive", action="store_true",
+                   help="A/B in one run: spoken turns alternate preemptive generation on and off")
     b.add_argument("-o", "--output", default="out/bench/serve.json")
     b.set_defaults(func=_bench_serve)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.audio import read_media_audio
+from mio.cli.common import config_from_args, say
+from mio.core.atomic import check_output
 from mio.core.errors import InputError
 
 FACE_OUTPUT = {".npz": "face parameters"}  # what `-o` of track/animate may end in
@@ -21,71 +24,28 @@ def _check_temperature(t: float | None) -> None:
         raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {t}")
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Any audio file PyAV reads (wav, flac, mp3, the audio of a video) -> (mono float32, rate)."""
-    import av
-
-    from mio.audio import MAX_RATE, MAX_SECONDS, MIN_RATE
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"audio file {path} does not exist")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.audio:
-                raise InputError(f"{path} has no audio stream")
-            st = c.streams.audio[0]
-            rate = int(st.rate)
-            if not MIN_RATE <= rate <= MAX_RATE:  # before decoding: a 1 Hz header would last for hours
-                raise InputError(f"{path}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
-            if c.duration is not None and c.duration / av.time_base > MAX_SECONDS:  # from the header
-                raise InputError(f"{path} is {c.duration / av.time_base:.0f} s long; the limit is "
-                                 f"{MAX_SECONDS:.0f} s per file")
-            res = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            parts = [f.to_ndarray().reshape(-1) for fr in c.decode(st) for f in res.resample(fr)]
-            parts += [f.to_ndarray().reshape(-1) for f in res.resample(None)]
-    except InputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - PyAV raises many types
-        raise InputError(f"cannot read audio {path}: {' '.join(str(e).split()) or type(e).__name__}") from None
-    x = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
-    if len(x) > MAX_SECONDS * rate:
-        raise InputError(f"{path} is {len(x) / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s per file")
-    if len(x) == 0:
-        raise InputError(f"{path} holds no audio samples")
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{path} contains NaN or inf samples")
-    return x, rate
-
-
 def preview(path: str | Path, params: np.ndarray, audio: list[tuple[np.ndarray, int]], config) -> Path:
-    """Render arkit52 frames with the embedded avatar and write an MP4 with the mixed audio tracks."""
-    from scipy.signal import resample_poly
+    """Render arkit52 frames with the embedded avatar and write an MP4 with the audio tracks (the
+    first at full level, the other speaker's at 0.8). Frames stream to the encoder as they are drawn
+    (the session's MediaRecorder), so memory stays flat however long the audio is, and the file
+    appears under its name only when complete."""
     from tqdm import tqdm
 
-    from mio.core.frames import VideoFrame
+    from mio.core.frames import AudioChunk, UserAudio, VideoFrame
     from mio.core.layouts import FACE_FPS
     from mio.render.raster import AnnyRenderer
-    from mio.runtime.transports.mp4 import write_mp4
+    from mio.runtime.transports.mp4 import MediaRecorder
 
-    sr = 24000
-    n = max(int(len(x) * sr / r) for x, r in audio)
-    mix = np.zeros(n, np.float32)
-    for i, (x, r) in enumerate(audio):
-        y = x if r == sr else resample_poly(x, sr, r).astype(np.float32)
-        mix[: len(y)] += (1.0 if i == 0 else 0.8) * y
-    frames = []
-    with AnnyRenderer(config.render) as r:
+    with AnnyRenderer(config.render) as r, MediaRecorder(path, fps=FACE_FPS) as rec:
+        for i, (x, sr) in enumerate(audio):  # all audio first: none of it is final before the video
+            rec.add(AudioChunk(samples=x, sample_rate=sr) if i == 0 else UserAudio(samples=x, sample_rate=sr))
         cam = r.preset_camera(config.render.camera)
         for i, f in enumerate(tqdm(params, desc="render", unit="frame", file=sys.stderr)):
-            frames.append(VideoFrame(image=r.render(f, None, cam), index=i, pts=i / FACE_FPS))
-    write_mp4(path, frames, np.clip(mix, -1, 1), sr, FACE_FPS)
-    return Path(path)
+            rec.add(VideoFrame(image=r.render(f, None, cam), index=i, pts=i / FACE_FPS))
+    return rec.path
 
 
 def _animate(args: argparse.Namespace) -> int:
-    from mio.cli.common import config_from_args
-    from mio.core.atomic import check_output
     from mio.face.unils.data import write_face
     from mio.face.unils.model import UniLS
     from mio.face.unils.streaming import animate
@@ -97,11 +57,17 @@ def _animate(args: argparse.Namespace) -> int:
     if args.video:
         check_output(args.video, VIDEO_OUTPUT)
     _check_temperature(args.temperature)
-    own = read_audio(args.self_audio)
-    other = read_audio(args.other) if args.other else None
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style < 0:
+            raise InputError(f"{flag} must be a style id >= 0, got {style}")
+    own = read_media_audio(args.self_audio)
+    other = read_media_audio(args.other) if args.other else None
     model = UniLS.from_pretrained(args.checkpoint or cfg.face.checkpoint)
     if model.gen is None:
         raise InputError("that checkpoint is a VQ-VAE only; give a stage free/audio/e2e checkpoint")
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style >= model.cfg.n_styles:
+            raise InputError(f"{flag} {style}: this checkpoint knows styles 0-{model.cfg.n_styles - 1}")
     out = animate(model, own, other, style=args.style, other_style=args.other_style, seed=args.seed,
                   temperature=args.temperature)
     write_face(args.output, out[0], model.cfg.layout)
@@ -118,7 +84,6 @@ def _animate(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from mio.core.atomic import check_output
     from mio.face.track import track_video
     from mio.face.unils.data import write_face
 
@@ -137,9 +102,8 @@ def _track(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from mio.bench.face import bench_face, write
-    from mio.cli.common import say as _say
 
-    result = bench_face(args.checkpoint, args.ablation, args.data, n=args.conversations, progress=_say)
+    result = bench_face(args.checkpoint, args.ablation, args.data, n=args.conversations, progress=say)
     out = write(result, args.output)
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {out}")
