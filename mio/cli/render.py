@@ -1,4 +1,4 @@
-"""`mio render`, `mio export avatar|motion` and `mio bench render` (registered by mio/cli.py's EXTENSIONS).
+"""`mio render`, `mio export avatar|motion` and `mio bench render` (registered into `mio` by mio.cli).
 
     mio render face.npz motion.npz --camera orbit -o video.mp4      # any parameter files, any viewpoint
     mio render face.npz --camera portrait --azimuth 30 -o side.mp4
