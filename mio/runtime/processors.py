@@ -31,21 +31,21 @@ from mio.runtime.stats import Stats
 from mio.runtime.threads import run_in_thread
 
 
-class _Reply:
-    """One reply being written on a worker thread; its clauses gathered as they come."""
+class _Produced:
+    """What a worker thread produces, read in order on the event loop: items, then None (the end)
+    or an exception. `stop` asks the worker to end early."""
 
-    def __init__(self, text: str, started: float) -> None:
-        self.text, self.started = text, started
-        self.stop = threading.Event()
-        self.items: list[object] = []  # clauses, then an exception or None (the end)
+    def __init__(self) -> None:
+        self.items: list[object] = []
         self.more = asyncio.Event()
-        self.worker: concurrent.futures.Future | None = None
+        self.stop = threading.Event()
 
     def put(self, item: object) -> None:
         self.items.append(item)
         self.more.set()
 
-    async def drain(self) -> AsyncIterator[object]:
+    async def each(self) -> AsyncIterator[object]:
+        """Every item as it comes, the end (None or the exception) included."""
         i = 0
         while True:
             while i == len(self.items):
@@ -56,6 +56,19 @@ class _Reply:
             yield item
             if item is None or isinstance(item, BaseException):
                 return
+
+
+class _Reply(_Produced):
+    """One reply being written on a worker thread; its clauses gathered as they come."""
+
+    def __init__(self, text: str, started: float) -> None:
+        super().__init__()
+        self.text, self.started = text, started
+        self.worker: concurrent.futures.Future | None = None
+
+    def drain(self) -> AsyncIterator[object]:
+        """The clauses, then None or the exception (the processor tells the two apart)."""
+        return self.each()
 
 
 class ThinkerProcessor(Processor):
@@ -226,32 +239,17 @@ class ThinkerProcessor(Processor):
         self.discard()
 
 
-class _Synthesis:
+class _Synthesis(_Produced):
     """One clause being synthesised on a worker thread: its pieces (speech, words, last?, compute
     seconds) as they come, then None; or an exception."""
 
-    def __init__(self) -> None:
-        self.items: list[object] = []
-        self.more = asyncio.Event()
-        self.stop = threading.Event()
-
-    def put(self, item: object) -> None:
-        self.items.append(item)
-        self.more.set()
-
     async def drain(self) -> AsyncIterator[tuple]:
-        i = 0
-        while True:
-            while i == len(self.items):
-                self.more.clear()
-                await self.more.wait()
-            item = self.items[i]
-            i += 1
+        async for item in self.each():
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item  # type: ignore[misc]
 
 
 class TalkerProcessor(Processor):
