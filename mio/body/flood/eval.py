@@ -167,14 +167,15 @@ def train_evaluator(data: str | Path, out: str | Path, *, steps: int = 1500, bat
 
 
 def t2m_metrics(evaluator: T2MEvaluator, texts: list[str], motions: list[np.ndarray],
-                real: list[np.ndarray], text_sentences: np.ndarray) -> dict[str, float]:
-    """Table 5's HumanML3D columns for generated `motions` (paired with `texts`) against `real`."""
+                real: list[np.ndarray], text_sentences: np.ndarray) -> dict[str, float | None]:
+    """Table 5's HumanML3D columns for generated `motions` (paired with `texts`) against `real`.
+    R-precision ranks each motion among R_GROUP texts: with fewer pairs it is None (not measured)."""
     with torch.no_grad():
         t = evaluator.embed_text(torch.from_numpy(text_sentences)).numpy()
         m = _embed(evaluator, motions)
         r = _embed(evaluator, real)
-    rp = body.r_precision(t, m, top_k=3, batch=R_GROUP)
-    return {"R@1": float(rp[0]), "R@2": float(rp[1]), "R@3": float(rp[2]), "FID": body.motion_fid(r, m),
+    rp = [float(x) for x in body.r_precision(t, m, top_k=3, batch=R_GROUP)] if len(t) >= R_GROUP else [None] * 3
+    return {"R@1": rp[0], "R@2": rp[1], "R@3": rp[2], "FID": body.motion_fid(r, m),
             "MM-Dist": body.mm_dist(t, m), "Diversity": body.diversity(m)}
 
 
