@@ -220,6 +220,15 @@ def _check_text(text: str, cfg) -> str:
     return text
 
 
+def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
+    """A one-line InputError for a count option below its minimum (`--turns 0`, `--frames -1`),
+    before anything loads. Options left at None are not checked."""
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
 def _write_bench(result: dict, output: str) -> int:
     out = atomic.write_text(output, json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
@@ -230,6 +239,7 @@ def _write_bench(result: dict, output: str) -> int:
 async def _bench_pipeline(args: argparse.Namespace) -> int:
     from mio.bench.pipeline import bench_pipeline, per_turn_markdown
 
+    check_at_least(args, turns=1, sessions=1)
     result = await bench_pipeline(_config(args), turns=args.turns, progress=_say, sessions=args.sessions,
                                   compare_untrimmed=args.compare_untrimmed,
                                   compare_whole_clauses=args.compare_whole_clauses)
@@ -335,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:  # not the main thread (tests calling main() from a worker)
             pass
     try:
+        if args.command == "bench" and getattr(args, "output", None):
+            # a benchmark can run for an hour: a results path that cannot be written is said first
+            check_output(args.output, {".json": "benchmark results"})
         result = args.func(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from mio.cli import main
 
@@ -28,6 +29,15 @@ def bad(tmp_path_factory):
     (d / "emptydir").mkdir()
     (d / "list.yaml").write_text("- a\n- b\n")
     (d / "badyaml.yaml").write_text("talker: [unclosed\n")
+    np.savez(d / "nanfeat.npz", features=np.full((20, 263), np.nan, np.float32), fps=20.0)
+    np.savez(d / "zerofps.npz", joints=np.zeros((20, 22, 3), np.float32), fps=0.0)
+    np.savez(d / "tinyfps.npz", joints=np.zeros((20, 22, 3), np.float32), fps=1e-9)  # "lasts" 634 years
+    np.savez(d / "noframes.npz", joints=np.zeros((0, 22, 3), np.float32), fps=20.0)
+    np.savez(d / "facenan.npz", params=np.full((20, 61), np.nan, np.float32), fps=25.0, layout="arkit52")
+    np.savez(d / "face0fps.npz", params=np.zeros((20, 61), np.float32), fps=0.0, layout="arkit52")
+    (d / "frames.json").write_text('{"frames": []}')
+    sr = 16000
+    sf.write(d / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32), sr)
     (d / "bomb.yaml").write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
                                  + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
                                            for i in range(9)))
@@ -56,6 +66,20 @@ CASES = [
     ["export", "motion", "{d}/wrong.npz"],
     ["evolve", "record", "hi", "--audio", "{d}/missing.wav"],
     ["serve", "--port", "99999"], ["llm-server", "--port", "-1"], ["llm-server", "--threads", "0"],
+    # found by trying every subcommand again (issue 20 closing pass)
+    ["render", "{d}/nanfeat.npz"], ["render", "{d}/zerofps.npz"], ["render", "{d}/tinyfps.npz"],
+    ["render", "{d}/noframes.npz"], ["render", "{d}/facenan.npz"], ["render", "{d}/face0fps.npz", "-o", "x.avi"],
+    ["render", "{d}/face0fps.npz"], ["render", "{d}/wrong.npz", "--fps", "nan"],
+    ["render", "{d}/wrong.npz", "--size", "100000x100000"], ["render", "{d}/wrong.npz", "--azimuth", "nan"],
+    ["render", "{d}/wrong.npz", "--camera", "orbit", "--orbit-seconds", "0"],
+    ["render", "{d}/wrong.npz", "--camera-file", "{d}/frames.json"],
+    ["export", "motion", "{d}/nanfeat.npz"], ["export", "motion", "{d}/face0fps.npz"],
+    ["face", "track", "{d}/tone.wav"], ["face", "animate", "--self", "{d}/tone.wav", "--style", "-1"],
+    ["story", "ask", ""], ["say", "hi", "--set", "talker.speed=nan"],
+    ["bench", "pipeline", "--turns", "0"], ["bench", "pipeline", "--sessions", "0"], ["bench", "render", "--frames", "0"],
+    ["bench", "codec", "--utterances", "0"], ["bench", "thinker", "--limit", "0"], ["bench", "llm", "--reps", "0"],
+    ["bench", "serve", "--sessions", "0"], ["bench", "body", "--items", "0"], ["bench", "iis", "--utmos", "{d}/tone.wav"],
+    ["bench", "face", "--conversations", "0"], ["bench", "render", "-o", "x.txt"],
 ]
 
 

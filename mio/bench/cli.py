@@ -16,7 +16,16 @@ def _iis(args: argparse.Namespace) -> int:
     from mio.bench.iis import DIMENSIONS, bench_iis
     from mio.cli import config_from_args
 
-    result = bench_iis(config_from_args(args), quick=args.quick, progress=_say, utmos_model=args.utmos)
+    utmos = None
+    if args.utmos:  # loaded now: a bad file is said before the suites run, not after them
+        from mio.bench.metrics.talker import OnnxModel, _onnx_scalar
+        from mio.core.errors import InputError
+
+        try:
+            utmos = _onnx_scalar(OnnxModel(args.utmos))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
+            raise InputError(f"--utmos {args.utmos}: not a loadable ONNX model ({' '.join(str(e).split())[:200]})") from None
+    result = bench_iis(config_from_args(args), quick=args.quick, progress=_say, utmos_model=utmos)
     paths = report.write(result, args.output)
     p = result["paper"]["76.0"]
     print(f"{'dimension':<6} {'paper Mio':>10} {'prev best':>10} {'ours':>8}  status")

@@ -234,6 +234,9 @@ def _not_measured(reason: str) -> dict:
     return {"status": "not measured", "reason": reason}
 
 
+QUICK_THINKER_ITEMS = 10  # items per Thinker suite under --quick
+
+
 def _measure_cog(config, quick: bool, say, fn=None) -> dict:
     import importlib
     import importlib.util
@@ -246,7 +249,9 @@ def _measure_cog(config, quick: bool, say, fn=None) -> dict:
         if fn is None:
             return _not_measured("mio.bench.thinker has no bench_thinker() yet")
     params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in (("quick", quick), ("progress", say)) if k in params}
+    # --quick: a few items of each suite (bench_thinker takes `limit`), not all ~100 per suite
+    kwargs = {k: v for k, v in (("quick", quick), ("limit", QUICK_THINKER_ITEMS if quick else None),
+                                ("progress", say)) if k in params}
     say("cognitive: running bench_thinker ...")
     result = fn(config, **kwargs)
     if inspect.iscoroutine(result):

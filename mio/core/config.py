@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,10 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
                 raise ValueError(value)
             return int(value)
         if t.startswith("float"):
-            return float(value)
+            f = float(value)
+            if not math.isfinite(f):  # NaN passes every range check downstream and breaks quietly
+                raise ConfigError(f"{where}: {value!r} is not a finite number")
+            return f
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: {value!r} is not a valid {t}") from None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core.audiofile import warn
 from mio.core.errors import BackendError, InputError
 from mio.core.layouts import ARKIT52, FACE_FPS, blendshape_index
 
@@ -54,26 +55,36 @@ def landmarks_from_video(path: str | Path, max_frames: int | None = None) -> tup
         container = av.open(str(path))
     except Exception as e:  # noqa: BLE001 - PyAV raises many types
         raise InputError(f"cannot open video {path}: {e}") from e
-    stream = container.streams.video[0]
-    fps = float(stream.average_rate or FACE_FPS)
-    out, found = [], []
-    last = np.zeros((478, 3), np.float32)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                         min_detection_confidence=0.5) as mesh:
-        for frame in container.decode(stream):
-            img = frame.to_ndarray(format="rgb24")
-            h, w = img.shape[:2]
-            res = mesh.process(img)
-            if res.multi_face_landmarks:
-                lm = res.multi_face_landmarks[0].landmark
-                last = np.array([(p.x * w, -p.y * h, -p.z * w) for p in lm], np.float32)
-                found.append(True)
-            else:
-                found.append(False)
-            out.append(last)
-            if max_frames is not None and len(out) >= max_frames:
-                break
-    container.close()
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path} has no video stream (give a video of a face)")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or FACE_FPS)
+        if not 1 <= fps <= 1000:
+            raise InputError(f"{path}: a frame rate of {fps:g} fps is not a video's")
+        out, found = [], []
+        last = np.zeros((478, 3), np.float32)
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                                             min_detection_confidence=0.5) as mesh:
+            try:
+                for frame in container.decode(stream):
+                    img = frame.to_ndarray(format="rgb24")
+                    h, w = img.shape[:2]
+                    res = mesh.process(img)
+                    if res.multi_face_landmarks:
+                        lm = res.multi_face_landmarks[0].landmark
+                        last = np.array([(p.x * w, -p.y * h, -p.z * w) for p in lm], np.float32)
+                        found.append(True)
+                    else:
+                        found.append(False)
+                    out.append(last)
+                    if max_frames is not None and len(out) >= max_frames:
+                        break
+            except av.FFmpegError as e:  # damaged or truncated: the frames before the damage are tracked
+                if len(out) < 2:
+                    raise InputError(f"cannot decode video {path}: {' '.join(str(e).split())}") from None
+                warn(f"{path} is damaged after frame {len(out)} ({' '.join(str(e).split())}); tracked the frames "
+                     "before it")
     if not any(found):
         raise InputError(f"no face was found in {path}")
     return np.stack(out), np.array(found), fps

@@ -45,7 +45,7 @@ def _say(msg: str) -> None:
 def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tuple[np.ndarray, float] | None]:
     """Sort parameter files by content: face.npz has `params`, motion.npz has `features`/`joints`.
     Returns ((face (T, 61), fps) | None, (joints (T, 22, 3), fps) | None)."""
-    from mio.render.export import read_face_npz, read_motion_npz
+    from mio.render.export import check_fps, read_face_npz, read_motion_npz
 
     face = motion = None
     for p in paths:
@@ -59,7 +59,7 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
             if layout != "arkit52" or params.shape[1] != ARKIT52.dim:
                 raise InputError(f"{p}: the embedded avatar is driven by arkit52 face frames (61 values); this file "
                                  f"is {layout!r} with {params.shape[1]} (flame112 drives AvatarDiT, not the rasteriser)")
-            face = (ARKIT52.check(params), fps)
+            face = (params, fps)
         elif "features" in keys or "joints" in keys:
             joints = None
             fps = 20.0
@@ -70,11 +70,15 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
 
                     joints = features_to_joints(feats)
             else:
-                with np.load(p, allow_pickle=False) as z:
-                    joints = np.asarray(z["joints"], np.float32)
-                    fps = float(z["fps"]) if "fps" in z.files else fps
-            if joints.ndim != 3 or joints.shape[1:] != (22, 3) or not np.all(np.isfinite(joints)):
-                raise InputError(f"{p}: joints must be finite (T, 22, 3), got {joints.shape}")
+                try:
+                    with np.load(p, allow_pickle=False) as z:
+                        joints = np.asarray(z["joints"], np.float32)
+                        fps = float(z["fps"]) if "fps" in z.files else fps
+                except (OSError, ValueError, TypeError) as e:
+                    raise InputError(f"cannot read joints from {p}: {e}") from e
+                fps = check_fps(fps, p)
+            if joints.ndim != 3 or joints.shape[1:] != (22, 3) or len(joints) == 0 or not np.all(np.isfinite(joints)):
+                raise InputError(f"{p}: joints must be finite (T>0, 22, 3), got {joints.shape}")
             motion = (joints.astype(np.float64), fps)
         else:
             raise InputError(f"{p}: neither face parameters (`params`) nor body motion (`features`/`joints`)")
@@ -109,10 +113,17 @@ def _camera_from_dict(d: dict, where: str):
 
     try:
         w, h = int(d["width"]), int(d["height"])
+        check_size(w, h, where)
+        numbers = [d[k] for k in ("fx", "fy", "cx", "cy")] + list(np.ravel(np.asarray(d["R"], np.float64)))
+        numbers += list(np.ravel(np.asarray(d["t"], np.float64)))
+        if not np.all(np.isfinite(np.asarray(numbers, np.float64))):
+            raise InputError(f"{where}: the camera's numbers must be finite")
         if d.get("convention", "opengl") == "opencv":
             K = np.array([[d["fx"], 0, d["cx"]], [0, d["fy"], d["cy"]], [0, 0, 1]], np.float64)
             return from_opencv(K, np.asarray(d["R"], np.float64), np.asarray(d["t"], np.float64), w, h)
         return Camera.from_dict(d)
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{where}: a camera needs width, height, fx, fy, cx, cy, R (3x3), t (3): {e}") from e
 
@@ -126,7 +137,11 @@ def camera_track(args: argparse.Namespace, renderer, n: int, fps: float) -> list
             d = json.loads(Path(args.camera_file).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"cannot read camera file {args.camera_file}: {e}") from e
+        if not isinstance(d, dict):
+            raise InputError(f"{args.camera_file}: a camera file is a JSON object (see `mio render --help`)")
         if "frames" in d:
+            if not isinstance(d["frames"], list) or not d["frames"] or not all(isinstance(f, dict) for f in d["frames"]):
+                raise InputError(f"{args.camera_file}: \"frames\" must be a non-empty list of cameras")
             cams = [_camera_from_dict({**d, **f}, f"{args.camera_file} frame {i}") for i, f in enumerate(d["frames"])]
             return [cams[min(k, len(cams) - 1)] for k in range(n)]
         return [_camera_from_dict(d, args.camera_file)] * n
@@ -148,14 +163,19 @@ def camera_track(args: argparse.Namespace, renderer, n: int, fps: float) -> list
 
 
 class VideoWriter:
-    """H.264 MP4 written frame by frame (PyAV)."""
+    """H.264 MP4 written frame by frame (PyAV), under a partial name renamed by close(): a run that
+    fails or is killed leaves nothing under the output's name (mio.core.atomic)."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         import av
 
+        from mio.core.atomic import partial_path, remove_stale_partials
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.path), mode="w")
+        remove_stale_partials(self.path)
+        self._tmp = partial_path(self.path)
+        self.container = av.open(str(self._tmp), mode="w", format="mp4")
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         self.stream.width, self.stream.height, self.stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         self.stream.options = {"crf": "18", "preset": "veryfast"}
@@ -174,9 +194,56 @@ class VideoWriter:
             self.container.mux(packet)
 
     def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
+        from mio.core.atomic import commit
+
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+            commit(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop and delete the partial file."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self.container.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+
+MAX_SIZE = 4096  # pixels a side: what the software rasteriser's framebuffer holds
+MAX_RENDER_SECONDS = 3600.0  # a longer clip is a typo in a parameter file's fps, not a video to render
+
+
+def check_size(w: int, h: int, where: str) -> None:
+    if not (16 <= w <= MAX_SIZE and 16 <= h <= MAX_SIZE):
+        raise InputError(f"{where}: frame size {w}x{h} is outside 16x16 to {MAX_SIZE}x{MAX_SIZE}")
+
+
+def check_render_args(args: argparse.Namespace) -> None:
+    """Every option of `mio render` that can be wrong, before anything loads (one-line errors)."""
+    import math
+
+    from mio.runtime.transports.mp4 import check_output
+
+    check_output(args.output, {".mp4": "H.264 video"})
+    if not (math.isfinite(args.fps) and 1 <= args.fps <= 120):
+        raise InputError(f"--fps must be a number from 1 to 120, got {args.fps}")
+    for name in ("azimuth", "elevation"):
+        if not math.isfinite(getattr(args, name)):
+            raise InputError(f"--{name} must be a finite number of degrees, got {getattr(args, name)}")
+    if args.orbit_seconds is not None and not (math.isfinite(args.orbit_seconds) and args.orbit_seconds > 0):
+        raise InputError(f"--orbit-seconds must be a positive number, got {args.orbit_seconds}")
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--size must look like 512x512, got {args.size!r}") from None
+        check_size(w, h, "--size")
 
 
 def render_video(args: argparse.Namespace) -> dict:
@@ -184,14 +251,12 @@ def render_video(args: argparse.Namespace) -> dict:
 
     from mio.cli import config_from_args
 
+    check_render_args(args)
     cfg = config_from_args(args)
     rcfg = cfg.render
     overrides = {}
     if args.size:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise InputError(f"--size must look like 512x512, got {args.size!r}") from None
+        w, h = (int(v) for v in args.size.lower().split("x"))
         overrides.update(width=w, height=h)
     look = args.look or _character_look(args, rcfg.look)
     from dataclasses import replace
@@ -202,6 +267,9 @@ def render_video(args: argparse.Namespace) -> dict:
     face, motion = load_inputs(args.inputs)
     fps = args.fps
     duration = max(len(face[0]) / face[1] if face else 0.0, len(motion[0]) / motion[1] if motion else 0.0)
+    if duration > MAX_RENDER_SECONDS:
+        raise InputError(f"the parameter files last {duration:.0f} s; `mio render` draws at most "
+                         f"{MAX_RENDER_SECONDS:.0f} s (is a file's fps wrong?)")
     n = max(1, int(round(duration * fps)))
     faces = resample(face[0].astype(np.float64), face[1], n, fps) if face else np.zeros((n, ARKIT52.dim))
     joints = resample(motion[0], motion[1], n, fps) if motion else None
@@ -213,11 +281,16 @@ def render_video(args: argparse.Namespace) -> dict:
     try:
         cams = camera_track(args, renderer, n, fps)
         writer = None
-        for k in tqdm(range(n), desc="render", unit="frame", disable=args.quiet):
-            img = renderer.render(faces[k], None if joints is None else joints[k], cams[k])
-            if writer is None:
-                writer = VideoWriter(args.output, img.shape[1], img.shape[0], fps)
-            writer.write(img)
+        try:
+            for k in tqdm(range(n), desc="render", unit="frame", disable=args.quiet):
+                img = renderer.render(faces[k], None if joints is None else joints[k], cams[k])
+                if writer is None:
+                    writer = VideoWriter(args.output, img.shape[1], img.shape[0], fps)
+                writer.write(img)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
         if writer is not None:
             writer.close()
     finally:
@@ -330,8 +403,12 @@ def _export_motion(args: argparse.Namespace) -> int:
 
 def _bench_render(args: argparse.Namespace) -> int:
     from mio.bench.render import bench_render
-    from mio.cli import _write_bench, config_from_args
+    from mio.cli import _write_bench, check_at_least, config_from_args
 
+    check_at_least(args, frames=1, views=1, avatardit_clips=1)
+    if args.avatardit and not (Path(args.avatardit) / "config.json").is_file():
+        raise InputError(f"--avatardit {args.avatardit}: no AvatarDiT checkpoint there (config.json); make one with "
+                         "`mio train render --stage joint`")
     rcfg = config_from_args(args).render
     look_b = None if args.look_b == "none" else args.look_b or ("nemo" if rcfg.look != "nemo" else "default")
     if look_b is not None:

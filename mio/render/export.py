@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core.atomic import atomic_output
 from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, ARKIT_BLENDSHAPES, FACE_FPS
 from mio.render.avatar import MAT_EYE, AvatarAsset
@@ -223,26 +224,36 @@ def face_curves(face: np.ndarray) -> dict[str, np.ndarray]:
 
 def write_face_curves(face: np.ndarray, fps: float, path: str | Path) -> Path:
     """ARKit curves as `.csv` (Live Link Face columns: Timecode, BlendShapeCount, then capitalised
-    names) or `.json` ({"fps", "names", "frames": [[...61 values], ...]}, three.js/Unity-friendly)."""
+    names) or `.json` ({"fps", "names", "frames": [[...61 values], ...]}, three.js/Unity-friendly).
+    Written under a partial name and renamed (mio.core.atomic)."""
     path = Path(path)
-    if fps <= 0:
-        raise InputError(f"fps must be positive, got {fps}")
+    check_fps(fps, str(path))
+    if path.suffix.lower() not in (".json", ".csv"):
+        raise InputError(f"face curves are written as .csv or .json, not {path.suffix!r}")
     curves = face_curves(face)
     names = list(curves)
     values = np.stack([curves[n] for n in names], axis=1)  # (T, 61)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"fps": fps, "layout": "arkit52", "rotation_units": "radians",
-                                    "names": names, "frames": np.round(values, 5).tolist()}))
-    elif path.suffix.lower() == ".csv":
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["Timecode", "BlendShapeCount", *[n[0].upper() + n[1:] for n in names]])
-            for t, row in enumerate(values):
-                w.writerow([_timecode(t / fps, fps), len(ARKIT_BLENDSHAPES), *[f"{v:.5f}" for v in row]])
-    else:
-        raise InputError(f"face curves are written as .csv or .json, not {path.suffix!r}")
+    with atomic_output(path) as tmp:
+        if path.suffix.lower() == ".json":
+            tmp.write_text(json.dumps({"fps": fps, "layout": "arkit52", "rotation_units": "radians",
+                                       "names": names, "frames": np.round(values, 5).tolist()}))
+        else:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["Timecode", "BlendShapeCount", *[n[0].upper() + n[1:] for n in names]])
+                for t, row in enumerate(values):
+                    w.writerow([_timecode(t / fps, fps), len(ARKIT_BLENDSHAPES), *[f"{v:.5f}" for v in row]])
     return path
+
+
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # frame rates a parameter file may declare (mocap runs up to ~480 Hz)
+
+
+def check_fps(fps: float, where: str) -> float:
+    """A parameter file's frame rate, or a one-line InputError (NaN, zero, negative or absurd)."""
+    if not (np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise InputError(f"{where}: fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, got {fps}")
+    return float(fps)
 
 
 def read_face_npz(path: str | Path) -> tuple[np.ndarray, float, str]:
@@ -254,9 +265,11 @@ def read_face_npz(path: str | Path) -> tuple[np.ndarray, float, str]:
             fps = float(z["fps"]) if "fps" in z.files else FACE_FPS
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"cannot read face parameters from {path}: {e}") from e
-    if params.ndim != 2:
-        raise InputError(f"{path}: params must be (T, D), got {params.shape}")
-    return params, fps, layout
+    if params.ndim != 2 or len(params) == 0:
+        raise InputError(f"{path}: params must be (T, D) with at least one frame, got {params.shape}")
+    if not np.all(np.isfinite(params)):
+        raise InputError(f"{path}: the face parameters contain NaN or inf")
+    return params, check_fps(fps, str(path)), layout
 
 
 def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -268,18 +281,28 @@ def read_motion_npz(path: str | Path) -> tuple[np.ndarray, float, np.ndarray | N
             joints = np.asarray(z["joints"], np.float32) if "joints" in z.files else None
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"cannot read motion from {path}: {e}") from e
-    if feats.ndim != 2 or feats.shape[1] != 263:
-        raise InputError(f"{path}: features must be (T, 263) HumanML3D, got {feats.shape}")
-    return feats, fps, joints
+    if feats.ndim != 2 or feats.shape[1] != 263 or len(feats) == 0:
+        raise InputError(f"{path}: features must be (T, 263) HumanML3D with at least one frame, got {feats.shape}")
+    if not np.all(np.isfinite(feats)):
+        raise InputError(f"{path}: the motion features contain NaN or inf")
+    if joints is not None and (joints.shape != (len(feats), 22, 3) or not np.all(np.isfinite(joints))):
+        raise InputError(f"{path}: joints must be finite ({len(feats)}, 22, 3) beside the features, got {joints.shape}")
+    return feats, check_fps(fps, str(path)), joints
 
 
 def export_motion(motion: str | Path | None, face: str | Path | None, out_dir: str | Path) -> list[Path]:
-    """motion.npz -> out_dir/motion.bvh; face.npz -> out_dir/face.csv + face.json. Returns the files."""
+    """motion.npz -> out_dir/motion.bvh; face.npz -> out_dir/face.csv + face.json. Returns the files.
+    Both inputs are read and checked before anything is written; each file appears whole or not at all."""
+    if motion is None and face is None:
+        raise InputError("nothing to export: give a motion.npz and/or a face.npz")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    body = read_motion_npz(motion) if motion is not None else None
+    curves = read_face_npz(face) if face is not None else None
+    if curves is not None and curves[2] != "arkit52":
+        raise InputError(f"{face}: ARKit curves need the arkit52 layout, got {curves[2]!r}")
     written: list[Path] = []
-    if motion is not None:
-        feats, fps, _ = read_motion_npz(motion)
+    if body is not None:
+        feats, fps, _ = body
         try:
             from mio.body.bvh import write_bvh
         except ImportError as e:
@@ -289,12 +312,8 @@ def export_motion(motion: str | Path | None, face: str | Path | None, out_dir: s
         except ValueError as e:
             raise InputError(f"{motion}: {e}") from e
         written.append(out / "motion.bvh")
-    if face is not None:
-        params, fps, layout = read_face_npz(face)
-        if layout != "arkit52":
-            raise InputError(f"{face}: ARKit curves need the arkit52 layout, got {layout!r}")
+    if curves is not None:
+        params, fps, _ = curves
         written.append(write_face_curves(params, fps, out / "face.csv"))
         written.append(write_face_curves(params, fps, out / "face.json"))
-    if not written:
-        raise InputError("nothing to export: give a motion.npz and/or a face.npz")
     return written

@@ -105,9 +105,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _bench_serve(args: argparse.Namespace) -> int:
     from mio.bench.serve import bench_serve
-    from mio.cli import _write_bench, config_from_args
+    from mio.cli import _write_bench, check_at_least, config_from_args
+    from mio.core.errors import ConfigError
     from mio.server.scale import record_capacity
 
+    check_at_least(args, sessions=1, turns=0, spoken_turns=0)
+    if args.turns + (args.turns if args.spoken_turns is None else args.spoken_turns) < 1:
+        raise ConfigError("give at least one turn (--turns or --spoken-turns)")
     result = bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
                          progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns,
                          compare_preemptive=args.compare_preemptive)

@@ -5,8 +5,11 @@
   timeout* (a connection must deliver its request line and headers within `header_timeout_s` of
   its first byte, or of connecting; slowloris sockets that trickle a header every few seconds are
   closed) and a per-address connection cap (one address cannot hold every socket). uvicorn's own
-  `limit_concurrency` caps the whole server and `timeout_keep_alive` closes idle keep-alive
-  connections; `uvicorn_config()` in app.py sets all of them.
+  `limit_concurrency` caps the whole server (503 beyond it) and `timeout_keep_alive` closes idle
+  keep-alive connections; `uvicorn_config()` in app.py sets all of them. When the server is full,
+  a new connection closes the one that has waited longest without sending a complete request, so
+  slow sockets from many addresses cannot fill the server-wide cap and keep a browser out: a
+  browser sends its headers at once and is never the oldest waiting.
 
 Addresses are the peer's IP as uvicorn reports it (behind a trusted reverse proxy: the
 X-Forwarded-For client, see uvicorn's `forwarded_allow_ips`).
@@ -61,6 +64,7 @@ def retry_after(wait_s: float) -> int:
 def guarded_http(header_timeout_s: float, max_connections_per_ip: int) -> type[H11Protocol]:
     """An H11Protocol class for uvicorn's `http=`, with a header timeout and a per-IP cap."""
     per_ip: collections.Counter[str] = collections.Counter()
+    waiting: dict[H11Protocol, None] = {}  # connections waiting for a request's headers, oldest first
 
     class GuardedH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
@@ -75,6 +79,14 @@ def guarded_http(header_timeout_s: float, max_connections_per_ip: int) -> type[H
                 return
             per_ip[ip] += 1
             self._counted = ip
+            limit = self.limit_concurrency
+            if limit and len(self.connections) >= limit:  # full: make room, or this one would get a 503
+                oldest = next((c for c in waiting if c is not self), None)
+                if oldest is not None:
+                    log.info("server full: closing the connection from %s that waited longest for its headers",
+                             oldest._counted)
+                    oldest._stop_waiting()
+                    oldest.transport.abort()
             self._watch_headers()
 
         def _release(self) -> None:
@@ -83,6 +95,10 @@ def guarded_http(header_timeout_s: float, max_connections_per_ip: int) -> type[H
                 if per_ip[self._counted] <= 0:
                     del per_ip[self._counted]
                 self._counted = None
+            self._stop_waiting()
+
+        def _stop_waiting(self) -> None:
+            waiting.pop(self, None)
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
@@ -106,20 +122,21 @@ def guarded_http(header_timeout_s: float, max_connections_per_ip: int) -> type[H
         def _watch_headers(self) -> None:
             # Waiting for a request's headers: the clock runs from the first moment of waiting and
             # is not reset by more bytes (a trickle of bytes must not keep a socket forever).
-            waiting = self._counted is not None and self.conn.their_state is h11.IDLE \
+            idle = self._counted is not None and self.conn.their_state is h11.IDLE \
                 and not self.transport.is_closing()
-            if waiting and self._header_timer is None:
+            if idle and self._header_timer is None:
                 self._header_timer = self.loop.call_later(header_timeout_s, self._header_timeout)
-            elif not waiting and self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+                waiting[self] = None
+            elif not idle and self._header_timer is not None:
+                self._stop_waiting()
 
         def _header_timeout(self) -> None:
-            self._header_timer = None
+            self._stop_waiting()
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 log.info("closing a connection from %s: no complete request headers within %.0f s",
                          self._counted, header_timeout_s)
                 self.transport.close()
 
     GuardedH11Protocol.per_ip = per_ip  # for tests and /api/status
+    GuardedH11Protocol.waiting = waiting
     return GuardedH11Protocol

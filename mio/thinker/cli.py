@@ -46,6 +46,9 @@ def _story_ask(args: argparse.Namespace) -> int:
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
 
+    if args.text and not any(t.strip() for t in args.text):  # said before the model loads
+        raise InputError("the text is empty; ask something, e.g. mio story ask \"Who are you?\" "
+                         "(or no text at all to talk line by line)")
     cfg = config_from_args(args)
     th = Thinker(cfg.thinker)
     ch = load_character(cfg.character)
@@ -80,8 +83,9 @@ def _story_ask(args: argparse.Namespace) -> int:
 
 def _bench_thinker(args: argparse.Namespace) -> int:
     from mio.bench.thinker import bench_thinker
-    from mio.cli import _say, _write_bench, config_from_args
+    from mio.cli import _say, _write_bench, check_at_least, config_from_args
 
+    check_at_least(args, limit=1)
     cfg = config_from_args(args)
     from mio.bench.thinker import CONDITIONS
 
@@ -110,8 +114,9 @@ def _bench_thinker(args: argparse.Namespace) -> int:
 
 def _bench_llm(args: argparse.Namespace) -> int:
     from mio.bench.llm import bench_llm
-    from mio.cli import _say, _write_bench, config_from_args
+    from mio.cli import _say, _write_bench, check_at_least, config_from_args
 
+    check_at_least(args, reps=1, turns=1)
     return _write_bench(bench_llm(config_from_args(args), reps=args.reps, turns=args.turns,
                                  beside_renderer=not args.no_renderer, progress=_say), args.output)
 

@@ -203,6 +203,41 @@ def test_slowloris_sockets_are_closed_and_do_not_keep_others_out(tmp_path):
         stop_server(srv)
 
 
+def test_slow_sockets_from_many_addresses_cannot_fill_the_server(tmp_path):
+    """Slowloris from many addresses, each under the per-address cap, three times the server-wide
+    cap, inside the header timeout: the longest-waiting ones make room, and browsers are served."""
+    srv = start_server(tmp_path, header_timeout_s=60.0, max_connections=40, max_connections_per_ip=5)
+    socks: list[socket.socket] = []
+    try:
+        for i in range(120):  # 24 addresses x 5 sockets; none ever completes a request
+            s = socket.socket()
+            s.bind((f"127.0.0.{10 + i % 24}", 0))
+            s.settimeout(5)
+            s.connect((srv.settings.host, srv.settings.port))
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            socks.append(s)
+        codes = []
+        for k in range(5):
+            with _http(f"127.0.0.{200 + k}") as http:
+                codes.append(http.get(srv.url + "/api/status").status_code)
+        assert codes == [200] * 5, codes  # was 503 (uvicorn's limit_concurrency) until the header timeout
+        assert Client(srv).ready["type"] == "ready"  # and a session opens
+        still_open = 0
+        for s in socks:
+            s.settimeout(0.05)
+            try:
+                still_open += s.recv(1) != b""
+            except TimeoutError:
+                still_open += 1
+            except OSError:
+                pass
+        assert still_open < 40, still_open  # the oldest were closed to make room; the cap held
+    finally:
+        for s in socks:
+            s.close()
+        stop_server(srv)
+
+
 class _Models:
     class character:  # noqa: N801 - a stand-in attribute bag
         name = "Mio"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mio.core.atomic import write_text as atomic_write_text
 from mio.core.errors import InputError
 from mio.core.layouts import BODY_FPS
 
@@ -281,6 +282,21 @@ def bench_data(data: str | None) -> Path:
     return build_library(BENCH_DATA_DIR, 0, BENCH_TEST_SEQUENCES, splits=("test",))
 
 
+def check_bench_args(args: argparse.Namespace) -> None:
+    """`mio bench body`'s numbers and --ablation specs, before anything loads (one-line errors)."""
+    for flag, value, low in (("--items", args.items, 4), ("--frames", args.frames, 8),
+                             ("--sequences", args.sequences, 1), ("--threads", args.threads, 1)):
+        if value < low:
+            raise InputError(f"{flag} must be at least {low}, got {value}")
+    if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
+        raise InputError(f"--guidance must be a number in [0, {MAX_GUIDANCE:g}] (1 = off), got {args.guidance}")
+    for spec in args.ablation or []:
+        name, eq, path = spec.partition("=")
+        if not (name and eq and Path(path).is_dir()):
+            raise InputError(f"--ablation {spec!r}: give NAME=DIT_DIR with an existing folder, e.g. "
+                             "causal=out/body/abl/causal/dit (`mio train body --stage dit --variant causal` makes it)")
+
+
 def _bench(args: argparse.Namespace) -> int:
     from mio.body.data import load_babel, load_humanml3d
     from mio.body.flood.backend import checkpoint_dir
@@ -288,7 +304,11 @@ def _bench(args: argparse.Namespace) -> int:
     from mio.body.flood.text import shared_text_encoder
     from mio.body.flood.train import load_dit, load_vae
 
-    torch.set_num_threads(max(1, args.threads))
+    check_bench_args(args)
+    torch.set_num_threads(args.threads)
+    # what can be missing first (the data is made here if --data is not given), then the models
+    evaluator = None if args.speed_only else load_evaluator(args.evaluator)
+    data = None if args.speed_only else bench_data(args.data)
     root = checkpoint_dir(args.checkpoint)
     vae = load_vae(root / "vae")
     dit, meta = load_dit(root / "dit")
@@ -298,12 +318,10 @@ def _bench(args: argparse.Namespace) -> int:
         name, _, path = spec.partition("=")
         abl_vae = load_vae(Path(path).parent / "vae") if (Path(path).parent / "vae").is_dir() else vae
         models[name] = (load_dit(path)[0], abl_vae)
-    data = None if args.speed_only else bench_data(args.data)
     report: dict = {"checkpoint": str(root), "data": None if data is None else str(data), "note": []}
     report["speed"] = _speed(dit, vae, text)
     print(json.dumps({"speed": report["speed"]}, indent=2))
     if data is not None:
-        evaluator = load_evaluator(args.evaluator)
         test = load_humanml3d(data, "test")
         report["humanml3d_like"] = _t2m_rows(models, text, evaluator, test, args.items, args.frames, 16, args.seed,
                                              args.guidance)
@@ -312,9 +330,7 @@ def _bench(args: argparse.Namespace) -> int:
         report["note"].append("Held-out split of the procedural motion library (unseen seeds and unseen "
                               "phrasings), not HumanML3D/BABEL; the evaluator is ours, trained on the library.")
     report["note"].append("Timings measured on 2 shared CPU cores while other jobs ran: medians, inflated.")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = atomic_write_text(args.output, json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "speed"}, indent=2))
     print(f"wrote {out}")
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core.errors import InputError
 from mio.core.frames import AudioChunk, UserAudio
 from mio.core.layouts import FACE_FPS
 from mio.face.unils.data import _read_wav, generate_dyadic, read_face
@@ -70,13 +71,19 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
 
     say = progress or (lambda m: None)
     torch.set_num_threads(1)
+    if n < 1:
+        raise InputError(f"--conversations must be at least 1, got {n}")
+    models = {"unils": from_pretrained(unils or EMBEDDED),  # a bad checkpoint is said before data is made
+              "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
     root = Path(data) if data else Path("out/face/bench-data")
     if not data:
         say(f"synthetic held-out conversations (seed {seed}) in {root} ...")
-        generate_dyadic(root, n, seconds=40.0, seed=seed)
-    convs = _conversations(root)[:n]
-    models = {"unils": from_pretrained(unils or EMBEDDED),
-              "single_stage": from_pretrained(ablation or EMBEDDED.parent / "unils-tiny-e2e")}
+        generate_dyadic(root, n, seconds=40.0, seed=seed, bar=True)
+    convs = _conversations(root)[:n] if root.is_dir() else []
+    if not convs:
+        raise InputError(f"{root} holds no conversations (folders with a.wav, a.npz, b.wav, b.npz): `mio train "
+                         f"face --stage vq --data {root} --generate 8` writes synthetic ones before it trains; or "
+                         f"leave --data out")
     mesh = FaceMesh.from_avatar()
     pairs: dict[str, list] = {k: [] for k in (*models, "procedural")}
     for ci, conv in enumerate(convs):

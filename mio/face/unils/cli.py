@@ -59,28 +59,24 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def preview(path: str | Path, params: np.ndarray, audio: list[tuple[np.ndarray, int]], config) -> Path:
-    """Render arkit52 frames with the embedded avatar and write an MP4 with the mixed audio tracks."""
-    from scipy.signal import resample_poly
+    """Render arkit52 frames with the embedded avatar and write an MP4 with the audio tracks (the
+    first at full level, the other speaker's at 0.8). Frames stream to the encoder as they are drawn
+    (the session's MediaRecorder), so memory stays flat however long the audio is, and the file
+    appears under its name only when complete."""
     from tqdm import tqdm
 
-    from mio.core.frames import VideoFrame
+    from mio.core.frames import AudioChunk, UserAudio, VideoFrame
     from mio.core.layouts import FACE_FPS
     from mio.render.raster import AnnyRenderer
-    from mio.runtime.transports.mp4 import write_mp4
+    from mio.runtime.transports.mp4 import MediaRecorder
 
-    sr = 24000
-    n = max(int(len(x) * sr / r) for x, r in audio)
-    mix = np.zeros(n, np.float32)
-    for i, (x, r) in enumerate(audio):
-        y = x if r == sr else resample_poly(x, sr, r).astype(np.float32)
-        mix[: len(y)] += (1.0 if i == 0 else 0.8) * y
-    frames = []
-    with AnnyRenderer(config.render) as r:
+    with AnnyRenderer(config.render) as r, MediaRecorder(path, fps=FACE_FPS) as rec:
+        for i, (x, sr) in enumerate(audio):  # all audio first: none of it is final before the video
+            rec.add(AudioChunk(samples=x, sample_rate=sr) if i == 0 else UserAudio(samples=x, sample_rate=sr))
         cam = r.preset_camera(config.render.camera)
         for i, f in enumerate(tqdm(params, desc="render", unit="frame", file=sys.stderr)):
-            frames.append(VideoFrame(image=r.render(f, None, cam), index=i, pts=i / FACE_FPS))
-    write_mp4(path, frames, np.clip(mix, -1, 1), sr, FACE_FPS)
-    return Path(path)
+            rec.add(VideoFrame(image=r.render(f, None, cam), index=i, pts=i / FACE_FPS))
+    return rec.path
 
 
 def _animate(args: argparse.Namespace) -> int:
@@ -97,11 +93,17 @@ def _animate(args: argparse.Namespace) -> int:
     if args.video:
         check_output(args.video, VIDEO_OUTPUT)
     _check_temperature(args.temperature)
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style < 0:
+            raise InputError(f"{flag} must be a style id >= 0, got {style}")
     own = read_audio(args.self_audio)
     other = read_audio(args.other) if args.other else None
     model = from_pretrained(args.checkpoint or cfg.face.checkpoint)
     if model.gen is None:
         raise InputError("that checkpoint is a VQ-VAE only; give a stage free/audio/e2e checkpoint")
+    for flag, style in (("--style", args.style), ("--other-style", args.other_style)):
+        if style >= model.cfg.n_styles:
+            raise InputError(f"{flag} {style}: this checkpoint knows styles 0-{model.cfg.n_styles - 1}")
     out = animate(model, own, other, style=args.style, other_style=args.other_style, seed=args.seed,
                   temperature=args.temperature)
     write_face(args.output, out[0], model.cfg.layout)

@@ -254,10 +254,11 @@ def _place(script, voices, rng: np.random.Generator):
     return placed, turn_end + float(rng.uniform(0.8, 1.5))
 
 
-def generate_dyadic(out_dir: str | Path, n: int, seconds: float = 40.0, seed: int = 0, progress=None) -> list[Path]:
+def generate_dyadic(out_dir: str | Path, n: int, seconds: float = 40.0, seed: int = 0, progress=None,
+                    bar: bool = False) -> list[Path]:
     """Write `n` synthetic conversations (see module docstring) into out_dir/convNNNN/{a,b}.{wav,npz}.
 
-    Existing complete conversations are kept (the generator resumes)."""
+    Existing complete conversations are kept (the generator resumes). `bar`: a progress bar on stderr."""
     from mio.core import registry
     from mio.core.config import TalkerConfig
     from mio.core.frames import AudioChunk, Emotion, UserAudio
@@ -268,7 +269,14 @@ def generate_dyadic(out_dir: str | Path, n: int, seconds: float = 40.0, seed: in
     voices = {b: registry.create("talker", b, TalkerConfig(backend=b)) for b in VOICES}
     made: list[Path] = []
     emotions = ("happy", "curious", "thinking", "concerned", "surprised", "calm")
-    for i in range(n):
+    todo = range(n)
+    if bar:
+        import sys
+
+        from tqdm import tqdm
+
+        todo = tqdm(todo, desc="conversations", unit="conv", file=sys.stderr)
+    for i in todo:
         conv = out_dir / f"conv{i:04d}"
         made.append(conv)
         if (conv / "b.npz").is_file():

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mio.core.errors import BackendError
+from mio.core.errors import BackendError, InputError
 from mio.talker.codec.config import SAMPLE_RATE
 from mio.talker.codec.data import VOICES, build_corpus, load_audio, scan
 from mio.talker.codec.stream import (
@@ -40,16 +40,31 @@ TARGET_STOI = 0.85
 PAPER = {"stoi": (0.91, 0.95), "pesq_wb": (2.35, 2.67), "pesq_nb": (2.88, 3.26), "sim": (0.81, 0.81)}
 
 
+DEFAULT_CORPUS = Path("out/codec-corpus")  # what `mio train codec --build-corpus` writes
+
+
 def heldout_utterances(corpus: str | Path | None, n: int, cache: Path, progress: Callable[[str], None]) -> list:
-    """The corpus's held-out split if it has one, else a held-out set built once in `cache`."""
-    if corpus and (Path(corpus) / "manifest.jsonl").is_file():
-        utts = scan(corpus, split="test")
-    else:
-        if not (cache / "manifest.jsonl").is_file():
-            progress(f"building {n} held-out utterances in {cache}")
-            build_corpus(cache, n_train=0, n_test=n, voices=tuple(v for v in VOICES if v.held_out))
-        utts = scan(cache, split="test")
-    return utts[:n]
+    """The held-out (test) utterances to measure on: `corpus`'s when given (it must have a test
+    split); else those of out/codec-corpus when `mio train codec --build-corpus` made one; else
+    held-out voices' utterances rendered into `cache` (once, with a progress bar; a later run that
+    asks for more adds to them)."""
+    if corpus is not None:
+        utts = scan(corpus, split="test") if Path(corpus).is_dir() else []
+        if not utts:
+            raise InputError(f"{corpus} has no held-out split (a manifest.jsonl listing 'test' utterances): make "
+                             f"one with `mio train codec --build-corpus --corpus {corpus}`, or leave --corpus out "
+                             f"to use held-out voices rendered into {cache}")
+        return utts[:n]
+    if (DEFAULT_CORPUS / "manifest.jsonl").is_file():
+        utts = scan(DEFAULT_CORPUS, split="test")
+        if utts:
+            return utts[:n]
+    have = scan(cache, split="test") if (cache / "manifest.jsonl").is_file() else []
+    if len(have) < n:
+        progress(f"rendering {n} held-out utterances into {cache} (once)")
+        build_corpus(cache, n_train=0, n_test=n, voices=tuple(v for v in VOICES if v.held_out), bar=True)
+        have = scan(cache, split="test")
+    return have[:n]
 
 
 # --- quality --------------------------------------------------------------------------------
@@ -176,14 +191,14 @@ def mimi_speed(clips: list[np.ndarray], frames: int, repeats: int) -> dict[str, 
 
 # --- the suite --------------------------------------------------------------------------------
 
-def bench_codec(checkpoint: str | None = None, *, corpus: str | None = "out/codec-corpus", utterances: int = 24,
+def bench_codec(checkpoint: str | None = None, *, corpus: str | None = None, utterances: int = 24,
                 quick: bool = False, mimi: bool = True, threads: int = 2, out_dir: str | Path = "out/bench",
                 progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
     n = 6 if quick else utterances
+    codec = load_codec(checkpoint)  # a bad checkpoint is said before any speech is rendered
     utts = heldout_utterances(corpus, n, Path(out_dir) / "codec-heldout", progress)
-    codec = load_codec(checkpoint)
     cfg = codec.cfg
     progress(f"Kodama ({sum(p.numel() for p in codec.parameters()) / 1e6:.1f} M parameters) on {len(utts)} held-out utterances")
     q = Quality()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core import atomic
 from mio.core.atomic import atomic_output
 from mio.core.errors import InputError
 from mio.runtime.transports.mp4 import check_output
@@ -76,16 +77,16 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from mio.cli import check_at_least
     from mio.talker.codec.bench import bench_codec, markdown
 
+    check_at_least(args, utterances=1)
     result = bench_codec(args.checkpoint, corpus=args.corpus, utterances=args.utterances, quick=args.quick,
                          mimi=not args.no_mimi, threads=args.threads or 2,
                          out_dir=Path(args.output).parent, progress=_say)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = atomic.write_text(args.output, json.dumps(result, indent=2) + "\n")
     md = markdown(result)
-    out.with_suffix(".md").write_text(md + "\n")
+    atomic.write_text(out.with_suffix(".md"), md + "\n")
     print(md)
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
@@ -109,8 +110,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b = bench_sub.add_parser("codec", parents=[common, ck],
                              help="Kodama on held-out speech: STOI, PESQ, SIM, RTF, streaming ms/frame; "
                                   "Mimi's speed beside it -> out/bench/codec.{json,md}")
-    b.add_argument("--corpus", default="out/codec-corpus",
-                   help="corpus whose 'test' split is used (built on the fly from held-out voices if absent)")
+    b.add_argument("--corpus", default=None,
+                   help="corpus whose 'test' split is used (default: out/codec-corpus if `mio train codec "
+                        "--build-corpus` made it, else held-out voices rendered once into out/bench/codec-heldout)")
     b.add_argument("--utterances", type=int, default=24)
     b.add_argument("--quick", action="store_true", help="6 utterances, fewer frames")
     b.add_argument("--no-mimi", action="store_true", help="leave out the Mimi speed reference")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mio.core import atomic
 from mio.core.errors import BackendError, InputError
 from mio.talker.codec.config import SAMPLE_RATE
 from mio.talker.voices._common import Prosody, resample
@@ -168,11 +169,11 @@ def _normalise(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
 
 def build_corpus(root: str | Path, *, n_train: int = 1200, n_test: int = 48, seed: int = 0,
                  voices: tuple[VoiceSpec, ...] = VOICES, sentences: list[str] | None = None,
-                 progress: Callable[[str], None] | None = None) -> Path:
+                 progress: Callable[[str], None] | None = None, bar: bool = False) -> Path:
     """Write a LibriTTS-layout corpus of `n_train` training and `n_test` held-out utterances.
 
     Resumable: utterances already on disk are kept. Each utterance joins one to three sentences,
-    so lengths vary (~2-12 s)."""
+    so lengths vary (~2-12 s). `bar`: a progress bar on stderr."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     sents = sentences if sentences is not None else story_sentences()
@@ -186,6 +187,12 @@ def build_corpus(root: str | Path, *, n_train: int = 1200, n_test: int = 48, see
     render = Renderer()
     rows = []
     plan = [("train", i) for i in range(n_train)] + [("test", i) for i in range(n_test)]
+    if bar:
+        import sys
+
+        from tqdm import tqdm
+
+        plan = tqdm(plan, desc="held-out speech" if not n_train else "corpus", unit="utt", file=sys.stderr)
     for split, i in plan:
         vs, ss = (train_v, train_s) if split == "train" else (test_v, test_s)
         spec = vs[i % len(vs)]
@@ -207,10 +214,9 @@ def build_corpus(root: str | Path, *, n_train: int = 1200, n_test: int = 48, see
             wav.with_suffix(".normalized.txt").write_text(text + "\n")
         rows.append({"path": str(wav.relative_to(root)), "speaker": spec.speaker, "text": text, "split": split})
         if progress and len(rows) % 50 == 0:
-            progress(f"{len(rows)}/{len(plan)} utterances")
-    with (root / "manifest.jsonl").open("w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+            progress(f"{len(rows)}/{n_train + n_test} utterances")
+    # the manifest last and atomically: a run stopped before it leaves a corpus that resumes
+    atomic.write_text(root / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return root
 
 

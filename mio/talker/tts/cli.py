@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mio.core import atomic
 from mio.core.errors import InputError
 
 TTS_BENCH_SENTENCES = 6  # Harvard sentences per backend (3 with --quick)
@@ -91,6 +92,22 @@ def _tts(args: argparse.Namespace) -> int:
 
 
 # -- bench ------------------------------------------------------------------------------------
+
+REFERENCE_UTTERANCES = 24  # held-out clips rendered for the references when no corpus has them
+
+
+def reference_corpus(corpus: str | None, out_dir: Path) -> Path:
+    """The folder whose held-out (test) speakers are the reference voices: `corpus` if given (it
+    must have a test split), else out/codec-corpus if built, else held-out voices rendered once
+    into OUT_DIR/codec-heldout, the set `mio bench codec` measures on."""
+    from mio.talker.codec.bench import DEFAULT_CORPUS, heldout_utterances
+
+    cache = out_dir / "codec-heldout"
+    utts = heldout_utterances(corpus, REFERENCE_UTTERANCES, cache, _say)
+    if corpus is not None:
+        return Path(corpus)
+    return DEFAULT_CORPUS if utts and utts[0].path.is_relative_to(DEFAULT_CORPUS) else cache
+
 
 def _references(corpus: Path, n: int) -> list[tuple[Path, str, str]]:
     """(wav, transcript, speaker) of held-out speakers: one clip per speaker, 1.5-4 s long."""
@@ -169,7 +186,12 @@ def _bench(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     sentences = list(HARVARD[: 3 if args.quick else TTS_BENCH_SENTENCES])
-    refs_meta = _references(Path(args.corpus), 2 if args.quick else 4) if Path(args.corpus).is_dir() else []
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in registry.names("talker")]
+    if unknown or not backends:  # said before any reference speech is rendered
+        raise InputError(f"--backends {args.backends!r}: unknown {unknown or 'empty'}; choose from "
+                         f"{', '.join(registry.names('talker'))}")
+    refs_meta = _references(reference_corpus(args.corpus, Path(args.output).parent), 2 if args.quick else 4)
     refs = []
     for path, _, _ in refs_meta:
         x, sr = sf.read(str(path), dtype="float32")
@@ -185,8 +207,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     no_align = replace(cfg.talker, align=False)
     kodama_codec = None
-    for backend in args.backends.split(","):
-        backend = backend.strip()
+    for backend in backends:
         _say(f"loading {backend} ...")
         t0 = time.perf_counter()
         if backend == "kodama":
@@ -238,8 +259,7 @@ def _bench(args: argparse.Namespace) -> int:
                "piper return the whole clause); RTF: synthesis time / audio time. Figures are medians/means on "
                "2 CPU cores shared with other jobs, so timings are inflated.",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"{'backend':<18} {'WER':>6} {'DNSMOS':>7} {'SIM':>6} {'first chunk':>12} {'RTF':>6}")
     for name, r in results.items():
         f = r["first_chunk_s_median"]
@@ -274,8 +294,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                              help="Kodama-TTS vs the embedded voices: WER, DNSMOS, SIM, first chunk, RTF "
                                   "-> out/bench/tts.json")
     b.add_argument("--backends", default="kodama,hibari,piper")
-    b.add_argument("--corpus", default="out/codec-corpus",
-                   help="corpus whose held-out (test) speakers are the reference voices")
+    b.add_argument("--corpus", default=None,
+                   help="corpus whose held-out (test) speakers are the reference voices (default: out/codec-corpus "
+                        "if built, else held-out voices rendered once into out/bench/codec-heldout)")
     b.add_argument("--quick", action="store_true", help="3 sentences, 2 reference voices")
     b.add_argument("--merge", action="store_true", help="keep other backends' results from an existing -o file")
     b.add_argument("-o", "--output", default="out/bench/tts.json")
