@@ -191,12 +191,13 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown or not backends:  # said before any reference speech is rendered
         raise InputError(f"--backends {args.backends!r}: unknown {unknown or 'empty'}; choose from "
                          f"{', '.join(registry.names('talker'))}")
-    refs_meta = _references(reference_corpus(args.corpus, Path(args.output).parent), 2 if args.quick else 4)
+    ref_root = reference_corpus(args.corpus, Path(args.output).parent)
+    refs_meta = _references(ref_root, 2 if args.quick else 4)
     refs = []
     for path, _, _ in refs_meta:
         x, sr = sf.read(str(path), dtype="float32")
         refs.append((x, int(sr)))
-    _say(f"{len(sentences)} sentences, {len(refs)} held-out reference voices from {args.corpus}")
+    _say(f"{len(sentences)} sentences, {len(refs)} held-out reference voices from {ref_root}")
     asr = WhisperASR(threads=1)
     enc = SpeakerEncoder()
     results: dict[str, dict] = {}

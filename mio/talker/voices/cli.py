@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def _say(msg: str) -> None:
@@ -36,9 +35,9 @@ def _bench(args: argparse.Namespace) -> int:
     characters = [c for c in (args.characters or "").split(",") if c] or None
     result = bench_voices(config_from_args(args).talker, characters=characters, quick=args.quick,
                           survey=args.survey, full_dnsmos=not args.quick, progress=_say)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    from mio.core import atomic
+
+    out = atomic.write_text(args.output, json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {out}")
     return 0
