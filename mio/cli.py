@@ -241,7 +241,8 @@ async def _bench_pipeline(args: argparse.Namespace) -> int:
 
     check_at_least(args, turns=1, sessions=1)
     result = await bench_pipeline(_config(args), turns=args.turns, progress=_say, sessions=args.sessions,
-                                  compare_untrimmed=args.compare_untrimmed)
+                                  compare_untrimmed=args.compare_untrimmed,
+                                  compare_whole_clauses=args.compare_whole_clauses)
     print(per_turn_markdown(result))
     return _write_bench(result, args.output)
 
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fresh sessions in a row; P50/P95 per turn index are over these")
     bp.add_argument("--compare-untrimmed", action="store_true",
                     help="interleave sessions whose voice chunks keep their silences (the old behaviour)")
+    bp.add_argument("--compare-whole-clauses", action="store_true",
+                    help="interleave sessions that synthesise each clause whole (no first piece)")
     bp.add_argument("-o", "--output", default="out/bench/pipeline.json")
     bp.set_defaults(func=_bench_pipeline)
 

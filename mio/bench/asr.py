@@ -84,7 +84,8 @@ def measure_voice(asr, speech: list, prompts: dict[str, str | None]) -> dict:
 
 
 def bench_asr(config: MioConfig, voices: tuple[tuple[str, str | None], ...] = VOICES, threads: int = 2,
-              progress: Callable[[str], None] | None = None, asr=None, synth: Callable | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, asr=None, synth: Callable | None = None,
+              window_s: float | None = None) -> dict:
     """`asr` (a WhisperASR) and `synth(backend, voice) -> Voice` replace the real ones (tests)."""
     from mio.talker.asr import WhisperASR, asr_context
     from mio.thinker.persona import load_character
@@ -93,7 +94,7 @@ def bench_asr(config: MioConfig, voices: tuple[tuple[str, str | None], ...] = VO
     character = load_character(config.character if config.character != "mio" else "nemo")
     if asr is None:
         say(f"loading whisper tiny.en ({threads} threads) ...")
-        asr = WhisperASR(threads=threads)
+        asr = WhisperASR(threads=threads) if window_s is None else WhisperASR(threads=threads, window_s=window_s)
     asr.warm() if hasattr(asr, "warm") else None
     if synth is None:
         from mio.core import registry

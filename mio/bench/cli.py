@@ -60,8 +60,12 @@ def _asr(args: argparse.Namespace) -> int:
     from mio.cli import _write_bench, config_from_args
 
     voices = tuple((v.partition(":")[0], v.partition(":")[2] or None) for v in args.voices)
-    return _write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=_say),
-                        args.output)
+    if args.window_s is not None and not 1.0 <= args.window_s <= 30.0:
+        from mio.core.errors import ConfigError
+
+        raise ConfigError(f"--window-s must be 1-30 seconds, got {args.window_s}")
+    return _write_bench(bench_asr(config_from_args(args), voices=voices, threads=args.threads, progress=_say,
+                                  window_s=args.window_s), args.output)
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,
@@ -85,5 +89,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     a.add_argument("--voices", nargs="+", default=["hibari", "piper"], metavar="BACKEND[:VOICE]",
                    help="offline voices that speak the set (also: espeak)")
     a.add_argument("--threads", type=int, default=2, help="whisper's CPU threads")
+    a.add_argument("--window-s", type=float, default=None, metavar="SECONDS",
+                   help="whisper's encoder window (default: the utterance + 1 s, at least 12 s; 30 = whisper's full window)")
     a.add_argument("-o", "--output", default="out/bench/asr.json")
     a.set_defaults(func=_asr)

@@ -74,7 +74,8 @@ def _p(xs: list[float]) -> dict[str, float | None]:
     return {"p50": quantile(xs, 0.5), "p95": quantile(xs, 0.95), "n": len(xs)}
 
 
-async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Callable[[str], None]) -> dict:
+async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Callable[[str], None],
+                       pieces: bool = True) -> dict:
     from mio.runtime.session import Session
 
     frames: list[tuple[float, float]] = []  # (wall, pts) of every video frame
@@ -103,6 +104,7 @@ async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Call
     session = Session(models, realtime=True, on_frame=on_frame)
     talker = next(p for p in session.pipeline.processors if p.name == "talker")
     talker.trim = trim
+    talker.stream_pieces = pieces
     t_warm = time.perf_counter()
     await session.start()
     warm = time.perf_counter() - t_warm
@@ -112,7 +114,7 @@ async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Call
         await asyncio.sleep(1.0)  # idle: the avatar breathes and blinks before the first turn
         for i in range(turns):
             prompt = PROMPTS[i % len(PROMPTS)]
-            say(f"{'trimmed' if trim else 'untrimmed'} turn {i + 1}/{turns}: {prompt}")
+            say(f"{'' if pieces else 'whole clauses, '}{'trimmed' if trim else 'untrimmed'} turn {i + 1}/{turns}: {prompt}")
             await session.send_text(prompt)
             await session.wait_turn()
             while session.speaking():  # let the reply play out in real time, then a short pause
@@ -158,7 +160,7 @@ async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Call
     due_speaking = sum(1 for _, pts in frames if speaking(pts)) + sum(1 for pts in fc.skipped_pts if speaking(pts))
     skipped_speaking = sum(1 for pts in fc.skipped_pts if speaking(pts))
     return {
-        "trim": trim, "warm_s": round(warm, 3), "wall_s": round(wall, 2), "per_turn": per_turn,
+        "trim": trim, "pieces": pieces, "warm_s": round(warm, 3), "wall_s": round(wall, 2), "per_turn": per_turn,
         "fps": round((len(frames) - 1) / span, 2) if span > 0 else 0.0, "frames_rendered": len(frames),
         "frames_skipped": fc.skipped, "frames_due_while_speaking": due_speaking,
         "frames_skipped_while_speaking": skipped_speaking,
@@ -194,21 +196,25 @@ def _column(runs: list[dict], turns: int) -> dict:
 
 
 async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[str], None] | None = None,
-                         sessions: int = 1, compare_untrimmed: bool = False) -> dict:
+                         sessions: int = 1, compare_untrimmed: bool = False, compare_whole_clauses: bool = False) -> dict:
     from mio.runtime.session import Models
 
     say = progress or (lambda m: None)
     models = Models(config, progress=say)
     runs: list[dict] = []
     try:
+        variants = [(True, True)] + ([(False, True)] if compare_untrimmed else []) + \
+            ([(True, False)] if compare_whole_clauses else [])
         for k in range(sessions):
-            for trim in ((True, False) if compare_untrimmed else (True,)):
-                say(f"session {k + 1}/{sessions}{'' if trim else ' (untrimmed voice chunks)'}")
-                runs.append(await _one_session(models, turns, trim=trim, barge=(k == 0 and trim), say=say))
+            for trim, pieces in (variants if k % 2 == 0 else [variants[0], *variants[1:][::-1]]):
+                say(f"session {k + 1}/{sessions}{'' if trim else ' (untrimmed voice chunks)'}"
+                    f"{'' if pieces else ' (whole clauses, no first piece)'}")
+                runs.append(await _one_session(models, turns, trim=trim, barge=(k == 0 and trim and pieces), say=say,
+                                               pieces=pieces))
     finally:
         models.close()
 
-    main = [r for r in runs if r["trim"]]
+    main = [r for r in runs if r["trim"] and r["pieces"]]
     first = main[0]
     st = first["stats"]
 
@@ -234,6 +240,9 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
         "thinker_warm_s": first["warm_s"],
         "talker_rtf": rtf("talker"),
         "talker_ms_per_clause_p50": med("talker"),
+        "talker_first_piece_ms_p50": med("talker_first_piece"),
+        "talker_piece_gap_ms_p90": st.get("talker_piece_gap", {}).get("p90_ms"),
+        "talker_clause_gap_ms_p90": st.get("talker_clause_gap", {}).get("p90_ms"),  # silence inside a reply
         "face_ms_per_frame_p50": med("face"),
         "body_ms_per_frame_p50": med("body"),
         "render_ms_per_frame_p50": med("render"),
@@ -261,6 +270,8 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
     }
     if compare_untrimmed:
         result["untrimmed"] = _column([r for r in runs if not r["trim"]], turns)
+    if compare_whole_clauses:
+        result["whole_clauses"] = _column([r for r in runs if not r["pieces"]], turns)
     return result
 
 
@@ -271,6 +282,8 @@ def per_turn_markdown(result: dict) -> str:
             ("first clause", col["first_clause_s"]["per_turn"])]
     if "untrimmed" in result:
         cols.append(("audible, untrimmed", result["untrimmed"]["audible_ttfa_s"]["per_turn"]))
+    if "whole_clauses" in result:
+        cols.append(("audible, whole clauses", result["whole_clauses"]["audible_ttfa_s"]["per_turn"]))
     head = "| turn | " + " | ".join(f"{name} P50 / P95 (s)" for name, _ in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     for i in range(result["turns"]):

@@ -15,7 +15,7 @@ spoken turns (the user's lines in a second voice, piper "joe", streamed as micro
   speech. Audio that arrives after its time on the buffer would be cut: counted as dropped;
 - barge-in: `interrupt` sent 0.5 s into a long reply -> the `interrupt` message back (the page
   drops its scheduled audio on it), typed barge-in the same way, and by voice (the user starts
-  talking over the reply -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
+  talking when the reply's first audio arrives -> the interrupt; the endpointer waits `min_barge_in_s` of speech on
   purpose, so a backchannel does not cut the avatar); audio of a cut reply arriving afterwards
   is counted (should be 0);
 - disconnect clean-up: a client leaves mid-answer -> its session is gone from the server.
@@ -65,10 +65,10 @@ class Arrival:
 
 
 def _q(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return round(s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))], 4)
+    """Nearest-rank quantile, as `mio bench pipeline` reports them (P50 of two turns is the lower)."""
+    from mio.bench.pipeline import quantile
+
+    return quantile(xs, q)
 
 
 class JitterBuffer:
@@ -231,7 +231,7 @@ async def _reply(c: BenchClient, after: float, turn: int | None = None) -> tuple
 
 
 async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: Callable[[str], None],
-                    barge: bool) -> dict:
+                    barge: bool, preempt: Callable[[BenchClient, int], bool] | None = None) -> dict:
     await asyncio.sleep(1.0)  # idle: the avatar breathes before the first turn
     typed: list[dict] = []
     for i in range(turns):
@@ -245,12 +245,16 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
                       "first_frame_s": round(first_frame.t - t0, 4), "reply": end.msg.get("text", "")})
     voice: list[dict] = []
     for i, pcm in enumerate(spoken):
-        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}")
+        variant = preempt(c, i) if preempt is not None else None
+        say(f"{c.name} spoken {i + 1}/{len(spoken)}: {SPOKEN[i % len(SPOKEN)]}"
+            + ("" if variant is None else f" (preemptive {'on' if variant else 'off'})"))
         t_sent = time.perf_counter()
         t_speech0, t_speech1 = await c.say(pcm)
         heard = await c.wait_for(lambda a: a.kind == "vad" and a.msg.get("state") == "end", t_sent, timeout=30)
         row = {"said": SPOKEN[i % len(SPOKEN)], "heard": heard.msg.get("text", ""), "turn": heard.msg.get("turn"),
                "endpoint_s": round(heard.t - t_speech1, 4)}
+        if variant is not None:
+            row["preemptive"] = variant
         if heard.msg.get("turn"):
             start, first_audio, _ = await _reply(c, t_speech0)
             row |= {"first_audio_s": round(first_audio.t - t_speech1, 4),
@@ -264,7 +268,9 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
             say(f"{c.name} barge-in ({how})")
             t0 = await c.send({"type": "text", "text": LONG_PROMPT})
             start, _, _ = await _reply(c, t0)
-            await asyncio.sleep(0.5)
+            # By voice the user starts at once: the endpointer needs min_barge_in_s of speech, and
+            # a short reply may be over by then; the others cut 0.5 s into the reply.
+            await asyncio.sleep(0.0 if how == "voice" else 0.5)
             if how == "voice":
                 started = c.say(spoken[0]) if spoken else None
                 if started is None:
@@ -291,6 +297,35 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
                 await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
                 await asyncio.sleep(2.0)
     return {"typed": typed, "spoken": voice, "interrupts": cuts}
+
+
+STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",
+          "talker", "talker_wait_presynthesised", "talker_first_piece", "talker_piece_gap", "talker_clause_gap", "render", "face", "body")
+
+
+def _server_stats(hub, c: BenchClient) -> dict:
+    """Where the time went inside the server's session: per-stage medians and the speculation counts."""
+    sid = next((a.msg.get("session_id") for a in c.log if a.kind == "ready"), None)
+    live = hub.live.get(sid)
+    if live is None:
+        return {}
+    summary = live.session.stats.summary()
+    stages = {k: {"median_ms": v["median_ms"], "p90_ms": v["p90_ms"], "calls": v["calls"]}
+              for k, v in summary["stages"].items() if k in STAGES}
+    events = {k: len(v) for k, v in summary["events"].items() if k.startswith("speculation")}
+    render = next((p for p in live.session.pipeline.processors if p.name == "render"), None)
+    extra = {"render_scale_changes": getattr(render, "scale_changes", None)} if render is not None else {}
+    return {"stages": stages, "speculation": events, **extra}
+
+
+def _per_index(rows_by_session: list[list[dict]], key: str) -> list[dict]:
+    """P50 / P95 of `key` per turn index over the sessions (turn 1 of every session, turn 2, ...)."""
+    n = max((len(r) for r in rows_by_session), default=0)
+    out = []
+    for i in range(n):
+        xs = [r[i][key] for r in rows_by_session if i < len(r) and r[i].get(key) is not None]
+        out.append({"turn": i + 1, "p50": _q(xs, 0.5), "p95": _q(xs, 0.95), "n": len(xs)})
+    return out
 
 
 def _speech_windows(c: BenchClient) -> list[tuple[float, float]]:
@@ -330,20 +365,36 @@ def _figures(c: BenchClient, run: dict) -> dict:
     }
 
 
+def _preempt_toggle(hub) -> Callable[[BenchClient, int], bool]:
+    """A/B in one run: spoken turns alternate preemptive generation on (even) and off (odd)."""
+
+    def toggle(c: BenchClient, i: int) -> bool:
+        on = i % 2 == 0
+        sid = next(a.msg["session_id"] for a in c.log if a.kind == "ready")
+        session = hub.live[sid].session
+        asr = next(p for p in session.pipeline.processors if p.name == "asr")
+        asr.on_speculate = session._speculate if on else None
+        return on
+
+    return toggle
+
+
 async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndarray],
-                 say: Callable[[str], None]) -> dict:
+                 say: Callable[[str], None], compare_preemptive: bool = False) -> dict:
     clients = [await _session(base, f"s{k + 1}") for k in range(sessions)]
+    preempt = _preempt_toggle(hub) if compare_preemptive else None
     t_start = time.perf_counter()
     for c in clients:
         await c.mic_on()
 
     async def staggered(k: int, c: BenchClient) -> dict:
         await asyncio.sleep(1.5 * k)  # the sessions overlap, not in lock-step
-        return await _converse(c, turns, spoken, say, barge=(k == 0))
+        return await _converse(c, turns, spoken, say, barge=(k == 0), preempt=preempt)
 
     runs = await asyncio.gather(*(staggered(k, c) for k, c in enumerate(clients)))
     wall = time.perf_counter() - t_start
-    per_session = [{"session": c.name, **_figures(c, run), "turns": run} for c, run in zip(clients, runs, strict=True)]
+    per_session = [{"session": c.name, **_figures(c, run), "server": _server_stats(hub, c), "turns": run}
+                   for c, run in zip(clients, runs, strict=True)]
     for c in clients:
         await c.close()
 
@@ -374,6 +425,9 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "spoken_audible_p50_s": _q([t["audible_s"] for t in spoken_rows], 0.5),
             "spoken_audible_p95_s": _q([t["audible_s"] for t in spoken_rows], 0.95),
             "spoken_endpoint_p50_s": _q([t["endpoint_s"] for r in runs for t in r["spoken"]], 0.5),
+            **({f"spoken_audible_p50_s_preemptive_{'on' if v else 'off'}":
+                _q([t["audible_s"] for t in spoken_rows if t.get("preemptive") is v], 0.5) for v in (True, False)}
+               if compare_preemptive else {}),
             "first_frame_minus_first_audio_p50_s": _q([t["first_frame_s"] - t["first_audio_s"] for t in typed], 0.5),
             "fps_while_speaking_min": worst("fps_while_speaking"),
             "frames_missing_while_speaking_pct_max": worst("frames_missing_while_speaking_pct"),
@@ -386,6 +440,8 @@ async def _drive(base: str, hub, sessions: int, turns: int, spoken: list[np.ndar
             "disconnect_cleanup_s": round(cleanup, 4),
         },
         "wall_s": round(wall, 2),
+        "per_turn": {"typed_audible_s": _per_index([r["typed"] for r in runs], "audible_s"),
+                     "spoken_audible_s": _per_index([r["spoken"] for r in runs], "audible_s")},
         "per_session": per_session,
         "interrupts": cuts,
     }
@@ -442,7 +498,7 @@ def user_lines(voice, n: int) -> list[np.ndarray]:
 
 def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
                 progress: Callable[[str], None] | None = None, models=None, sessions: int = 1,
-                spoken_turns: int | None = None, user_voice=None) -> dict:
+                spoken_turns: int | None = None, user_voice=None, compare_preemptive: bool = False) -> dict:
     from mio.runtime.session import Models
     from mio.server.background import BackgroundServer
 
@@ -462,7 +518,7 @@ def bench_serve(config: MioConfig, turns: int = 4, browser: bool = False,
     try:
         with tempfile.TemporaryDirectory() as data, BackgroundServer(models, data_dir=data,
                                                                      max_sessions=max(2, sessions)) as srv:
-            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say))
+            result = asyncio.run(_drive(srv.url, srv.hub, sessions, turns, spoken, say, compare_preemptive))
             if browser:
                 result["browser"] = _drive_browser(srv.url, min(turns, 3), say)
     finally:

@@ -100,6 +100,7 @@ class ASRConfig:
     max_utterance_s: float = 20.0  # a longer utterance is ended here
     partial_every_s: float = 1.0  # live captions: decode the growing window every this much new speech (0: off)
     min_barge_in_s: float = 0.5  # speech this long interrupts the avatar; shorter is a backchannel
+    preemptive: bool = True  # start the reply on the transcript decoded at the pause, before the endpoint
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import math
 import threading
 import time
@@ -34,9 +36,10 @@ from mio.core.frames import (
     VideoFrame,
 )
 from mio.core.layouts import VIDEO_FPS
-from mio.runtime.pacing import trim_silence
+from mio.runtime.pacing import KEEP_LEAD_S, trim_silence
 from mio.runtime.pipeline import Processor
 from mio.runtime.stats import Stats
+from mio.runtime.threads import run_in_thread
 from mio.talker.stream_asr import (
     VAD_FRAME,
     VAD_RATE,
@@ -87,9 +90,14 @@ class ASRProcessor(Processor):
     def __init__(self, asr, stats: Stats, context: str | None = None, *, clock: SessionClock | None = None,
                  vad=None, endpoint: EndpointConfig | None = None,
                  on_event: Callable[[SpeechEvent], Awaitable[None]] | None = None,
-                 avatar_has_floor: Callable[[], bool] = lambda: False) -> None:
+                 avatar_has_floor: Callable[[], bool] = lambda: False,
+                 on_speculate: Callable[[str], object] | None = None,
+                 on_discard: Callable[[], object] | None = None) -> None:
         super().__init__()
         self.asr, self.stats, self.context = asr, stats, context
+        # Preemptive generation: a transcript decoded at the pause starts the reply (on_speculate);
+        # speech again, or an utterance that does not become a turn, drops it (on_discard).
+        self.on_speculate, self.on_discard = on_speculate, on_discard
         self.clock = clock
         self.streaming = clock is not None and clock.realtime
         self.on_event = on_event or _ignore
@@ -117,16 +125,39 @@ class ASRProcessor(Processor):
         return fut
 
     def _speculate(self, speech_end: int) -> None:
-        """Decode the utterance up to `speech_end` now; keep it if the endpoint follows."""
+        """Decode the utterance up to `speech_end` now; keep it if the endpoint follows. With
+        preemptive generation the reply starts on that transcript while the hang-over runs."""
         if self.asr is None or speech_end in self._decodes:
             return
-        self._decodes[speech_end] = self._decode(self._ep.samples[:speech_end], VAD_RATE)
+        fut = self._decode(self._ep.samples[:speech_end], VAD_RATE)
+        self._decodes[speech_end] = fut
+        if self.on_speculate is not None:
+            t_pause = time.perf_counter()
+            fut.add_done_callback(lambda f: self._decoded_at_pause(f, speech_end, t_pause))
+
+    def _decoded_at_pause(self, fut: asyncio.Future, speech_end: int, t_pause: float) -> None:
+        ep = self._ep
+        if fut.cancelled() or fut.exception() is not None or self._decodes.get(speech_end) is not fut:
+            return  # the user spoke again (or the decode failed): nothing to start
+        if not ep.in_speech or ep.speech_end != speech_end:
+            return  # the endpoint came first: _finish takes the transcript
+        text = (fut.result() or "").strip()
+        brief = (speech_end - ep.speech_start) / VAD_RATE < ep.config.min_barge_in_s
+        if text and not is_backchannel(text, self.avatar_has_floor(), brief):
+            self.stats.add("asr_pause_to_transcript", time.perf_counter() - t_pause)
+            self.on_speculate(text)
+
+    def _discard(self) -> None:
+        if self.on_discard is not None:
+            self.on_discard()
 
     def _drop_stale(self) -> None:
-        """Speech resumed: decodes of the utterance so far are stale (a queued one is skipped)."""
+        """Speech resumed: decodes of the utterance so far are stale (a queued one is skipped),
+        and so is a reply begun on one."""
         for fut in self._decodes.values():
             fut.cancel()
         self._decodes = {}
+        self._discard()
 
     def _live_caption(self, speech_end: int) -> None:
         if self.asr is None or (self._caption is not None and not self._caption.done()) or self._decodes:
@@ -174,6 +205,7 @@ class ASRProcessor(Processor):
                 # The utterance (with its pre-roll) began this long before the end of this chunk.
                 self._utt_start_pts = frame.pts + frame.duration - (len(ep.audio) * VAD_FRAME) / VAD_RATE
                 self._decodes, self._caption, before = {}, None, 0
+                self._discard()
                 await self.on_event(SpeechEvent("speech"))
             elif event.kind == "barge":
                 await self.on_event(SpeechEvent("barge"))
@@ -204,6 +236,8 @@ class ASRProcessor(Processor):
         self.stats.mark("asr_decode_reused", 1.0 if reused else 0.0)
         brief = (speech_end - self._ep.speech_start) / VAD_RATE < self._ep.config.min_barge_in_s
         turn = bool(text) and not is_backchannel(text, self.avatar_has_floor(), brief)
+        if not turn:
+            self._discard()
         await self.on_event(SpeechEvent("end", text, turn, end_pts, end_wall))
         sid = self._sid
         if turn:
@@ -226,8 +260,45 @@ class ASRProcessor(Processor):
             t.cancel()
 
 
+class _Reply:
+    """One reply being written on a worker thread; its clauses gathered as they come."""
+
+    def __init__(self, text: str, started: float) -> None:
+        self.text, self.started = text, started
+        self.stop = threading.Event()
+        self.items: list[object] = []  # clauses, then an exception or None (the end)
+        self.more = asyncio.Event()
+        self.worker: concurrent.futures.Future | None = None
+
+    def put(self, item: object) -> None:
+        self.items.append(item)
+        self.more.set()
+
+    async def drain(self) -> AsyncIterator[object]:
+        i = 0
+        while True:
+            while i == len(self.items):
+                self.more.clear()
+                await self.more.wait()
+            item = self.items[i]
+            i += 1
+            yield item
+            if item is None or isinstance(item, BaseException):
+                return
+
+
 class ThinkerProcessor(Processor):
-    """UserText -> StartOfTurn, PlanChunk*, EndOfTurn. Streams clauses as the LLM writes them."""
+    """UserText -> StartOfTurn, PlanChunk*, EndOfTurn. Streams clauses as the LLM writes them.
+
+    Preemptive generation (spoken turns): when the user falls silent, the ASR stage decodes what
+    was said and `speculate(text)` starts the reply at once, while the endpointer's hang-over is
+    still waiting to be sure the turn is over. Its clauses are held here (the first one is handed
+    to `on_speculative_clause`, which pre-synthesises it) and nothing is said, shown or remembered
+    until the UserText of the confirmed turn arrives with the same text: then the running reply
+    goes out as if it had started now, with its head start already won. If the user speaks again,
+    `discard()` stops it: the conversation never sees it (turns are added only when a reply goes
+    out), and the next reply starts only after the discarded one has let go of the LLM.
+    """
 
     name = "thinker"
 
@@ -236,40 +307,122 @@ class ThinkerProcessor(Processor):
         self.thinker, self.conv, self.stats = thinker, conversation, stats
         self.turn_id = 0
         self._stop = threading.Event()
+        self._spec: _Reply | None = None
+        self._writing = False  # a UserText is being answered
+        self._discarded: list[concurrent.futures.Future] = []  # discarded replies still finishing
+        self.on_speculative_clause: Callable[[PlanChunk], None] | None = None
 
     async def start(self) -> None:
         with self.stats.time("thinker_warm"):
             await self.run_blocking(self.thinker.warm, self.conv)
 
-    def _produce(self, text: str, loop: asyncio.AbstractEventLoop, q: asyncio.Queue) -> None:
-        try:
-            for clause in self.thinker.reply(self.conv, text):
-                if self._stop.is_set():
-                    break
-                loop.call_soon_threadsafe(q.put_nowait, clause)
-        except BaseException as e:  # noqa: BLE001 - handed to the event loop
-            loop.call_soon_threadsafe(q.put_nowait, e)
-        loop.call_soon_threadsafe(q.put_nowait, None)
+    def _begin(self, text: str) -> _Reply:
+        """Start writing the reply to `text` on a worker thread (after any discarded one ended)."""
+        loop = asyncio.get_running_loop()
+        reply = _Reply(text, time.perf_counter())
+        prior = list(self._discarded)
 
+        def produce() -> None:
+            for fut in prior:  # a discarded reply lets go of the conversation and the LLM first
+                with contextlib.suppress(BaseException):
+                    fut.result()
+            try:
+                for clause in self.thinker.reply(self.conv, text, stop=reply.stop):  # checked per token
+                    if reply.stop.is_set():
+                        break
+                    loop.call_soon_threadsafe(reply.put, clause)
+            except BaseException as e:  # noqa: BLE001 - handed to the event loop
+                loop.call_soon_threadsafe(reply.put, e)
+            loop.call_soon_threadsafe(reply.put, None)
+
+        reply.worker = run_in_thread(produce, name="mio-reply")
+        return reply
+
+    # -- preemptive generation ----------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        """No reply is being written and no user text waits."""
+        return not self._writing and not any(isinstance(f, UserText) for f in self.inbox._ordered)
+
+    @property
+    def speculating(self) -> str | None:
+        return self._spec.text if self._spec is not None else None
+
+    def speculate(self, text: str, session_id: str = "") -> bool:
+        """Start replying to `text` before the turn is confirmed. False when it was not started
+        (a reply is being written, a command, or this speculation is already running)."""
+        text = (text or "").strip()
+        if self._spec is not None and self._spec.text == text:
+            return False
+        self.discard()
+        if not text or not self.idle or self.thinker.is_command(text) or \
+                len(text) > self.thinker.config.max_input_chars:
+            return False
+        self._spec = spec = self._begin(text)
+        self.stats.mark("speculation_started", 1.0)
+        if self.on_speculative_clause is not None:
+            asyncio.ensure_future(self._first_clause(spec, session_id))
+        return True
+
+    async def _first_clause(self, spec: _Reply, session_id: str) -> None:
+        """Hand the speculation's first clause to the Talker as soon as it is written."""
+        while not spec.items:
+            spec.more.clear()
+            await spec.more.wait()
+        item = spec.items[0]
+        if self._spec is spec and self.on_speculative_clause is not None and \
+                not (item is None or isinstance(item, BaseException)):
+            self.on_speculative_clause(PlanChunk(turn_id=self.turn_id + 1, index=0, text=item.text,
+                                                 emotion=item.emotion, gesture=item.gesture, camera=item.camera,
+                                                 session_id=session_id))
+
+    def discard(self) -> None:
+        """Drop the speculative reply (the user went on speaking, or typed): nothing of it remains."""
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return
+        spec.stop.set()
+        self.stats.mark("speculation_discarded", 1.0)
+        if spec.worker is not None and not spec.worker.done():
+            self._discarded.append(spec.worker)
+            spec.worker.add_done_callback(self._forget_worker)
+
+    def _forget_worker(self, fut: concurrent.futures.Future) -> None:
+        with contextlib.suppress(ValueError):
+            self._discarded.remove(fut)
+
+    # -- a turn -------------------------------------------------------------------------------
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if not isinstance(frame, UserText):
             yield frame
             return
         text = self.thinker.check_input(frame.text)
+        if self._spec is not None and self._spec.text != text:
+            self.discard()
+        self._writing = True
+        try:
+            async for out in self._answer(frame, text):
+                yield out
+        finally:
+            self._writing = False
+
+    async def _answer(self, frame: UserText, text: str) -> AsyncIterator[Frame]:
         self.turn_id += 1
         turn, sid = self.turn_id, frame.session_id
         yield frame  # the transcript, for transports that show it
         yield StartOfTurn(turn_id=turn, session_id=sid, pts=frame.pts)
-        self._stop.clear()
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue = asyncio.Queue()
         t0 = time.perf_counter()
-        worker = loop.run_in_executor(None, self._produce, text, loop, q)
+        reply, self._spec = self._spec, None
+        if reply is not None:  # confirmed with the text the reply began on: it goes out now
+            self.stats.add("thinker_head_start", t0 - reply.started)
+            self.stats.mark("speculation_used", 1.0)
+        else:
+            reply = self._begin(text)
+        self._stop = reply.stop
         said: list[str] = []
         try:
             index = 0
-            while True:
-                item = await q.get()
+            async for item in reply.drain():
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -282,8 +435,8 @@ class ThinkerProcessor(Processor):
                 index += 1
             self.stats.add("thinker_turn", time.perf_counter() - t0)
         finally:
-            self._stop.set()
-            await asyncio.shield(worker)
+            reply.stop.set()
+            await asyncio.shield(asyncio.wrap_future(reply.worker))
             if not self.thinker.is_command(text):  # chat commands (/time) are not conversation
                 self.conv.add("user", text)  # episodic write: one SQLite insert, embedding cached by recall
                 self.conv.add("assistant", " ".join(said))
@@ -298,12 +451,46 @@ class ThinkerProcessor(Processor):
             if heard != turns[-1].text:
                 turns[-1].text = (heard + " ...") if heard else "(interrupted before speaking)"
 
+    async def stop(self) -> None:
+        self.discard()
+
+
+class _Synthesis:
+    """One clause being synthesised on a worker thread: its pieces (speech, words, last?, compute
+    seconds) as they come, then None; or an exception."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+        self.more = asyncio.Event()
+        self.stop = threading.Event()
+
+    def put(self, item: object) -> None:
+        self.items.append(item)
+        self.more.set()
+
+    async def drain(self) -> AsyncIterator[tuple]:
+        i = 0
+        while True:
+            while i == len(self.items):
+                self.more.clear()
+                await self.more.wait()
+            item = self.items[i]
+            i += 1
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
 
 class TalkerProcessor(Processor):
     """PlanChunk -> (PlanChunk re-stamped, AudioChunk): speech per clause, placed on the session clock.
 
     Each clause's audio is trimmed to its sound (mio.runtime.pacing): the voices render ~0.3 s of
-    silence before the first word, which the listener would wait through on every reply.
+    silence before the first word, which the listener would wait through on every reply. A reply's
+    first clause comes in pieces where the voice can (piper: its first words, then the rest), so
+    its first sound waits for a fraction of the clause. A speculative reply's first clause is
+    synthesised before its turn is confirmed (`prepare`).
     """
 
     name = "talker"
@@ -318,6 +505,51 @@ class TalkerProcessor(Processor):
         self.playhead = 0.0  # end of the speech already scheduled
         self.user_end = 0.0  # end of the user's latest audio
         self._turn: int | None = None
+        self._early: dict[tuple, _Synthesis] = {}  # first clauses synthesised before their turn was confirmed
+        self.stream_pieces = True  # voices that can: a reply's first words go out before the rest is decoded
+
+    @staticmethod
+    def _key(chunk: PlanChunk) -> tuple:
+        return chunk.text, chunk.emotion.label, round(float(chunk.emotion.intensity), 3)
+
+    def _drop_early(self) -> None:
+        for syn in self._early.values():
+            syn.stop.set()
+        self._early = {}
+
+    def prepare(self, chunk: PlanChunk) -> None:
+        """Synthesise a speculative reply's first clause now (mio.runtime.processors.ThinkerProcessor):
+        if its turn is confirmed, the clause is ready (or under way) when it arrives."""
+        self._drop_early()
+        self._early = {self._key(chunk): self._start(chunk)}
+
+    def _pieced(self, chunk: PlanChunk) -> bool:
+        return chunk.index == 0 and self.stream_pieces and hasattr(self.voice, "synthesize_pieces")
+
+    def _start(self, chunk: PlanChunk) -> _Synthesis:
+        loop = asyncio.get_running_loop()
+        syn = _Synthesis()
+        pieced = self._pieced(chunk)
+
+        def work() -> None:
+            try:
+                t = time.perf_counter()
+                if pieced:
+                    pieces = self.voice.synthesize_pieces(chunk.text, chunk.emotion)
+                else:
+                    pieces = iter([(self.voice.synthesize(chunk.text, chunk.emotion), chunk.text, True)])
+                for speech, text, last in pieces:
+                    now = time.perf_counter()
+                    loop.call_soon_threadsafe(syn.put, (speech, text, last, now - t))
+                    t = now
+                    if syn.stop.is_set():
+                        return
+                loop.call_soon_threadsafe(syn.put, None)
+            except BaseException as e:  # noqa: BLE001 - handed to the event loop
+                loop.call_soon_threadsafe(syn.put, e)
+
+        run_in_thread(work, name="mio-talk")
+        return syn
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if isinstance(frame, UserAudio):
@@ -332,26 +564,55 @@ class TalkerProcessor(Processor):
             yield frame
             return
         t0 = time.perf_counter()
-        speech = await self.run_blocking(self.voice.synthesize, frame.text, frame.emotion)
+        syn = self._early.pop(self._key(frame), None) if frame.index == 0 else None
+        if frame.index == 0:
+            self._drop_early()
+        early = syn is not None
+        if syn is None:
+            syn = self._start(frame)
+        first = True
+        try:
+            async for speech, text, last, compute in syn.drain():
+                if first:
+                    self.stats.add("talker_wait_presynthesised" if early else "talker_first_piece",
+                                   time.perf_counter() - t0)
+                for out in self._place(frame, speech, text, compute, first=first, last=last):
+                    yield out
+                first = False
+        finally:
+            syn.stop.set()  # a cut reply: the worker stops after the piece it is decoding
+
+    def _place(self, frame: PlanChunk, speech, text: str, compute: float, *, first: bool, last: bool) -> list[Frame]:
+        """Trim a clause (or piece) to its sound and put it on the session clock after what is scheduled."""
+        t_trim = time.perf_counter()
         samples, words, phones = speech.samples, speech.words, speech.phones
         if self.trim:
-            cut = trim_silence(samples, speech.sample_rate, frame.text, words, phones)
+            big = 1e9  # an inner piece boundary keeps every sample on that side
+            cut = trim_silence(samples, speech.sample_rate, text, words, phones,
+                               keep_lead=KEEP_LEAD_S if first else big, keep_tail=None if last else big)
             samples, words, phones = cut.samples, cut.words, cut.phones
-            self.stats.add("talker_trimmed_lead", cut.lead_cut_s)
+            if first:
+                self.stats.add("talker_trimmed_lead", cut.lead_cut_s)
         duration = len(samples) / speech.sample_rate
-        self.stats.add("talker", time.perf_counter() - t0, media=duration)
+        # compute time, wherever it ran (a pre-synthesised clause ran before its turn was confirmed)
+        self.stats.add("talker", compute + time.perf_counter() - t_trim, media=duration)
         start = max(self.playhead, self.clock.now())
+        if frame.turn_id == self._turn:  # a later piece or clause that came after the speech before it ended
+            self.stats.add("talker_piece_gap" if not first else "talker_clause_gap", start - self.playhead)
         if frame.turn_id != self._turn:  # a new reply starts after the user stopped speaking
             self._turn = frame.turn_id
             start = max(start, self.user_end + self.response_gap)
             if self.clock.realtime:
                 start = max(start, self.clock.now() + self.schedule_lead)
         self.playhead = start + duration
-        frame.pts = start
-        yield frame
-        yield AudioChunk(samples=samples, sample_rate=speech.sample_rate, turn_id=frame.turn_id,
-                         text=frame.text, words=words, phones=phones, emotion=frame.emotion,
-                         session_id=frame.session_id, pts=start)
+        out: list[Frame] = []
+        if first:
+            frame.pts = start
+            out.append(frame)
+        out.append(AudioChunk(samples=samples, sample_rate=speech.sample_rate, turn_id=frame.turn_id,
+                              text=text, words=words, phones=phones, emotion=frame.emotion,
+                              session_id=frame.session_id, pts=start))
+        return out
 
     async def on_interrupt(self, frame: Interrupt) -> None:
         self.playhead = self.clock.now()

@@ -200,13 +200,19 @@ class Session:
         self._turn_done = asyncio.Event()
         self._turn_done.set()
         procs = []
+        self.thinker_stage = ThinkerProcessor(models.thinker, self.conversation, self.stats)
+        talker = TalkerProcessor(models.voice_for(models.character), self.clock, self.stats)
         if models.asr is not None or realtime:  # live: the endpointer also serves voice barge-in
+            preempt = realtime and models.config.asr.preemptive
             procs.append(ASRProcessor(models.asr, self.stats, context=asr_context(models.character), clock=self.clock,
                                       vad=getattr(models, "vad", None), endpoint=models.config.asr, on_event=self._on_speech,
-                                      avatar_has_floor=self.has_floor))
+                                      avatar_has_floor=self.has_floor,
+                                      on_speculate=self._speculate if preempt else None,
+                                      on_discard=self.thinker_stage.discard))
+            self.thinker_stage.on_speculative_clause = talker.prepare
         procs += [
-            ThinkerProcessor(models.thinker, self.conversation, self.stats),
-            TalkerProcessor(models.voice_for(models.character), self.clock, self.stats),
+            self.thinker_stage,
+            talker,
             FrameClock(self.clock, self.stats, fps=models.config.fps),
             FaceProcessor(self.face, self.clock, self.stats),
             BodyProcessor(self.body, self.clock, self.stats),
@@ -259,6 +265,7 @@ class Session:
     async def send_text(self, text: str) -> None:
         """The user typed `text`. Barges in if the avatar is still talking."""
         text = self.models.thinker.check_input(text)
+        self.thinker_stage.discard()  # a reply begun on the user's speech is not this one
         if not self._turn_done.is_set() or self.speaking():
             await self.interrupt()
         self._begin_turn()
@@ -283,6 +290,10 @@ class Session:
         self._spoken = []
         self._turn_done.clear()
         self.timings.append(TurnTiming(t_input=time.perf_counter() if t_input is None else t_input))
+
+    def _speculate(self, text: str) -> None:
+        """The user paused and said `text`: start the reply now; it goes out if the turn ends here."""
+        self.thinker_stage.speculate(text, self.id)
 
     def has_floor(self) -> bool:
         """The avatar is answering or still speaking (a "yeah" now is a backchannel)."""

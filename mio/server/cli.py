@@ -113,7 +113,8 @@ def _bench_serve(args: argparse.Namespace) -> int:
     if args.turns + (args.turns if args.spoken_turns is None else args.spoken_turns) < 1:
         raise ConfigError("give at least one turn (--turns or --spoken-turns)")
     result = bench_serve(config_from_args(args), turns=args.turns, browser=args.browser,
-                         progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns)
+                         progress=_say, sessions=args.sessions, spoken_turns=args.spoken_turns,
+                         compare_preemptive=args.compare_preemptive)
     _say(f"recorded what {args.sessions} session(s) held in {record_capacity(result)} (for --max-sessions auto)")
     return _write_bench(result, args.output)
 
@@ -184,5 +185,7 @@ def register(sub, bench_sub, common) -> None:
     b.add_argument("--sessions", type=int, default=1, help="clients talking at the same time, each its own session")
     b.add_argument("--browser", action="store_true",
                    help="also drive the page in Chromium and measure drift where it is drawn")
+    b.add_argument("--compare-preemptive", action="store_true",
+                   help="A/B in one run: spoken turns alternate preemptive generation on and off")
     b.add_argument("-o", "--output", default="out/bench/serve.json")
     b.set_defaults(func=_bench_serve)

@@ -131,3 +131,42 @@ def test_page_with_the_real_embedded_models(tmp_path):
             page.wait_for_function("window.mio.stats.playing === 0", timeout=5000)
     finally:
         models.close()
+
+
+def test_page_measures_first_audio_for_a_spoken_turn(tmp_path):
+    """Chromium's fake microphone plays a WAV (a tone the energy VAD hears as speech): the page
+    streams it, the server ends the utterance and answers, and the page's meter shows the spoken
+    turn's first audio, counted from the end of the voice it captured."""
+    import wave
+
+    from tests.server.conftest import FakeASR
+
+    rate = 48000
+    t = np.arange(int(1.2 * rate)) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 180 * t) * 32767).astype("<i2")
+    quiet = np.zeros(int(0.6 * rate), "<i2")
+    wav = tmp_path / "mic.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.concatenate([quiet, voice, np.zeros(int(4.0 * rate), "<i2")]).tobytes())
+    srv = start_server(tmp_path, reply="Aye, I heard you.", asr=FakeASR("what is the Nautilus, captain"))
+    try:
+        with launch_chromium(extra_args=(f"--use-file-for-fake-audio-capture={wav}%noloop",)) as browser:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(srv.url)
+            page.click("#start")
+            page.wait_for_function("window.mio.stats.ready !== null", timeout=60000)
+            page.click("#mic")
+            page.wait_for_function("window.mio.stats.firstAudible.spoken.length > 0", timeout=30000)
+            stats = page.evaluate("window.mio.stats")
+            ms = stats["firstAudible"]["spoken"][0]
+            assert 0 < ms < 10000, ms
+            assert "(spoken)" in page.locator("#latency").inner_text()
+            assert any(t["role"] == "user" and "Nautilus" in t["text"] for t in stats["transcript"])
+            assert not errors and not [e for e in stats["errors"] if e.get("code") != "mic"], stats["errors"]
+    finally:
+        stop_server(srv)

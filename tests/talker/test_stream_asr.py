@@ -156,3 +156,81 @@ def test_live_session_hears_story_names_and_decodes_before_the_endpoint():
     assert [f.event for f in seen if isinstance(f, UserSpeech)][0] == "speech"
     assert len(s.timings) == 1  # the spoken turn began once, at the end of the speech
     models.close()
+
+
+def test_unloop_keeps_the_first_statement_of_a_decoder_loop():
+    from mio.talker.asr import unloop
+
+    assert unloop("Why do you hate the land? Why do you hate the land? Why do") == "Why do you hate the land?"
+    assert unloop("Captain Nemo, why do you hate the land? Captain Nemo, why do you hate the land? Captain Nemo") == \
+        "Captain Nemo, why do you hate the land?"
+    assert unloop("Captain, Captain, Captain,") == "Captain,"  # whisper on a 0.7 s clip
+    for text in ("Is Ned Land a good harpooner?", "Yes, yes.", "No, no, I said", ""):
+        assert unloop(text) == text  # a word said twice is speech, not a loop
+
+
+@pytest.mark.slow
+def test_a_short_encoder_window_hears_what_the_full_window_hears():
+    from scipy.signal import resample_poly
+
+    from mio.core import registry
+    from mio.core.config import TalkerConfig
+    from mio.talker.asr import WhisperASR
+
+    voice = registry.create("talker", "piper", TalkerConfig(backend="piper"))
+    speech = voice.synthesize("Captain, what is the Nautilus? Is Ned Land aboard?")
+    audio = np.concatenate([hiss(0.3), resample_poly(speech.samples, 320, 441).astype(np.float32)])
+    ctx = asr_context(load_character("twenty-thousand-leagues"))
+    short, full = WhisperASR(), WhisperASR(window_s=30)
+    assert short.window_s == 12.0 and full.window_s is None
+    a, b = short.transcribe(audio, SR, ctx), full.transcribe(audio, SR, ctx)
+    assert "Nautilus" in a and "Ned Land" in a, a
+    assert a.lower().rstrip(".?") == b.lower().rstrip(".?"), (a, b)
+
+
+@pytest.mark.slow
+def test_a_live_session_with_the_default_window_hears_the_bench_lines():
+    """The bench's six spoken lines streamed in real time through Silero, decoded at the pause with
+    the default encoder window: every line heard as said (an 8 s window mangled two of them)."""
+    import asyncio
+    import re
+    import time
+
+    from mio.bench.serve import SPOKEN, user_lines
+    from mio.core import registry
+    from mio.core.config import TalkerConfig
+    from mio.core.frames import UserSpeech
+    from mio.runtime.session import Session
+    from mio.talker.asr import WhisperASR
+    from mio.talker.stream_asr import SileroVAD
+    from tests.fakes import fake_models
+
+    lines = user_lines(registry.create("talker", "piper", TalkerConfig(backend="piper")), len(SPOKEN))
+    models = fake_models()
+    models.asr, models.vad = WhisperASR(), SileroVAD()
+    models.character = load_character("twenty-thousand-leagues")
+    heard: list[str] = []
+
+    async def on_frame(frame):
+        if isinstance(frame, UserSpeech) and frame.event == "end":
+            heard.append(frame.text)
+
+    async def go() -> None:
+        s = Session(models, realtime=True, on_frame=on_frame)
+        await s.start()
+        audio = np.concatenate([np.concatenate([hiss(0.5, seed=k), pcm + hiss(len(pcm) / SR, seed=10 + k),
+                                                hiss(1.0, seed=20 + k)]) for k, pcm in enumerate(lines)])
+        t0 = time.perf_counter()
+        for k in range(0, len(audio), 1600):
+            await asyncio.sleep(max(0.0, t0 + k / SR - time.perf_counter()))
+            await s.send_user_audio(audio[k:k + 1600], SR)
+        await asyncio.sleep(1.0)
+        await s.close()
+
+    asyncio.run(go())
+    models.close()
+
+    def norm(t: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", t.lower()).split())
+
+    assert [norm(h) for h in heard] == [norm(s) for s in SPOKEN], heard

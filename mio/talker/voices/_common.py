@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,29 @@ class EmbeddedVoice(Voice):
         out = np.clip(resample(samples, rate, self.sample_rate), -1.0, 1.0)
         timings = self.timings(out, text)
         return Speech(samples=out, sample_rate=self.sample_rate, words=timings.words, phones=timings.phones)
+
+    def synthesize_pieces(self, text: str, emotion: Emotion | None = None,
+                          shape: VoiceShape | None = None) -> Iterator[tuple[Speech, str, bool]]:
+        """Speak one clause in pieces, each handed out as soon as it exists: (speech, its words,
+        last?). Engines that can decode a clause's first words alone (piper) give two pieces;
+        the others, and shapes that reshape the waveform, one."""
+        shape = shape if shape is not None else VoiceShape(speed=self.config.speed)
+        render = getattr(self, "render_pieces", None)
+        if render is None or shape.changes_source:
+            text = clean_text(text)
+            yield self.synthesize_shaped(text, emotion, shape), text, True
+            return
+        text = clean_text(text)
+        p = emotion_prosody(emotion)
+        prosody = Prosody(min(max(p.speed * shape.speed, MIN_SPEED), MAX_SPEED), p.pitch)
+        for piece in render(text, prosody):
+            samples = np.asarray(piece.samples, dtype=np.float32).reshape(-1)
+            if samples.size == 0 or not np.all(np.isfinite(samples)):
+                raise BackendError(f"the {self.name} voice produced no audio for {piece.text[:60]!r}")
+            out = np.clip(resample(samples, self.engine_rate, self.sample_rate), -1.0, 1.0)
+            timings = piece.timings or EmbeddedVoice.timings(self, out, piece.text)
+            yield Speech(samples=out, sample_rate=self.sample_rate, words=timings.words,
+                         phones=timings.phones), piece.text, piece.last
 
     def pronounce(self, word: str) -> list[str]:
         """ARPABET phones of one word as this voice reads it (for words CMUdict lacks).

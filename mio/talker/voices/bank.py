@@ -290,6 +290,16 @@ class CharacterVoice(Voice):
         self.name = spec.describe()
         self.sample_rate = engine.sample_rate
 
+    def synthesize_pieces(self, text: str, emotion: Emotion | None = None):
+        """(speech, words, last?) pieces of one clause, the first as soon as it is decoded
+        (EmbeddedVoice.synthesize_pieces); one piece for engines that cannot split."""
+        if _uses_template(self.engine):
+            yield from self.engine.synthesize_pieces(text, emotion, self.spec.shape)  # type: ignore[attr-defined]
+            return
+        from mio.talker.text import clean_text
+
+        yield self.synthesize(text, emotion), clean_text(text), True
+
     def synthesize(self, text: str, emotion: Emotion | None = None) -> Speech:
         shape = self.spec.shape
         if _uses_template(self.engine):
