@@ -142,10 +142,9 @@ def bench_face(unils: str | None = None, ablation: str | None = None, data: str 
 
 
 def write(result: dict, output: str) -> Path:
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    return out
+    from mio.core import atomic
+
+    return atomic.write_text(output, json.dumps(result, indent=2))
 
 
 def avatar_face_mesh(look: str = "default", cache_dir: str | None = None) -> FaceMesh:

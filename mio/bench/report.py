@@ -149,15 +149,13 @@ def perf_markdown(r: dict) -> str:
 
 def write(result: dict, json_path: str | Path) -> list[Path]:
     """Write the JSON and its Markdown (and, for the IIS, HTML) report beside it."""
-    out = Path(json_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=float))
+    from mio.core.atomic import write_text
+
+    out = write_text(json_path, json.dumps(result, indent=2, default=float))
     paths = [out]
     if result["suite"] == "iis":
-        out.with_suffix(".md").write_text(iis_markdown(result))
-        out.with_suffix(".html").write_text(iis_html(result))
-        paths += [out.with_suffix(".md"), out.with_suffix(".html")]
+        paths += [write_text(out.with_suffix(".md"), iis_markdown(result)),
+                  write_text(out.with_suffix(".html"), iis_html(result))]
     elif result["suite"] == "perf":
-        out.with_suffix(".md").write_text(perf_markdown(result))
-        paths.append(out.with_suffix(".md"))
+        paths.append(write_text(out.with_suffix(".md"), perf_markdown(result)))
     return paths

@@ -42,6 +42,8 @@ PROMPTS = ("Hello! What's your name?", "How are you feeling today?", "Tell me so
 SPOKEN = ("Captain, what is the Nautilus?", "Where are we sailing tonight?", "Is Ned Land still aboard?",
           "What does Professor Aronnax study?", "Do you ever miss the land?", "Good night, Captain.")
 LONG_PROMPT = "Tell me a long story about the sea, please."
+LONG_PROMPTS = (LONG_PROMPT, "Describe the Nautilus to me, from her bow to her stern.",
+                "What have you seen at the bottom of the ocean, Captain?")
 BUDGETS = {"message_to_first_audio_s": 0.7, "spoken_first_audio_p50_s": 1.2, "first_frame_minus_first_audio_s": 0.1,
            "fps_while_speaking": 24.0, "frames_missing_while_speaking_pct": 1.0, "av_offset_p95_s": 0.04,
            "interrupt_s": 0.2, "disconnect_cleanup_s": 2.0}
@@ -109,38 +111,47 @@ async def _converse(c: BenchClient, turns: int, spoken: list[np.ndarray], say: C
     cuts: dict[str, dict] = {}
     if barge:
         for how in ("interrupt", "typed", "voice"):
-            say(f"{c.name} barge-in ({how})")
-            t0 = await c.send({"type": "text", "text": LONG_PROMPT})
-            start, _, _ = await _reply(c, t0)
-            # By voice the user starts at once: the endpointer needs min_barge_in_s of speech, and
-            # a short reply may be over by then; the others cut 0.5 s into the reply.
-            await asyncio.sleep(0.0 if how == "voice" else 0.5)
-            if how == "voice":
-                started = c.say(spoken[0]) if spoken else None
-                if started is None:
-                    continue
-                t_cut = time.perf_counter()
-            else:
-                msg = {"type": "interrupt"} if how == "interrupt" else {"type": "text", "text": "Wait, stop."}
-                t_cut = await c.send(msg)
-            try:
-                got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut, timeout=15)
-            except TimeoutError:  # the reply ended before the barge-in: nothing was left to cut
-                cuts[how] = {"latency_s": None, "note": "the reply had finished playing before the user's "
-                             "speech reached the barge-in length"}
-                await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
-                await asyncio.sleep(2.0)
-                continue
-            if how == "voice":
-                t_cut = (await started)[0]  # from the first voiced sample of the user's speech
-            await asyncio.sleep(1.0)
-            late = [a for a in c.log if a.kind == "audio" and a.turn == start.turn and a.t > got.t]
-            cuts[how] = {"latency_s": round(got.t - t_cut, 4), "audio_after": len(late),
-                         "heard_text": got.msg.get("heard_text", "")}
-            if how != "interrupt":
-                await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
-                await asyncio.sleep(2.0)
+            for attempt, prompt in enumerate(LONG_PROMPTS):  # a reply too short to cut: ask for another
+                say(f"{c.name} barge-in ({how}){f', attempt {attempt + 1}' if attempt else ''}")
+                cut = await _barge(c, how, prompt, spoken)
+                if cut is None:
+                    break
+                cuts[how] = {**cut, "attempts": attempt + 1}
+                if cut["latency_s"] is not None:
+                    break
     return {"typed": typed, "spoken": voice, "interrupts": cuts}
+
+
+async def _barge(c: BenchClient, how: str, prompt: str, spoken: list[np.ndarray]) -> dict | None:
+    """Cut a reply to `prompt` by the stop button, by typing or by voice; the latency and the audio
+    of the cut reply that still came. latency None: the reply ended before the cut could land."""
+    t0 = await c.send({"type": "text", "text": prompt})
+    start, _, _ = await _reply(c, t0)
+    # By voice the user starts at once: the endpointer needs min_barge_in_s of speech, and a short
+    # reply may be over by then; the others cut 0.5 s into the reply.
+    await asyncio.sleep(0.0 if how == "voice" else 0.5)
+    if how == "voice":
+        if not spoken:
+            return None
+        started = c.say(spoken[0])
+        t_cut = time.perf_counter()
+    else:
+        msg = {"type": "interrupt"} if how == "interrupt" else {"type": "text", "text": "Wait, stop."}
+        t_cut = await c.send(msg)
+    try:
+        got = await c.wait_for(lambda a: a.kind == "interrupt", t_cut, timeout=15)
+    except TimeoutError:  # the reply ended before the barge-in: nothing was left to cut
+        await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
+        await asyncio.sleep(2.0)
+        return {"latency_s": None, "note": "the reply had finished playing before the cut (a short reply)"}
+    if how == "voice":
+        t_cut = (await started)[0]  # from the first voiced sample of the user's speech
+    await asyncio.sleep(1.0)
+    late = [a for a in c.log if a.kind == "audio" and a.turn == start.turn and a.t > got.t]
+    if how != "interrupt":
+        await c.wait_for(lambda a, s=start.turn: a.kind == "turn_end" and a.turn > s, t_cut, timeout=60)
+        await asyncio.sleep(2.0)
+    return {"latency_s": round(got.t - t_cut, 4), "audio_after": len(late), "heard_text": got.msg.get("heard_text", "")}
 
 
 STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",

@@ -111,12 +111,13 @@ def bench_tts(talker: Any, *, backends: list[str], kodama: Callable[[], Any], co
     from mio.talker.tts.speaker import SpeakerEncoder
 
     sentences = list(HARVARD[: 3 if quick else TTS_BENCH_SENTENCES])
-    refs_meta = _references(reference_corpus(corpus, Path(out_dir), progress), 2 if quick else 4)
+    ref_root = reference_corpus(corpus, Path(out_dir), progress)
+    refs_meta = _references(ref_root, 2 if quick else 4)
     refs = []
     for path, _, _ in refs_meta:
         x, sr = sf.read(str(path), dtype="float32")
         refs.append((x, int(sr)))
-    progress(f"{len(sentences)} sentences, {len(refs)} held-out reference voices from {corpus}")
+    progress(f"{len(sentences)} sentences, {len(refs)} held-out reference voices from {ref_root}")
     asr = WhisperASR(threads=1)
     enc = SpeakerEncoder()
     results: dict[str, dict] = {}

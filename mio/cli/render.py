@@ -349,8 +349,10 @@ def looks_sheet(characters: list[str], output: str | Path, tile: int = LOOKS_TIL
             sheet.paste(Image.fromarray(body), (i * tile, tile))
             draw.text((i * tile + tile // 2, 3 * tile + label_h // 2), card.name, fill=(30, 30, 30), font=font,
                       anchor="mm")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, optimize=True)
+    from mio.core.atomic import atomic_output
+
+    with atomic_output(out) as tmp:
+        sheet.save(tmp, format=Image.registered_extensions()[out.suffix.lower()], optimize=True)
     return out
 
 

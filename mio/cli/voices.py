@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from mio.cli.common import config_from_args, say
+from mio.core import atomic
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -32,9 +32,7 @@ def _bench(args: argparse.Namespace) -> int:
     characters = [c for c in (args.characters or "").split(",") if c] or None
     result = bench_voices(config_from_args(args).talker, characters=characters, quick=args.quick,
                           survey=args.survey, full_dnsmos=not args.quick, progress=say)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = atomic.write_text(args.output, json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {out}")
     return 0

@@ -111,7 +111,7 @@ class ThinkerProcessor(Processor):
                 with contextlib.suppress(BaseException):
                     fut.result()
             try:
-                for clause in self.thinker.reply(self.conv, text):
+                for clause in self.thinker.reply(self.conv, text, stop=reply.stop):  # checked per token
                     if reply.stop.is_set():
                         break
                     loop.call_soon_threadsafe(reply.put, clause)

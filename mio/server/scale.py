@@ -108,9 +108,9 @@ def record_capacity(result: dict) -> Path:
     data.setdefault(key, {})[str(s["sessions"])] = {
         "held": held, "fps_while_speaking_min": s.get("fps_while_speaking_min"),
         "av_offset_p95_s_max": s.get("av_offset_p95_s_max"), "audio_dropped": s.get("audio_dropped")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    from mio.core.atomic import write_text
+
+    return write_text(path, json.dumps(data, indent=2))  # a half-written file would stop `mio serve`
 
 
 def measured_capacity() -> tuple[int, str]:

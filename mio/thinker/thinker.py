@@ -151,6 +151,20 @@ def distinct_facts(texts: list[str], overlap: float = 0.75) -> list[str]:
     return kept
 
 
+def _until(pieces: Iterator[str], stop: threading.Event | None) -> Iterator[str]:
+    """The LLM's text pieces until `stop` is set, checked on every token; the LLM's stream is closed
+    either way, so a backend holding a lock while it streams lets go of it at once."""
+    try:
+        for piece in pieces:
+            if stop is not None and stop.is_set():
+                return
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
 class Thinker:
     def __init__(self, config: ThinkerConfig, llm: ChatLLM | None = None, embedder: Embedder | None = None) -> None:
         self.config = config
@@ -297,9 +311,11 @@ class Thinker:
         return cache[key]
 
     # -- one turn -----------------------------------------------------------------------------
-    def reply(self, conv: Conversation, user_text: str) -> Iterator[Clause]:
+    def reply(self, conv: Conversation, user_text: str, stop: threading.Event | None = None) -> Iterator[Clause]:
         """Stream the action plan for one user turn. The caller records what was actually said
-        (all of it, or what was heard before a barge-in) with `conv.add("assistant", ...)`."""
+        (all of it, or what was heard before a barge-in) with `conv.add("assistant", ...)`.
+        `stop`, checked on every token: once set, the reply ends and the LLM is let go at once (a
+        barge-in, or a dropped speculative reply), instead of at the next clause boundary."""
         user_text = self.check_input(user_text)
         ch = conv.character
         if self.is_command(user_text):
@@ -316,13 +332,13 @@ class Thinker:
             produced, leaked = 0, False
             temperature = self.config.temperature if attempt == 0 else min(self.config.temperature, 0.2)
             avoid = Avoid(user_text if self.config.no_echo else "", ch.name if self.config.first_person else "")
-            for clause in self._draft(messages, ch, temperature, conv.session_id, avoid):
+            for clause in self._draft(messages, ch, temperature, conv.session_id, avoid, stop):
                 if spoilers is not None and spoilers.check(clause.text, user_text) is not None:
                     leaked = True  # stop here: the rest of the draft is not spoken
                     break
                 produced += 1
                 yield clause
-            if produced:
+            if produced or (stop is not None and stop.is_set()):
                 return
             if leaked:  # a spoiler before anything was said: regenerate more conservatively
                 messages = [*messages[:-1], {"role": "system", "content": UNSURE_NOTE}, messages[-1]]
@@ -330,13 +346,14 @@ class Thinker:
         yield annotate(ch.unknown if leaked else ch.refusal_for(user_text), ch.default_emotion)
 
     def _draft(self, messages: list[dict[str, str]], ch: Character, temperature: float,
-               session: str | None = None, avoid: Avoid | None = None) -> Iterator[Clause]:
+               session: str | None = None, avoid: Avoid | None = None,
+               stop: threading.Event | None = None) -> Iterator[Clause]:
         """LLM text -> repaired, annotated, validated clauses (invalid ones are dropped). `avoid`:
         what sampling keeps out of the reply (the user's words, thinker.no_echo; the character's own
-        name in the third person, thinker.first_person)."""
-        pieces = self.llm.stream(messages, self.config.max_tokens, temperature, session=session, avoid=avoid)
+        name in the third person, thinker.first_person); `stop`: see `reply`."""
+        pieces = _until(self.llm.stream(messages, self.config.max_tokens, temperature, session=session,
+                                        avoid=avoid), stop)
         first = ""
-        pieces = iter(pieces)
         for piece in pieces:  # a JSON plan (stronger models may answer in JSON) is parsed whole
             first += piece
             if len(first.strip()) >= 2:

@@ -70,6 +70,7 @@ def test_missing_data_names_the_command_that_makes_it(argv, names, tmp_path, cap
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # refused before anything was prepared
 
 
+@pytest.mark.slow  # renders speech with the real voice engines (~15 s on 2 loaded cores)
 def test_codec_held_out_speech_is_rendered_once_with_a_bar_and_grows_on_demand(tmp_path, monkeypatch, capfd):
     """`mio bench codec` / `mio bench tts` without a corpus: held-out voices speak held-out sentences
     into out/bench/codec-heldout, once; a later run asking for more adds to them."""
@@ -92,6 +93,7 @@ def test_codec_held_out_speech_is_rendered_once_with_a_bar_and_grows_on_demand(t
         heldout_utterances(str(tmp_path / "elsewhere"), 2, cache, said.append)
 
 
+@pytest.mark.slow  # renders six utterances with the real voice engines
 def test_tts_bench_references_come_from_the_held_out_speech(tmp_path, monkeypatch):
     """Without a corpus, `mio bench tts` measures speaker similarity against held-out voices it
     renders (it used to report SIM 0.000 for every backend, measured against nothing)."""

@@ -139,3 +139,30 @@ def test_a_retrieved_fact_that_repeats_an_earlier_one_is_not_prompted():
     walk = "The Nautilus carries diving suits for walks on the sea floor."
     suits = "Diving suits with air tanks on the back and electric lamps let men walk on the sea floor."
     assert distinct_facts([suits, walk]) == [suits, walk]
+
+
+def test_a_stopped_reply_lets_go_of_the_llm_at_the_next_token():
+    """`stop` is checked on every token: set mid-clause, the reply ends and the LLM's stream is closed
+    at once (a barge-in or a dropped speculation must not hold the LLM until a clause boundary)."""
+    from mio.thinker.llm.base import ChatLLM
+
+    stop = threading.Event()
+
+    class Slow(ChatLLM):
+        tokens = 0
+        closed = False
+
+        def stream(self, messages, max_tokens, temperature, *, session=None, avoid=None):
+            try:
+                for word in ("The sea is deep and the sea is wide and the sea is " * 5).split():
+                    Slow.tokens += 1
+                    if Slow.tokens == 3:
+                        stop.set()  # the listener interrupts mid-clause
+                    yield word + " "
+            finally:
+                Slow.closed = True
+
+    th = Thinker(ThinkerConfig(memory="off", episodic=False), llm=Slow())
+    conv = th.new_conversation(load_character("mio"))
+    assert list(th.reply(conv, "Tell me about the sea.", stop=stop)) == []
+    assert Slow.closed and Slow.tokens == 3

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from mio.core import atomic
 from mio.core.errors import BackendError, CheckpointError
 from mio.thinker.evolve.pairs import Pair
 from mio.thinker.evolve.reward import PersonaReward
@@ -226,7 +227,7 @@ def save(model, out: Path, state: RunState, seconds: float, samples: list[dict])
 
     model.save_pretrained(out / "adapter", safe_serialization=True)
     state.seconds = round(seconds, 1)
-    (out / "state.json").write_text(json.dumps(asdict(state), indent=1))
+    atomic.write_text(out / "state.json", json.dumps(asdict(state), indent=1))  # resume reads it
     if samples:
         with (out / "samples.jsonl").open("a", encoding="utf-8") as f:
             for s in samples:
