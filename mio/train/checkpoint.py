@@ -131,7 +131,7 @@ class Pretrained:
     def from_config(cls, config: dict[str, Any], **options: Any) -> Self:
         """The model built from config.json: by default `cls(config_class.from_dict(config))`."""
         if cls.config_class is None:
-            raise NotImplementedError(f"{cls.__name__} names no config_class")
+            raise TypeError(f"{cls.__name__} names no config_class: set it, or override from_config")
         return cls(cls.config_class.from_dict(config), **options)  # type: ignore[call-arg]
 
     @classmethod
