@@ -78,7 +78,9 @@ def test_mp4_has_video_and_intelligible_speech(said, models):
     ref = " ".join(re.sub(r"[^a-z0-9' ]+", " ", res.reply.lower()).split())
     hyp = " ".join(re.sub(r"[^a-z0-9' ]+", " ", heard.lower()).split())
     wer = jiwer.wer(ref, hyp)
-    assert wer <= 0.10, f"WER {wer:.2f}: said {ref!r}, whisper heard {hyp!r}"
+    # Nemo speaks with piper's joe, whose own WER with whisper tiny.en is 0.10-0.12 (README, Voices; piper
+    # samples its noise, so it varies run to run: "sir" was once heard as "it's art", 2 errors in 17 words)
+    assert wer <= 0.15, f"WER {wer:.2f}: said {ref!r}, whisper heard {hyp!r}"
 
 
 def lip_gaps(frames: list[np.ndarray]) -> np.ndarray:
