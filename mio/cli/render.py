@@ -29,6 +29,7 @@ import numpy as np
 from mio.cli.common import check_at_least, config_from_args, write_bench
 from mio.core.errors import InputError
 from mio.core.layouts import ARKIT52, VIDEO_FPS
+from mio.render.tracks import follow, retime
 
 CAMERA_CHOICES = ("portrait", "upper_body", "full_body", "orbit")
 RENDER_OUTPUT = "out/render.mp4"
@@ -91,22 +92,6 @@ def load_inputs(paths: list[str]) -> tuple[tuple[np.ndarray, float] | None, tupl
     if face is None and motion is None:
         raise InputError("give a face.npz and/or a motion.npz to render")
     return face, motion
-
-
-def resample(values: np.ndarray, fps: float, n_out: int, fps_out: float) -> np.ndarray:
-    """Linear interpolation of a (T, ...) track onto n_out frames at fps_out (held at the ends)."""
-    t = np.arange(n_out) / fps_out * fps
-    i0 = np.clip(np.floor(t).astype(int), 0, len(values) - 1)
-    i1 = np.clip(i0 + 1, 0, len(values) - 1)
-    w = np.clip(t - i0, 0.0, 1.0).reshape(-1, *([1] * (values.ndim - 1)))
-    return values[i0] * (1 - w) + values[i1] * w
-
-
-def follow(joints: np.ndarray) -> np.ndarray:
-    """Keep the pelvis over the origin horizontally (the camera follows the character)."""
-    out = joints.copy()
-    out[:, :, [0, 2]] -= joints[:, :1, [0, 2]]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,8 +260,8 @@ def render_video(args: argparse.Namespace) -> dict:
         raise InputError(f"the parameter files last {duration:.0f} s; `mio render` draws at most "
                          f"{MAX_RENDER_SECONDS:.0f} s (is a file's fps wrong?)")
     n = max(1, int(round(duration * fps)))
-    faces = resample(face[0].astype(np.float64), face[1], n, fps) if face else np.zeros((n, ARKIT52.dim))
-    joints = resample(motion[0], motion[1], n, fps) if motion else None
+    faces = retime(face[0].astype(np.float64), face[1], n, fps) if face else np.zeros((n, ARKIT52.dim))
+    joints = retime(motion[0], motion[1], n, fps) if motion else None
     if joints is not None and not args.no_follow:
         joints = follow(joints)
     renderer = create_renderer(rcfg.backend, rcfg, look)

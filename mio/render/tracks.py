@@ -1,7 +1,8 @@
 """Moving face and body parameter tracks for benchmarks, demos and AvatarDiT's synthetic training clips.
 
 `talking_face` / `waving_body` are the fixed live-session-like motion `mio bench render` times;
-`random_face` / `random_body` draw smooth random motion from a seed (different every clip).
+`random_face` / `random_body` draw smooth random motion from a seed (different every clip);
+`retime` puts a track on another frame rate, `follow` keeps a body's pelvis over the origin.
 """
 
 from __future__ import annotations
@@ -85,3 +86,19 @@ def random_body(rest: np.ndarray, frames: int, rng: np.random.Generator, fps: fl
     if rng.uniform() < 1 / 3:
         return np.repeat(np.asarray(rest, np.float64)[None], frames, axis=0)
     return waving_body(rest, frames, fps, phase=float(rng.uniform(0, 30)))
+
+
+def retime(values: np.ndarray, fps: float, n_out: int, fps_out: float) -> np.ndarray:
+    """Linear interpolation of a (T, ...) track onto n_out frames at fps_out (held at the ends)."""
+    t = np.arange(n_out) / fps_out * fps
+    i0 = np.clip(np.floor(t).astype(int), 0, len(values) - 1)
+    i1 = np.clip(i0 + 1, 0, len(values) - 1)
+    w = np.clip(t - i0, 0.0, 1.0).reshape(-1, *([1] * (values.ndim - 1)))
+    return values[i0] * (1 - w) + values[i1] * w
+
+
+def follow(joints: np.ndarray) -> np.ndarray:
+    """Keep the pelvis over the origin horizontally (the camera follows the character)."""
+    out = joints.copy()
+    out[:, :, [0, 2]] -= joints[:, :1, [0, 2]]
+    return out
