@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mio.runtime.pacing import leading_silence, sound_span
-from mio.runtime.transports.web import AUDIO, VIDEO, unpack
+from mio.runtime.transports.messages import AUDIO, VIDEO, unpack
 
 # The page's jitter buffer (static/app.js): initial playout delay, adaptation window and margin.
 JITTER_S, LATE_WINDOW, MARGIN_S, MAX_STEP_S = 0.08, 50, 0.02, 0.5

@@ -29,6 +29,16 @@ from starlette.websockets import WebSocketDisconnect
 
 from mio.core.errors import ConfigError, InputError
 from mio.core.layouts import ARKIT_BLENDSHAPES, LAYOUTS
+from mio.runtime.transports.messages import (
+    BodyInfo,
+    CharacterInfo,
+    ClosedOut,
+    ErrorOut,
+    FaceInfo,
+    LimitsInfo,
+    ReadyOut,
+    ServerMessage,
+)
 from mio.runtime.transports.web import MODES, ClientStalled, WebLimits, WebTransport, find_story_clock
 from mio.server.limits import RateLimiter, retry_after
 from mio.server.protocol import RatingRequest, Refused, SessionRequest, client_address
@@ -300,7 +310,7 @@ class Hub:
         try:
             ticket = self.claim(ws.query_params.get("token", ""), mode, client_address(ws))
         except Refused as r:
-            await ws.send_json({"type": "error", "code": r.code, "message": r.message})
+            await _send_now(ws, ErrorOut(code=r.code, message=r.message))
             await ws.close(code=1013 if r.code == "busy" else 1008, reason=r.code)
             return
 
@@ -324,7 +334,7 @@ class Hub:
         reason = "client left"
         try:
             await session.start()
-            transport.send_json(self._ready(ticket, session))
+            transport.send(self._ready(ticket, session))
 
             async def receive() -> None:
                 while True:
@@ -345,7 +355,7 @@ class Hub:
                 if isinstance(exc, IdleTimeout):
                     reason = "idle"
                     with contextlib.suppress(Exception):
-                        await ws.send_json({"type": "error", "code": "idle", "message": str(exc)})
+                        await _send_now(ws, ErrorOut(code="idle", message=str(exc)))
                 elif isinstance(exc, ClientStalled):
                     reason = "stalled"
                 elif exc is not None and not isinstance(exc, WebSocketDisconnect | OSError):
@@ -367,7 +377,7 @@ class Hub:
                 del self.live[session.id]
                 ticket.closed = time.monotonic()
                 with contextlib.suppress(Exception):
-                    await ws.send_json({"type": "closed", "session_id": session.id, "reason": reason})
+                    await _send_now(ws, ClosedOut(session_id=session.id, reason=reason))
                     await ws.close(code=1000)
 
     async def _keep_transcript(self, session_id: str, transport: WebTransport) -> None:
@@ -397,26 +407,32 @@ class Hub:
                                   "for others; start again to continue")
             if left <= s.idle_warning_s and not warned:
                 warned = True
-                transport.send_json({"type": "error", "code": "idle_warning", "seconds_left": round(left),
-                                     "message": f"Still there? This session closes in {left:.0f} s unless you "
-                                                "type or speak."})
+                transport.send(ErrorOut(code="idle_warning", seconds_left=round(left),
+                                        message=f"Still there? This session closes in {left:.0f} s unless you "
+                                                "type or speak."))
             elif left > s.idle_warning_s:
                 warned = False
 
-    def _ready(self, ticket: Ticket, session) -> dict[str, Any]:
+    def _ready(self, ticket: Ticket, session) -> ReadyOut:
         cfg = self.models.config
-        msg = {"type": "ready", "session_id": session.id, "mode": ticket.mode,
-               "character": {"id": ticket.character_id, "name": ticket.character.name,
-                             "greeting": ticket.character.greeting},
-               "fps": cfg.fps, "audio_sample_rate": cfg.talker.sample_rate, "mic_sample_rate": 16000,
-               "asr": self.models.asr is not None, "story_time": find_story_clock(session) is not None,
-               "limits": {"max_message_bytes": self.settings.limits.max_message_bytes,
-                          "max_text_chars": cfg.thinker.max_input_chars}}
-        if ticket.mode == "params":
-            layout = session.face.layout.name
-            msg["face"] = {"layout": layout, "names": face_names(layout)}
-            msg["body"] = {"layout": "humanml3d263", "joints": 22}
-        return msg
+        params = ticket.mode == "params"
+        layout = session.face.layout.name if params else ""
+        return ReadyOut(
+            session_id=session.id, mode=ticket.mode,
+            character=CharacterInfo(id=ticket.character_id, name=ticket.character.name,
+                                    greeting=ticket.character.greeting),
+            fps=cfg.fps, audio_sample_rate=cfg.talker.sample_rate, mic_sample_rate=16000,
+            asr=self.models.asr is not None, story_time=find_story_clock(session) is not None,
+            limits=LimitsInfo(max_message_bytes=self.settings.limits.max_message_bytes,
+                              max_text_chars=cfg.thinker.max_input_chars),
+            face=FaceInfo(layout=layout, names=face_names(layout)) if params else None,
+            body=BodyInfo(layout="humanml3d263", joints=22) if params else None)
+
+
+async def _send_now(ws, msg: ServerMessage) -> None:
+    """A message sent outside the session's queue (before it exists, or after it ended): Starlette's
+    compact JSON, non-ASCII unescaped, as these messages have always been sent."""
+    await ws.send_json(msg.model_dump())
 
 
 def ws_path(mode: str) -> str:

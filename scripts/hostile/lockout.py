@@ -18,7 +18,7 @@ import time
 import httpx
 from websockets.sync.client import connect
 
-from mio.runtime.transports.web import AUDIO, unpack
+from mio.runtime.transports.messages import AUDIO, unpack
 
 port = int(sys.argv[1])
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 90

@@ -3,33 +3,14 @@
 Independent of the web framework: the server hands it an async `send(str | bytes)` and feeds it
 every client message with `handle(message)`; the session's `on_frame` is `WebTransport.on_frame`.
 
-Wire protocol (the reference for clients: the page in mio/server/static/app.js, mio/bench/serve.py)
---------------------------------------------------------------------
-Server -> client, binary (media): a 24-byte little-endian header `HEADER` then the payload.
-    kind 1 AUDIO  aux1 = sample rate, aux2 = turn id, pts; payload float32 mono PCM
-    kind 2 VIDEO  aux1 = frame index, aux2 = 0,      pts; payload JPEG (RGB)
-    `pts` is seconds on the session clock: the client plays audio and shows video against one
-    clock, so they stay in sync whatever the network does.
-Server -> client, text: JSON objects with a `type`:
-    ready, user_text, user_partial, turn_start, plan, turn_end, interrupt, vad, story_time, pong, error,
-    and in parameter mode face / body (FaceFrame / BodyFrame values for game engines).
-Client -> server, text: JSON `{"type": ...}`:
-    text {text}, interrupt, mic {on, sample_rate}, story_time {value}, ping, end.
-Client -> server, binary: microphone audio, 16-bit little-endian mono PCM at the rate announced
-    by the last `mic` message; the session's ASR stage cuts it into utterances (Silero VAD).
+The wire protocol (every message both ways, the binary media header, the error codes) lives in
+one file, mio/runtime/transports/messages.py: a pydantic model per message type. Server messages
+are built from those models only and queued with `WebTransport.send`; client messages are parsed
+by `parse_client_message` straight from the JSON text.
 
 Bounded everywhere: text messages and audio chunks have a maximum size; queued outgoing media
 is bounded (video keeps only the newest frames for a slow client; a client that stops reading
 altogether is disconnected); every malformed message gets an `error` reply, never a crash.
-
-Client messages are parsed by one typed schema (`ClientMessage`: a pydantic model per kind,
-told apart by `type`) straight from the JSON text: the size is checked first, the parser
-(pydantic-core's jiter) refuses nesting deeper than its recursion limit before building
-anything (a frame of 100,000 `[` is an `error` reply, not a RecursionError), every field is
-strictly typed (no "5" for 5, no NaN), and unknown extra fields are ignored for forward
-compatibility. Error codes: too_large, bad_json, bad_message (not an object with a "type"),
-unknown_type, bad_input (a field is wrong; the message names it), failed (the session refused
-it), internal (a bug; the session goes on).
 """
 
 from __future__ import annotations
@@ -37,16 +18,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
-import json
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from mio.core.errors import InputError, MioError
 from mio.core.frames import (
@@ -63,12 +41,39 @@ from mio.core.frames import (
     UserText,
     VideoFrame,
 )
+from mio.runtime.transports.messages import (
+    AUDIO,
+    CLIENT_TYPES,  # noqa: F401 - re-exported for clients that import it from here
+    HEADER,
+    MODES,
+    VIDEO,
+    BadMessage,
+    BodyOut,
+    EndMsg,
+    ErrorOut,
+    FaceOut,
+    InterruptMsg,
+    InterruptOut,
+    MicMsg,
+    PingMsg,
+    PlanOut,
+    PongOut,
+    ServerMessage,
+    StoryTimeMsg,
+    StoryTimeOut,
+    TextMsg,
+    TurnEndOut,
+    TurnStartOut,
+    UserPartialOut,
+    UserTextOut,
+    VadOut,
+    encode,
+    parse_client_message,
+    unpack,  # noqa: F401 - re-exported for clients that import it from here
+)
+from mio.runtime.transports.messages import round_time as _r
 
 log = logging.getLogger("mio.web")
-HEADER = struct.Struct("<BxxxIIxxxxd")  # kind, aux1, aux2, (pad), pts -> 24 bytes, keeps float32 aligned
-AUDIO, VIDEO = 1, 2
-MODES = ("browser", "params")
-CLIENT_TYPES = ("text", "interrupt", "mic", "story_time", "ping", "end")
 
 
 @dataclass(frozen=True)
@@ -85,89 +90,6 @@ class ClientStalled(MioError):
     """The client stopped reading: its outgoing queue is full."""
 
 
-# -- client -> server messages: one model per kind ---------------------------------------------
-MAX_LABEL_CHARS = 64  # story-time labels ("2:14", "+1") and ping tokens
-
-
-class _Msg(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
-
-
-Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
-
-
-class TextMsg(_Msg):
-    type: Literal["text"]
-    text: str  # emptiness and length are the Thinker's rules (it names its limit)
-
-
-class InterruptMsg(_Msg):
-    type: Literal["interrupt"]
-
-
-class MicMsg(_Msg):
-    type: Literal["mic"]
-    on: bool
-    sample_rate: int | None = None  # required with on=true; its range is WebLimits'
-
-
-class StoryTimeMsg(_Msg):
-    type: Literal["story_time"]
-    value: int | float | Label  # a chapter index, or "12", "+1", "2:5" as the story clock reads them
-
-
-class PingMsg(_Msg):
-    type: Literal["ping"]
-    t: int | float | Label | None = None  # echoed back in the pong
-
-
-class EndMsg(_Msg):
-    type: Literal["end"]
-
-
-ClientMessage = Annotated[TextMsg | InterruptMsg | MicMsg | StoryTimeMsg | PingMsg | EndMsg,
-                          Field(discriminator="type")]
-CLIENT_MESSAGE = TypeAdapter(ClientMessage)
-assert set(CLIENT_TYPES) == {m.model_fields["type"].annotation.__args__[0]
-                             for m in (TextMsg, InterruptMsg, MicMsg, StoryTimeMsg, PingMsg, EndMsg)}
-
-
-def parse_client_message(text: str) -> TextMsg | InterruptMsg | MicMsg | StoryTimeMsg | PingMsg | EndMsg:
-    """The typed message, or an InputError whose `code` is the wire error code."""
-    try:
-        return CLIENT_MESSAGE.validate_json(text)
-    except ValidationError as e:
-        raise _bad_message(e) from None
-
-
-class BadMessage(InputError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _bad_message(e: ValidationError) -> BadMessage:
-    err = e.errors(include_url=False)[0]
-    kind = err["type"]
-    if kind == "json_invalid":
-        detail = err["msg"].removeprefix("Invalid JSON: ")
-        return BadMessage("bad_json", f"message is not JSON ({detail})")
-    if kind in ("model_type", "dict_type", "union_tag_not_found"):
-        return BadMessage("bad_message", 'a message must be a JSON object with a string "type"')
-    if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
-        return BadMessage("unknown_type", f"unknown message type {tag!r}; expected one of {', '.join(CLIENT_TYPES)}")
-    loc = err["loc"]
-    msg_type, field = (loc[0], loc[1]) if len(loc) >= 2 else (loc[0] if loc else "?", None)
-    where = f'"{msg_type}" message' + (f', field "{field}"' if field else "")
-    if kind == "missing":
-        return BadMessage("bad_input", f"{where} is missing")
-    # A union field lists one error per alternative; say what would be accepted instead.
-    accepted = {"value": "a finite number or a short label", "t": "a number, a short text or null",
-                "sample_rate": "an integer (Hz)", "on": "true or false", "text": "a string"}.get(field)
-    return BadMessage("bad_input", f"{where}: must be {accepted}" if accepted else f"{where}: {err['msg']}")
-
-
 def pack_audio(chunk: AudioChunk) -> bytes:
     samples = np.ascontiguousarray(chunk.samples, dtype="<f4")
     return HEADER.pack(AUDIO, chunk.sample_rate, chunk.turn_id, chunk.pts) + samples.tobytes()
@@ -179,16 +101,6 @@ def pack_video(frame: VideoFrame, quality: int = 80) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(frame.image, dtype=np.uint8)).save(buf, "JPEG", quality=quality)
     return HEADER.pack(VIDEO, frame.index, 0, frame.pts) + buf.getvalue()
-
-
-def unpack(data: bytes) -> tuple[int, int, int, float, bytes]:
-    """(kind, aux1, aux2, pts, payload) of a server media message (for Python clients and tests)."""
-    kind, aux1, aux2, pts = HEADER.unpack_from(data)
-    return kind, aux1, aux2, pts, data[HEADER.size:]
-
-
-def _r(x: float) -> float:
-    return round(float(x), 4)
 
 
 def find_story_clock(session) -> Callable[[Any], Any] | None:
@@ -243,12 +155,13 @@ class WebTransport:
             self._out.append((kind, payload))
         self._wake.set()
 
-    def send_json(self, msg: dict[str, Any], front: bool = False) -> None:
-        self._queue("json", json.dumps(msg, separators=(",", ":")), front)
+    def send(self, msg: ServerMessage, front: bool = False) -> None:
+        """Queue one text message (`front`: ahead of everything queued, as an interrupt must be)."""
+        self._queue("json", encode(msg), front)
 
     def error(self, code: str, message: str) -> None:
         self.stats["errors_sent"] += 1
-        self.send_json({"type": "error", "code": code, "message": message})
+        self.send(ErrorOut(code=code, message=message))
 
     def speaking(self) -> bool:
         """True while queued speech has not finished playing on the session clock."""
@@ -271,24 +184,21 @@ class WebTransport:
             self._queue("audio", pack_audio(frame))
         elif isinstance(frame, FaceFrame):
             if params:
-                self.send_json({"type": "face", "pts": _r(frame.pts), "layout": frame.layout,
-                                "values": np.round(frame.values, 5).tolist()})
+                self.send(FaceOut(pts=frame.pts, layout=frame.layout, values=frame.values))
         elif isinstance(frame, BodyFrame):
             if params:
-                self.send_json({"type": "body", "pts": _r(frame.pts), "joints": np.round(frame.joints, 5).tolist(),
-                                "features": np.round(frame.features, 5).tolist()})
+                self.send(BodyOut(pts=frame.pts, joints=frame.joints, features=frame.features))
         elif isinstance(frame, UserText):
             self.transcript.append({"role": "user", "text": frame.text, "pts": _r(frame.pts)})
             self.transcript_changed.set()
-            self.send_json({"type": "user_text", "text": frame.text, "pts": _r(frame.pts)})
+            self.send(UserTextOut(text=frame.text, pts=frame.pts))
         elif isinstance(frame, StartOfTurn):
             self._replying, self._turn_text = True, []
-            self.send_json({"type": "turn_start", "turn": frame.turn_id, "pts": _r(frame.pts)})
+            self.send(TurnStartOut(turn=frame.turn_id, pts=frame.pts))
         elif isinstance(frame, PlanChunk):
             self._turn_text.append(frame.text)
-            self.send_json({"type": "plan", "turn": frame.turn_id, "index": frame.index, "text": frame.text,
-                            "emotion": frame.emotion.label, "intensity": frame.emotion.intensity,
-                            "gesture": frame.gesture, "pts": _r(frame.pts)})
+            self.send(PlanOut(turn=frame.turn_id, index=frame.index, text=frame.text, emotion=frame.emotion.label,
+                              intensity=frame.emotion.intensity, gesture=frame.gesture, pts=frame.pts))
         elif isinstance(frame, EndOfTurn):
             if frame.role == "assistant":
                 self._replying = False
@@ -299,7 +209,7 @@ class WebTransport:
                     "pts": _r(self.session.clock.now() if self.session is not None else frame.pts)}
                 self.transcript.append({"role": "assistant", "text": frame.text, **heard})
                 self.transcript_changed.set()
-                self.send_json({"type": "turn_end", "turn": frame.turn_id, "text": frame.text, "pts": _r(frame.pts)})
+                self.send(TurnEndOut(turn=frame.turn_id, text=frame.text, pts=frame.pts))
         elif isinstance(frame, Interrupt):
             self._on_interrupt(frame)
         elif isinstance(frame, UserSpeech):
@@ -328,8 +238,7 @@ class WebTransport:
         self.transcript_changed.set()
         if self.session is not None:
             self._audio_end = min(self._audio_end, self.session.clock.now())
-        self.send_json({"type": "interrupt", "heard_text": frame.heard_text, "reason": frame.reason,
-                        "pts": _r(frame.pts)}, front=True)
+        self.send(InterruptOut(heard_text=frame.heard_text, reason=frame.reason, pts=frame.pts), front=True)
 
     async def run_sender(self) -> None:
         """Drain the outgoing queues into the socket until cancelled. Raises ClientStalled."""
@@ -393,7 +302,7 @@ class WebTransport:
         elif isinstance(msg, StoryTimeMsg):
             self._story_time(msg.value)
         elif isinstance(msg, PingMsg):
-            self.send_json({"type": "pong", "t": msg.t, "session_time": _r(self.session.clock.now())})
+            self.send(PongOut(t=msg.t, session_time=self.session.clock.now()))
         elif isinstance(msg, EndMsg):
             self.ended.set()
 
@@ -414,7 +323,7 @@ class WebTransport:
         except MioError as e:
             raise InputError(str(e)) from None
         label = conv.story_label() if callable(getattr(conv, "story_label", None)) else ""
-        self.send_json({"type": "story_time", "value": t if isinstance(t, int | float) else value, "label": label})
+        self.send(StoryTimeOut(value=t if isinstance(t, int | float) else value, label=label))
 
     async def _mic_state(self, msg: MicMsg) -> None:
         if not msg.on:
@@ -454,14 +363,13 @@ class WebTransport:
     def _on_user_speech(self, frame: UserSpeech) -> None:
         if frame.event == "speech":
             self.last_activity = time.monotonic()  # speaking is using the session (the idle clock)
-            self.send_json({"type": "vad", "state": "speech"})
+            self.send(VadOut(state="speech"))
         elif frame.event == "partial":
-            self.send_json({"type": "user_partial", "text": frame.text})
+            self.send(UserPartialOut(text=frame.text))
         elif frame.event == "end":
             self.stats["utterances"] += 1
             # speech_end: session time the user stopped speaking (the page's spoken first-audio meter)
-            self.send_json({"type": "vad", "state": "end", "text": frame.text, "turn": frame.turn,
-                            "speech_end": _r(frame.pts)})
+            self.send(VadOut(state="end", text=frame.text, turn=frame.turn, speech_end=frame.pts))
 
     async def _end_utterance(self) -> None:
         if self._mic_rate:  # the microphone went off: an utterance in progress ends here
