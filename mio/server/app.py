@@ -9,7 +9,7 @@ HTTP
                             503 {"error": "busy"} when `max_sessions` are live
     POST /api/rating        {token, rating: 1..5, comment?} after (or during) the session
     GET  /api/status        live sessions and capacity
-WebSocket (protocol: mio.runtime.transports.web)
+WebSocket (protocol: mio.runtime.transports.messages)
     /ws/session?token=...   the page: JPEG video + float32 audio + JSON events; text, mic, barge-in
     /ws/params?token=...    game engines: FaceFrame / BodyFrame JSON (+ the audio), no rendering
 

@@ -1,6 +1,6 @@
 """The server's HTTP messages: typed request bodies (pydantic, read from bounded raw JSON), the refusal
 every route answers with, and the client's address. The WebSocket protocol is
-mio.runtime.transports.web (its client messages are pydantic models too).
+mio.runtime.transports.messages (every message both ways a pydantic model too).
 """
 
 from __future__ import annotations
