@@ -58,7 +58,8 @@ from mio.core.errors import InputError
 
 HEADER = struct.Struct("<BxxxIIxxxxd")  # kind, aux1, aux2, (pad), pts -> 24 bytes, keeps float32 aligned
 AUDIO, VIDEO = 1, 2
-MODES = ("browser", "params")
+Mode = Literal["browser", "params"]  # /ws/session, /ws/params
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 def unpack(data: bytes) -> tuple[int, int, int, float, bytes]:
@@ -73,7 +74,8 @@ def round_time(x: float) -> float:
 
 
 def _params(v: object) -> object:
-    """An array of parameters as rounded lists (the values of the frame's own dtype, as always sent)."""
+    """An array of parameters as lists rounded to 5 decimals in the array's own dtype (float32
+    values go out with their full float64 repr, as they always have)."""
     return np.round(v, 5).tolist() if isinstance(v, np.ndarray) else v
 
 
@@ -117,7 +119,7 @@ class ReadyOut(_Out):
 
     type: Literal["ready"] = "ready"
     session_id: str
-    mode: Literal["browser", "params"]
+    mode: Mode
     character: CharacterInfo
     fps: float  # video / parameter frames per second
     audio_sample_rate: int  # of the AUDIO media messages
@@ -245,20 +247,19 @@ class BodyOut(_Out):
     features: Params
 
 
-SERVER_MODELS: tuple[type[_Out], ...] = (
-    ReadyOut, UserTextOut, UserPartialOut, TurnStartOut, PlanOut, TurnEndOut, InterruptOut, VadOut,
-    StoryTimeOut, PongOut, ErrorOut, ClosedOut, FaceOut, BodyOut)
 ServerMessage = Annotated[
     ReadyOut | UserTextOut | UserPartialOut | TurnStartOut | PlanOut | TurnEndOut | InterruptOut | VadOut
     | StoryTimeOut | PongOut | ErrorOut | ClosedOut | FaceOut | BodyOut,
     Field(discriminator="type")]
 SERVER_MESSAGE = TypeAdapter(ServerMessage)
+SERVER_MODELS: tuple[type[_Out], ...] = get_args(get_args(ServerMessage)[0])
 SERVER_TYPES = tuple(get_args(m.model_fields["type"].annotation)[0] for m in SERVER_MODELS)
 
 
 def encode(msg: ServerMessage) -> str:
-    """The message as sent: compact JSON by `json.dumps` (not pydantic's serializer, which writes
-    1e-05 as 0.00001 and NaN as null), so every byte is what clients have always received."""
+    """The message as sent: compact JSON by `json.dumps`, so every byte is what clients have always
+    received (pydantic's own serializer would write floats such as 9.99e-06 without the exponent,
+    NaN as null and non-ASCII text unescaped: the same values, other bytes)."""
     return json.dumps(msg.model_dump(), separators=(",", ":"))
 
 
@@ -307,10 +308,10 @@ class EndMsg(_Msg):
     type: Literal["end"]
 
 
-CLIENT_MODELS = (TextMsg, InterruptMsg, MicMsg, StoryTimeMsg, PingMsg, EndMsg)
 ClientMessage = Annotated[TextMsg | InterruptMsg | MicMsg | StoryTimeMsg | PingMsg | EndMsg,
                           Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
+CLIENT_MODELS: tuple[type[_Msg], ...] = get_args(get_args(ClientMessage)[0])
 CLIENT_TYPES = tuple(get_args(m.model_fields["type"].annotation)[0] for m in CLIENT_MODELS)
 
 
