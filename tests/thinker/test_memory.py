@@ -99,6 +99,8 @@ def test_episodic_memory_is_per_user_persistent_and_safe_under_concurrency(tmp_p
     assert not any("Anna" in e.text for e in c.recall("bob", "nemo", "my name is Anna", min_score=-1, k=50))
     assert c.recall("anna", "nemo", "my name is Anna", exclude_session="s1", min_score=0.5) == []  # same session excluded
     assert c.recall("anna", "aronnax", "my name is Anna", min_score=-1) == []  # per character, too
+    assert c.forget_user("anna") == 26 and c.count("anna") == 0  # a benchmark's visitor leaves no trace
+    assert c.count("bob") == 25 and c.count("anna2") == 25  # and nobody else is touched
 
 
 @pytest.mark.slow

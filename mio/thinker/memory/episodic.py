@@ -66,5 +66,11 @@ class EpisodicStore:
             return self.db.read("SELECT COUNT(*) FROM episodes WHERE user_id = ?", (user_id,))[0][0]
         return self.db.read("SELECT COUNT(*) FROM episodes WHERE user_id = ? AND character = ?", (user_id, character))[0][0]
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every memory of `user_id` (a benchmark's visitor, or a user who asks to be
+        forgotten); returns how many there were."""
+        with self.db.write() as c:
+            return c.execute("DELETE FROM episodes WHERE user_id = ?", (user_id,)).rowcount
+
     def close(self) -> None:
         self.db.close()
