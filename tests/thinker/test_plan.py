@@ -11,6 +11,9 @@ def test_first_clause_is_cut_early_at_a_comma_later_ones_need_more_words():
     out = clauses("Oh hello, nice to meet you. I love the sea, and the stars at night, truly.")
     assert [c for c, _ in out] == ["Oh hello,", "nice to meet you.", "I love the sea, and the stars at night,", "truly."]
     assert out[-1][1] is True and not any(tail for _, tail in out[:-1])
+    # one word is enough for the first clause: "Yes," is spoken while the rest is written
+    assert [c for c, _ in clauses("Yes, Ned Land is aboard, sir.")] == [
+        "Yes,", "Ned Land is aboard, sir."]
 
 
 def test_first_sentence_ends_when_its_mark_arrives_not_one_token_later():

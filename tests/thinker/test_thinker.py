@@ -25,7 +25,7 @@ def make(reply, character: str = "mio", **changes):
 def test_reply_streams_clauses_with_persona_prompt():
     th, conv, llm = make("Hello, friend! I love the sea.")
     out = list(th.reply(conv, "Hi"))
-    assert [c.text for c in out] == ["Hello, friend!", "I love the sea."]
+    assert [c.text for c in out] == ["Hello,", "friend!", "I love the sea."]  # the first clause is cut at its first comma
     system = llm.calls[0][0]
     assert system["role"] == "system" and "You are Mio" in system["content"]
     assert llm.calls[0][-1] == {"role": "user", "content": "Hi"}
