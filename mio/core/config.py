@@ -32,8 +32,8 @@ class ThinkerConfig:
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key, if the server needs one
     max_tokens: int = 48  # per reply: one to three short spoken sentences
     temperature: float = 0.4
-    n_threads: int = 1  # decoding threads: 1 holds up better than 2 while the renderer shares the 2 cores
-    n_threads_batch: int = 1  # prompt pre-fill threads; 2 is faster alone but collapses beside the rasteriser
+    n_threads: int = 0  # LLM threads; 0 = as many as the cores other processes leave free (mio.core.cpu), re-checked while it writes
+    n_threads_batch: int = 0  # prompt pre-fill threads; 0 = as n_threads
     n_ctx: int = 2048
     seed: int = 0
     max_input_chars: int = 2000  # longer user messages are refused, not truncated

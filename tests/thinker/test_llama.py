@@ -2,12 +2,13 @@
 streamed, with the persona cached."""
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
 from mio.core.config import ThinkerConfig
-from mio.core.errors import BackendError
+from mio.core.errors import BackendError, ConfigError
 from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, served_gguf
 from mio.thinker.persona import load_character
 from mio.thinker.thinker import Thinker
@@ -49,6 +50,24 @@ def test_persona_prefix_stays_cached_between_turns(thinker):
     evaluated = llama_cpp.llama_perf_context(llm._ctx.ctx).n_p_eval
     assert prompt_len > 50
     assert 0 < evaluated < 30, f"{evaluated} prompt tokens evaluated: the persona prefix was not reused"
+
+
+def test_threads_follow_the_free_cores_and_a_fixed_count_is_kept(tmp_path, monkeypatch):
+    """thinker.n_threads=0 (the default): each reply runs on as many threads as the cores other
+    processes leave free (mio.core.cpu); a fixed count is used as given; a negative one is refused."""
+    from mio.core import cpu
+
+    auto = LlamaCppLLM(SMOL)
+    assert auto.auto_threads and auto.n_threads == min(os.cpu_count() or 1, 8)
+    msgs = [{"role": "user", "content": "Say hello."}]
+    for free, want in ((0.3, 1), (float(auto.n_threads), auto.n_threads)):
+        monkeypatch.setattr(cpu.CpuMeter, "free_cores", lambda self, f=free: f)
+        text = "".join(auto.stream(msgs, 4, 0.0))
+        assert text.strip() and auto.threads_used[-1] == want
+    fixed = LlamaCppLLM(dataclasses.replace(SMOL, n_threads=1))
+    assert not fixed.auto_threads and "".join(fixed.stream(msgs, 4, 0.0)).strip() and fixed.threads_used[-1] == 1
+    with pytest.raises(ConfigError, match="n_threads"):
+        LlamaCppLLM(dataclasses.replace(SMOL, n_threads=-1))
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):

@@ -22,6 +22,7 @@ import numpy as np
 
 from mio.core import packaged
 from mio.core.config import ThinkerConfig
+from mio.core.cpu import CpuMeter, threads_for
 from mio.core.errors import BackendError, ConfigError
 from mio.core.paths import cache_root
 from mio.thinker.llm.base import Avoid, ChatLLM
@@ -30,6 +31,8 @@ from mio.thinker.llm.selfname import NoSelfName
 
 log = logging.getLogger(__name__)
 
+MAX_AUTO_THREADS = 8  # thinker.n_threads=0 uses at most this many (a 0.5B model gains little beyond)
+RECHECK_TOKENS = 6  # while decoding, the thread count follows the free cores every this many tokens
 SERVED_TYPES = ("q8_0", "shipped")  # how the embedded model is served (ThinkerConfig.weights)
 MAX_SAVED_SESSIONS = 8  # conversations kept in memory while another holds the context (~16 MB each)
 
@@ -124,12 +127,21 @@ class LlamaCppLLM(ChatLLM):
         self._holder: str | None = None  # the session whose conversation the context holds
         self._saved: OrderedDict[str, tuple[np.ndarray, bytes]] = OrderedDict()  # the others', oldest first
         kwargs = {"lora_path": str(lora), "lora_scale": float(config.lora_scale)} if lora is not None else {}
+        if config.n_threads < 0 or config.n_threads_batch < 0:
+            raise ConfigError("thinker.n_threads and thinker.n_threads_batch must be >= 0 (0 = automatic)")
+        # 0 = automatic: the context is made for every core; each reply runs on the cores other
+        # processes leave free (`_set_threads`)
+        self.auto_threads = config.n_threads == 0
+        most = min(os.cpu_count() or 1, MAX_AUTO_THREADS)
+        self.n_threads = config.n_threads or most
+        self.n_threads_batch = config.n_threads_batch or self.n_threads
+        self.threads_used: list[int] = []  # threads chosen for each reply's pre-fill (benchmarks report it)
         try:
             self.llm = Llama(
                 model_path=str(path),
                 n_ctx=config.n_ctx,
-                n_threads=config.n_threads,
-                n_threads_batch=config.n_threads_batch,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads_batch,
                 n_batch=256,
                 seed=config.seed,
                 verbose=bool(os.environ.get("MIO_LLAMA_VERBOSE")),
@@ -138,11 +150,32 @@ class LlamaCppLLM(ChatLLM):
         except ValueError as e:  # llama-cpp-python raises ValueError for a model or adapter it cannot load
             raise BackendError(f"llama.cpp could not load {path}" + (f" with the adapter {lora}" if lora else "")
                                + f": {e}") from e
+        if self.auto_threads:
+            CpuMeter.shared()  # sampling from now on: the first reply finds a window measured
+
+    # -- threads ----------------------------------------------------------------------------------
+    # llama.cpp's threads meet at a spinning barrier after every operation: two threads are ~1.9x
+    # faster than one on an idle 2-core machine, and several times slower than one when another
+    # process holds one of the cores (mio.core.cpu). So with thinker.n_threads=0 each reply takes
+    # as many threads as the cores others leave free, and decoding re-checks every few tokens (a
+    # second session starting to speak, say).
+    def _set_threads(self) -> int:
+        if not self.auto_threads:
+            return self.n_threads_batch
+        import llama_cpp
+
+        n = threads_for(CpuMeter.shared().free_cores(), self.n_threads)
+        if n != getattr(self, "_threads_now", None):
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+            self._threads_now = n
+        return n
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, *,
                session: str | None = None, avoid: Avoid | None = None) -> Iterator[str]:
         with self._lock:
             self._switch(session)
+            self.threads_used.append(self._set_threads())
+            del self.threads_used[:-64]
             extra = {}
             processors = self._constraints(avoid) if avoid is not None else []
             if processors:
@@ -158,7 +191,9 @@ class LlamaCppLLM(ChatLLM):
                 stream=True,
                 **extra,
             )
-            for piece in pieces:
+            for i, piece in enumerate(pieces):
+                if i % RECHECK_TOKENS == RECHECK_TOKENS - 1:
+                    self._set_threads()
                 delta = piece["choices"][0].get("delta", {})
                 text = delta.get("content")
                 if text:
@@ -185,6 +220,7 @@ class LlamaCppLLM(ChatLLM):
         oracle's structured output, §6.2.1); the caller still validates it."""
         with self._lock:
             self._switch(None)
+            self._set_threads()
             out = self.llm.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature,
                 response_format={"type": "json_object", "schema": schema})
@@ -199,6 +235,7 @@ class LlamaCppLLM(ChatLLM):
             path = self._prefix_file(messages)
             if path.is_file() and self._load_prefix(path):
                 return
+            self._set_threads()
             self.llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
             self._save_prefix(path)
 
