@@ -38,6 +38,18 @@ TURNS = (
 )
 
 
+def _file_type(path: Path) -> str:
+    """The encoding most of a GGUF's weights are stored in (e.g. Q4_K_M's blocks are mostly Q5_0 / Q4_K)."""
+    from collections import Counter
+
+    from gguf import GGUFReader
+
+    sizes: Counter[str] = Counter()
+    for t in GGUFReader(str(path)).tensors:
+        sizes[t.tensor_type.name] += int(t.n_bytes)
+    return sizes.most_common(1)[0][0] if sizes else "?"
+
+
 def _logsoftmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
@@ -104,7 +116,8 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
               progress: Callable[[str], None] | None = None) -> dict:
     import llama_cpp
 
-    from mio.thinker.llm.llama import LlamaCppLLM, embedded_gguf, embedded_q8_0, requantize
+    from mio.core import packaged
+    from mio.thinker.llm.llama import LlamaCppLLM, embedded_q8_0, requantize
     from mio.thinker.memory.embed import create_embedder
     from mio.thinker.persona import load_character
     from mio.thinker.thinker import Thinker
@@ -114,11 +127,15 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
     character = load_character(config.character)
     tmp = Path(tempfile.mkdtemp(prefix="mio-bench-llm-"))
     say("preparing the encodings (q8_0 is cached; the f16 reference is written to a temp folder)")
-    files = {"shipped (Q4_1)": embedded_gguf(), "q8_0": embedded_q8_0(), "f16 (reference)": requantize(embedded_gguf(), tmp / "f16.gguf", "f16")}
+    model_name = tcfg.embedded  # the Thinker's configured model (it hard-coded SmolLM2 before Qwen was the default)
+    shipped = packaged.model_file(model_name)
+    base = f"shipped ({_file_type(shipped)})"
+    files = {base: shipped, "q8_0": embedded_q8_0(model_name), "f16 (reference)": requantize(shipped, tmp / "f16.gguf", "f16")}
 
     # -- raw speed and fidelity -------------------------------------------------------------------
-    models = {name: llama_cpp.Llama(model_path=str(p), n_ctx=tcfg.n_ctx, n_threads=tcfg.n_threads,
-                                    n_threads_batch=tcfg.n_threads_batch, n_batch=256, logits_all=True, verbose=False)
+    threads = tcfg.n_threads or 1  # automatic (0): the encodings are compared on one thread
+    models = {name: llama_cpp.Llama(model_path=str(p), n_ctx=tcfg.n_ctx, n_threads=threads,
+                                    n_threads_batch=tcfg.n_threads_batch or threads, n_batch=256, logits_all=True, verbose=False)
               for name, p in files.items()}
     text = character.system_prompt()
     ref_tokens = next(iter(models.values())).tokenize(text.encode())[:512]
@@ -139,18 +156,18 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
             decode[name].append((time.perf_counter() - t0) / len(decode_tokens) * 1e3)
     say(f"fidelity: next-token distributions over {len(ref_tokens)} tokens of the persona")
     logp = {name: next_token_logprobs(llm, ref_tokens) for name, llm in models.items()}
-    fidelity_ = {name: fidelity(logp["shipped (Q4_1)"], lp, ref_tokens) for name, lp in logp.items()}
+    fidelity_ = {n: fidelity(logp[base], lp, ref_tokens) for n, lp in logp.items()}
     del models
 
     # -- the Thinker's first clause on real turns ----------------------------------------------------
     embedder = create_embedder(tcfg.embedder)
     thinkers, convs = {}, {}
-    for name, weights in (("shipped (Q4_1)", "shipped"), ("q8_0", "q8_0")):
+    for label, weights in ((base, "shipped"), ("q8_0", "q8_0")):
         cfg = dataclasses.replace(tcfg, weights=weights, model_path=None, memory_dir=str(tmp / "memory"),
                                   episodic=False)
-        thinkers[name] = Thinker(cfg, llm=LlamaCppLLM(cfg), embedder=embedder)
-        convs[name] = thinkers[name].new_conversation(character, user_id="bench")
-        thinkers[name].warm(convs[name])
+        thinkers[label] = Thinker(cfg, llm=LlamaCppLLM(cfg), embedder=embedder)
+        convs[label] = thinkers[label].new_conversation(character, user_id="bench")
+        thinkers[label].warm(convs[label])
     first_clause: dict[str, list[float]] = {n: [] for n in thinkers}
     note_tokens: dict[str, list[int]] = {n: [] for n in thinkers}
     for i, user in enumerate(TURNS[:turns]):
@@ -173,7 +190,7 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
     def med(xs: list[float]) -> float:
         return round(statistics.median(xs), 2)
 
-    base, fast = "shipped (Q4_1)", "q8_0"
+    fast = "q8_0"
     summary = {
         "prefill_ms_per_token": {n: med(v) for n, v in prefill.items()},
         "decode_ms_per_token": {n: med(v) for n, v in decode.items()},
@@ -188,6 +205,8 @@ def bench_llm(config: MioConfig, reps: int = 5, turns: int = len(TURNS), beside_
         "suite": "llm",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "config": {"character": config.character, "thinker": to_dict(tcfg)},
+        "model": model_name,
+        "raw_threads": threads,
         "files": {n: {"path": str(p), "mb": round(p.stat().st_size / 1e6, 1)} for n, p in files.items()},
         "summary": summary,
         "fidelity": fidelity_,

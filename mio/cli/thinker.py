@@ -151,7 +151,7 @@ def register(sub, bench_sub, common) -> None:
     b.set_defaults(func=_bench_thinker)
 
     m = bench_sub.add_parser("llm", parents=[common],
-                             help="the embedded LLM as shipped (Q4_1) vs served (Q8_0) vs f16: pre-fill and decode "
+                             help="the Thinker's embedded LLM (thinker.embedded) as shipped vs served (Q8_0) vs f16: pre-fill and decode "
                                   "speed, fidelity, time to the first clause")
     m.add_argument("--reps", type=int, default=5, help="speed repetitions (the encodings alternate within each)")
     m.add_argument("--turns", type=int, default=6, help="Thinker turns per encoding for the first-clause time")
