@@ -7,6 +7,12 @@ metres, Y up, the character faces +Z, so its left side is +X; joints in SMPL ord
 Quaternions are (w, x, y, z), as in HumanML3D. A rotation q acts on a vector by q v q*.
 Products compose right-to-left: qmul(a, b) rotates by b first, then by a.
 
+Why these few numpy functions and not scipy's `Rotation` (which the BVH reader does use, for its
+Euler channels): the animator and HumanML3D's features work on arrays of any leading shape
+(frames x joints x 4) in HumanML3D's (w, x, y, z) order, while `Rotation` holds a flat batch in
+(x, y, z, w) order; every call here would reshape, reorder and build an object per frame and joint
+group, on the 25 fps path. The conversions are checked against `Rotation` in tests/body.
+
 Two forward-kinematics conventions live in the project:
 - `forward_kinematics` here is the ordinary hierarchical one the animator poses with: the
   local rotation of joint j turns the bones to j's children, and world rotations accumulate

@@ -139,3 +139,25 @@ def test_two_bone_ik_and_aim() -> None:
     local = sk.aim_local(parent, np.array([0.0, -0.3, 0.0]), d)
     got = sk.qrot(sk.qmul(parent, local), np.array([0.0, -0.3, 0.0]))
     np.testing.assert_allclose(got / 0.3, d / np.linalg.norm(d), atol=1e-10)
+
+
+def test_quaternion_helpers_agree_with_scipy_rotation() -> None:
+    """The batched (w, x, y, z) helpers do what scipy's Rotation (x, y, z, w) does."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    rng = np.random.default_rng(7)
+    a, b = random_quats(rng, 3, 22), random_quats(rng, 3, 22)
+    v = rng.normal(size=(3, 22, 3))
+
+    def R(q: np.ndarray) -> Rotation:
+        return Rotation.from_quat(q.reshape(-1, 4)[:, [1, 2, 3, 0]])
+
+    assert np.allclose(sk.qrot(a, v).reshape(-1, 3), R(a).apply(v.reshape(-1, 3)))
+    assert np.allclose(sk.quat_to_matrix(sk.qmul(a, b)).reshape(-1, 3, 3), (R(a) * R(b)).as_matrix())
+    assert np.allclose(sk.quat_to_matrix(sk.qinv(a)).reshape(-1, 3, 3), R(a).inv().as_matrix())
+    x, y, z = rng.uniform(-1.5, 1.5, size=(3, 50))
+    assert np.allclose(sk.quat_to_matrix(sk.qeuler(x, y, z)), Rotation.from_euler("XYZ", np.stack([x, y, z], -1)).as_matrix())
+    t = 0.3
+    for qa, qb in zip(a.reshape(-1, 4)[:10], b.reshape(-1, 4)[:10], strict=True):
+        want = Slerp([0, 1], R(np.stack([qa, qb])))([t]).as_matrix()[0]
+        assert np.allclose(sk.quat_to_matrix(sk.qslerp(qa, qb, t)), want)
