@@ -189,7 +189,21 @@ def _per_index(rows_by_session: list[list[dict]], key: str) -> list[dict]:
 
 
 def _speech_windows(c: BenchClient) -> list[tuple[float, float]]:
-    return sorted((a.pts, a.pts + a.duration) for a in c.log if a.kind == "audio")
+    """Session-clock spans in which the avatar is heard: each audio chunk, cut where a barge-in that
+    came after it stopped the speech (the page drops scheduled audio on `interrupt`) and where the
+    session's video ends (the client left). Counting the unplayed rest of a cut reply as speech made
+    its ~3 s of frames that were never due look "missing" (7 % of one session's speaking frames)."""
+    cuts = [(a.t, a.pts) for a in c.log if a.kind == "interrupt"]
+    video = [a.pts for a in c.log if a.kind == "video"]
+    last = max(video) + 1.0 / FPS if video else float("inf")
+    out = []
+    for a in c.log:
+        if a.kind != "audio":
+            continue
+        end = min([a.pts + a.duration, last] + [pts for t, pts in cuts if t >= a.t])
+        if end > a.pts:
+            out.append((a.pts, end))
+    return sorted(out)
 
 
 def _figures(c: BenchClient, run: dict) -> dict:
