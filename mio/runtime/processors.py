@@ -30,6 +30,8 @@ from mio.runtime.pipeline import Processor
 from mio.runtime.stats import Stats
 from mio.runtime.threads import run_in_thread
 
+SPOKEN_ENDS = tuple(".,;:!?\"')]\u2014-")  # a clause ending in one of these is spoken as written
+
 
 class _Produced:
     """What a worker thread produces, read in order on the event loop: items, then None (the end)
@@ -299,17 +301,21 @@ class TalkerProcessor(Processor):
         loop = asyncio.get_running_loop()
         syn = _Synthesis()
         pieced = self._pieced(chunk)
+        # A clause the Thinker cut mid-sentence (a long first sentence before "and", "which", ...;
+        # mio.thinker.plan.split_clauses) is spoken with a comma: a continuing intonation and a short
+        # breath, not the fall of a finished sentence.
+        spoken = chunk.text if chunk.text.rstrip().endswith(SPOKEN_ENDS) else chunk.text.rstrip() + ","
 
         def work() -> None:
             try:
                 t = time.perf_counter()
                 if pieced:
-                    pieces = self.voice.synthesize_pieces(chunk.text, chunk.emotion)
+                    pieces = self.voice.synthesize_pieces(spoken, chunk.emotion)
                 else:
-                    pieces = iter([(self.voice.synthesize(chunk.text, chunk.emotion), chunk.text, True)])
-                for speech, text, last in pieces:
+                    pieces = iter([(self.voice.synthesize(spoken, chunk.emotion), spoken, True)])
+                for speech, said, last in pieces:
                     now = time.perf_counter()
-                    loop.call_soon_threadsafe(syn.put, (speech, text, last, now - t))
+                    loop.call_soon_threadsafe(syn.put, (speech, said, last, now - t))
                     t = now
                     if syn.stop.is_set():
                         return

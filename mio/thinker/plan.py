@@ -104,7 +104,16 @@ def _after_abbreviation(text: str) -> bool:
     return m is not None and m.group(1).lower() in _ABBREVIATIONS
 
 
-def split_clauses(pieces: Iterable[str], first_min_words: int = 1, max_words: int = 14) -> Iterator[tuple[str, bool]]:
+# Words a long first clause may be cut before (a new phrase starts there), when no punctuation has
+# come after FIRST_PHRASE_WORDS words: "The Nautilus is a submarine vessel designed | and built by me".
+PHRASE_STARTS = frozenset("and but or which who whose where when while because with from of in on at by for into "
+                          "through since until after before".split())
+FIRST_PHRASE_WORDS = 5
+_PHRASE_START = re.compile(r"\s(" + "|".join(sorted(PHRASE_STARTS)) + r")\s", re.IGNORECASE)
+
+
+def split_clauses(pieces: Iterable[str], first_min_words: int = 1, max_words: int = 14,
+                  first_phrase_words: int = FIRST_PHRASE_WORDS) -> Iterator[tuple[str, bool]]:
     """Group a stream of text pieces into speakable clauses as soon as each one is complete.
 
     A clause ends at sentence punctuation (the first one as soon as the mark arrives, later ones
@@ -112,7 +121,11 @@ def split_clauses(pieces: Iterable[str], first_min_words: int = 1, max_words: in
     `first_min_words` (for the first clause, so audio starts early: "Yes," is said while the rest
     is written; it was 2, and "Yes, Aronnax and Ned Land are aboard." waited 0.5 s more for its
     first sound than the other turns of `mio bench pipeline`) or 6 words (later ones);
-    a run of `max_words` without punctuation is cut at a word boundary. Yields (clause, is_tail):
+    a run of `max_words` without punctuation is cut at a word boundary; and the first clause, when
+    `first_phrase_words` words have come without a mark, is cut before the next word that starts a
+    phrase (`PHRASE_STARTS`: "and", "which", "of", ...), so a long first sentence does not hold the
+    first sound back for all its words (the Talker speaks such a cut with a continuing intonation,
+    mio.runtime.processors). Yields (clause, is_tail):
     the tail is what was left when the stream ended, possibly cut off mid-sentence.
     """
     buf = ""
@@ -139,6 +152,12 @@ def split_clauses(pieces: Iterable[str], first_min_words: int = 1, max_words: in
                     break
             if cut is None and len(buf.split()) > max_words and buf.endswith((" ", "\n")):
                 cut = len(buf)
+            if cut is None and emitted == 0 and first_phrase_words and buf.count("[") == buf.count("]"):
+                for m in _PHRASE_START.finditer(buf):
+                    before = buf[: m.start()]
+                    if len(TAG.sub("", before).split()) >= first_phrase_words and before.count('"') % 2 == 0:
+                        cut = m.start() + 1  # before the phrase's first word
+                        break
             end = _EAGER_END.search(buf) if cut is None and emitted == 0 else None
             if (end and not _after_abbreviation(end.group(1)) and buf.count('"') % 2 == 0
                     and buf.count("[") == buf.count("]")):

@@ -63,3 +63,20 @@ def test_talker_sends_trimmed_clauses_back_to_back():
         assert a.words[0].start < 0.05  # the timing moved with the cut
     assert abs(audio[1].pts - audio[0].end) < 1e-9  # the next clause follows the kept pause
     assert audio[0].duration < 0.8 + 0.2  # 0.75 s of padding gone, a comma's breath kept
+
+
+def test_a_clause_cut_mid_sentence_is_spoken_as_continuing():
+    """The Thinker cuts a long first sentence before "and", "of", ... (mio.thinker.plan): the voice
+    gets it with a comma (a continuing intonation, a short breath); finished clauses go as written."""
+    heard = []
+
+    class Recording(_PaddedVoice):
+        def synthesize(self, text, emotion=None):
+            heard.append(text)
+            return super().synthesize(text, emotion)
+
+    talker = TalkerProcessor(Recording(), MediaClock(), Stats(), response_gap=0.0)
+    plan = [PlanChunk(turn_id=1, index=i, text=t) for i, t in
+            enumerate(("The Nautilus is a vessel designed", "and built by me.", "It is my home!"))]
+    asyncio.run(run_test(talker, plan))
+    assert heard == ["The Nautilus is a vessel designed,", "and built by me.", "It is my home!"]

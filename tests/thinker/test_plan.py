@@ -16,6 +16,16 @@ def test_first_clause_is_cut_early_at_a_comma_later_ones_need_more_words():
         "Yes,", "Ned Land is aboard, sir."]
 
 
+def test_a_long_first_sentence_is_cut_before_a_new_phrase():
+    """No mark after five words: the first clause ends before the next "and", "which", "of", ...;
+    short sentences, later clauses and quoted speech are not cut that way."""
+    assert [c for c, _ in clauses("The Nautilus is a submarine vessel designed and built by me in secret. It is mine.")] == [
+        "The Nautilus is a submarine vessel designed", "and built by me in secret.", "It is mine."]
+    assert [c for c, _ in clauses("The sea is everything to me. I love it and I stay in it with my men.")] == [
+        "The sea is everything to me.", "I love it and I stay in it with my men."]
+    assert [c for c, _ in clauses('"We are all bound to the sea and its depths," he said.')][0].startswith('"We are all bound to the sea and')
+
+
 def test_first_sentence_ends_when_its_mark_arrives_not_one_token_later():
     """Token by token: the first clause is out as soon as its "." arrives (no waiting for the next
     word), but not after an abbreviation or a number; what follows an early cut is not lost."""
