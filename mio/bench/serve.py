@@ -172,7 +172,7 @@ def _server_stats(hub, c: BenchClient) -> dict:
     extra = {"render_scale_changes": getattr(render, "scale_changes", None)} if render is not None else {}
     # where a missing frame was lost: never made (the frame clock skipped its tick, the stages being
     # behind) or made and dropped by the transport (the client read too slowly; newest frames kept)
-    clock = next((p for p in live.session.pipeline.processors if hasattr(p, "skipped_pts")), None)
+    clock = next((p for p in live.session.pipeline.processors if p.name == "frame_clock"), None)
     lost = {"ticks_skipped": getattr(clock, "skipped", None),
             "video_dropped_by_transport": int(live.transport.stats.get("video_dropped", 0))}
     return {"stages": stages, "speculation": events, **extra, **lost}

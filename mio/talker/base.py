@@ -38,14 +38,5 @@ class Voice(ABC):
 
     def warm(self) -> None:
         """Run one short synthesis so the first real clause does not pay for lazy start-up
-        (ONNX session set-up, the aligner's decoder and dictionary: ~2.5 s on first use).
-
-        The aligner is loaded even when the warm-up clause did not need it: a voice with timings of
-        its own (piper) falls back to it on the first clause whose words its timings do not match
-        ("I am Captain Nemo,"), and that clause waited 0.4 s for the dictionary (the first turn of
-        `mio bench pipeline`: 0.5 s from first clause to first audio, later turns 0.1 s)."""
+        (ONNX session set-up, the aligner's decoder and dictionary: ~2.5 s on first use)."""
         self.synthesize("Hello there.")
-        if getattr(getattr(self, "config", None), "align", False):
-            from mio.talker.align import Aligner
-
-            Aligner.shared()

@@ -25,7 +25,7 @@ from mio.core.config import TalkerConfig
 from mio.core.emotions import resolve as resolve_emotion
 from mio.core.errors import BackendError, ConfigError
 from mio.core.frames import Emotion
-from mio.talker.align import Timings, align, estimate_timings
+from mio.talker.align import Aligner, Timings, align, estimate_timings
 from mio.talker.base import Speech, Voice
 from mio.talker.text import Lexicon, clean_text
 from mio.talker.voices.shape import VoiceShape, world_shift
@@ -146,6 +146,15 @@ class EmbeddedVoice(Voice):
         """ARPABET phones of one word as this voice reads it (for words CMUdict lacks).
         Default: espeak-ng's reading, which is what Piper and espeak-ng say."""
         return Lexicon.shared().phones(word)
+
+    def warm(self) -> None:
+        """The warm-up clause, and the aligner even when that clause did not need it: a voice with
+        timings of its own (piper) falls back to it on the first clause its timings do not match
+        ("I am Captain Nemo,"), and that clause waited 0.4 s for the dictionary (the first turn of
+        `mio bench pipeline`: 0.5 s from first clause to first audio, later turns 0.1 s)."""
+        super().warm()
+        if self.config.align:
+            Aligner.shared()
 
     def timings(self, samples: np.ndarray, text: str) -> Timings:
         if self.config.align:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,7 +135,8 @@ class LlamaCppLLM(ChatLLM):
         most = min(os.cpu_count() or 1, MAX_AUTO_THREADS)
         self.n_threads = config.n_threads or most
         self.n_threads_batch = config.n_threads_batch or self.n_threads
-        self.threads_used: list[int] = []  # threads chosen for each reply's pre-fill (benchmarks report it)
+        self.threads_used: deque[int] = deque(maxlen=64)  # threads each recent reply began on (benchmarks report it)
+        self._threads_now = self.n_threads  # what the context runs on now (it is made with the most)
         try:
             self.llm = Llama(
                 model_path=str(path),
@@ -165,7 +166,7 @@ class LlamaCppLLM(ChatLLM):
         import llama_cpp
 
         n = threads_for(CpuMeter.shared().free_cores(), self.n_threads)
-        if n != getattr(self, "_threads_now", None):
+        if n != self._threads_now:
             llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
             self._threads_now = n
         return n
@@ -175,7 +176,6 @@ class LlamaCppLLM(ChatLLM):
         with self._lock:
             self._switch(session)
             self.threads_used.append(self._set_threads())
-            del self.threads_used[:-64]
             extra = {}
             processors = self._constraints(avoid) if avoid is not None else []
             if processors:
