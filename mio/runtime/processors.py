@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,8 @@ from mio.runtime.pacing import KEEP_LEAD_S, trim_silence
 from mio.runtime.pipeline import Processor
 from mio.runtime.stats import Stats
 from mio.runtime.threads import run_in_thread
+
+log = logging.getLogger(__name__)
 
 SPOKEN_ENDS = tuple(".,;:!?\"')]\u2014-")  # a clause ending in one of these is spoken as written
 
@@ -226,6 +229,7 @@ class ThinkerProcessor(Processor):
             if not self.thinker.is_command(text):  # chat commands (/time) are not conversation
                 self.conv.add("user", text)  # episodic write: one SQLite insert, embedding cached by recall
                 self.conv.add("assistant", " ".join(said))
+                self._prime()
         yield EndOfTurn(turn_id=turn, session_id=sid, pts=frame.pts, text=" ".join(said))
 
     async def on_interrupt(self, frame: Interrupt) -> None:
@@ -236,6 +240,18 @@ class ThinkerProcessor(Processor):
             heard = frame.heard_text.strip()
             if heard != turns[-1].text:
                 turns[-1].text = (heard + " ...") if heard else "(interrupted before speaking)"
+                self._prime()
+
+    def _prime(self) -> None:
+        """Pre-fill the next turn's prompt opening while the user reads, listens or thinks
+        (Thinker.prime; it skips itself when the LLM is busy). Best effort: a failure is logged."""
+        def prime() -> None:
+            try:
+                self.thinker.prime(self.conv)
+            except Exception:  # noqa: BLE001 - an optimisation; the next turn pre-fills what is missing
+                log.warning("pre-filling the next turn failed", exc_info=True)
+
+        run_in_thread(prime, name="mio-prime")
 
     async def stop(self) -> None:
         self.discard()

@@ -96,11 +96,16 @@ class Conversation:
             parts.insert(0, f'"{snippet}"')
         return ("Earlier the visitor said: " + "; ".join(parts) + ".") if parts else ""
 
-    def messages(self, user_text: str, context: str = "") -> list[dict[str, str]]:
+    def prefix(self) -> list[dict[str, str]]:
+        """What every prompt of this conversation begins with until the next turn is added: the persona,
+        the examples and the recent turns (the part the LLM keeps pre-filled)."""
         # The story's present is part of the cached prefix: it changes only when the clock moves.
         label = self.story_label()
         system = self.character.system_prompt() + (f"\nNow: {label}." if label else "")
-        msgs = [{"role": "system", "content": system}, *self.character.few_shot(), *self.history()]
+        return [{"role": "system", "content": system}, *self.character.few_shot(), *self.history()]
+
+    def messages(self, user_text: str, context: str = "") -> list[dict[str, str]]:
+        msgs = self.prefix()
         note = "\n".join(x for x in (context, self.condensed(),
                                      f"Current aims: {'; '.join(self.goals)}." if self.goals else "") if x)
         if note:
@@ -242,6 +247,12 @@ class Thinker:
         self.recall(conv, "Hello.")
         self.spoiler_guard(conv)
         self.llm.warm(conv.messages("Hello."), session=conv.session_id)
+
+    def prime(self, conv: Conversation) -> int:
+        """Between turns: pre-fill what the next prompt is sure to begin with (the turns so far, as
+        recorded, and the opening of the next user turn), so the next turn pre-fills only its own
+        words. Tokens evaluated (0 when there was nothing new or the LLM was busy)."""
+        return self.llm.prime(conv.prefix(), session=conv.session_id)
 
     def forget(self, conv: Conversation) -> None:
         """The session of `conv` has ended: the LLM drops the state it kept for it (its memories stay)."""

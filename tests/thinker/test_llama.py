@@ -190,6 +190,57 @@ def test_sessions_taking_turns_keep_their_own_prefilled_state(tmp_path, monkeypa
     assert max(prefilled) < 60, prefilled  # without the saved states the last turns re-read ~150 tokens
 
 
+def test_between_turns_the_next_turns_opening_is_prefilled(tmp_path, monkeypatch):
+    """prime() pre-fills the recorded turns and the template's opening of the next user turn while
+    the conversation is idle: the next turn then pre-fills only the user's words and the reply's
+    opening, its reply is the one it gets unprimed, and a second prime finds nothing to do. A reply
+    cut short by a barge-in is re-read by the prime, not by the next turn; a busy LLM is not waited for."""
+    import llama_cpp
+
+    monkeypatch.setenv("MIO_CACHE", str(tmp_path))
+    cfg = ThinkerConfig(model_path=str(served_gguf(ThinkerConfig())), memory_dir=":memory:", episodic=False,
+                        temperature=0.0, max_tokens=24)
+    character = load_character("mio")
+    th = Thinker(cfg)
+    llm = th.llm
+
+    def evaluated() -> int:
+        return llama_cpp.llama_perf_context(llm.llm._ctx.ctx).n_p_eval
+
+    def turn(conv, line: str, prime: bool) -> tuple[str, int, int]:
+        text = " ".join(c.text for c in th.reply(conv, line))
+        conv.add("user", line)
+        conv.add("assistant", text)
+        primed = th.prime(conv) if prime else 0
+        llama_cpp.llama_synchronize(llm.llm._ctx.ctx)  # the perf counters count a batch when it is synchronised
+        llama_cpp.llama_perf_context_reset(llm.llm._ctx.ctx)
+        return text, primed, evaluated()
+
+    lines = ["Hello! Who are you?", "What do you like to do?"]
+    plain = th.new_conversation(character, session_id="plain")
+    th.warm(plain)
+    unprimed = [turn(plain, line, prime=False)[0] for line in lines]
+
+    conv = th.new_conversation(character, session_id="primed")
+    th.warm(conv)
+    text, primed, _ = turn(conv, lines[0], prime=True)
+    assert text == unprimed[0]
+    assert primed == 5  # ChatML: <|im_end|> \n <|im_start|> user \n
+    assert th.prime(conv) == 0  # nothing new
+    words = len(llm.llm.tokenize(lines[1].encode(), add_bos=False))
+    text = " ".join(c.text for c in th.reply(conv, lines[1]))
+    assert evaluated() <= words + 5, "the next turn pre-filled more than its words and the reply's opening"
+    assert text == unprimed[1]
+    conv.add("user", lines[1])
+    conv.add("assistant", text)
+
+    conv.turns[-1].text = text.split()[0] + " ..."  # what a barge-in leaves of the reply
+    assert th.prime(conv) >= 5
+    with llm._lock:  # a reply being written elsewhere: the prime does not wait for it
+        conv.turns[-1].text = "(interrupted before speaking)"
+        assert th.prime(conv) == 0
+
+
 def test_the_characters_speak_in_the_first_person_with_the_real_model(thinker):
     """With the real model and the story's notes: greeted by name, asked about themselves and about what
     their notes say of them, the characters never name themselves as someone else (the sampling ban of

@@ -33,5 +33,10 @@ class ChatLLM(ABC):
     def warm(self, messages: list[dict[str, str]], *, session: str | None = None) -> None:  # noqa: B027
         """Pre-fill a prompt prefix (the persona) so the first turn starts fast (optional)."""
 
+    def prime(self, messages: list[dict[str, str]], *, session: str | None = None) -> int:
+        """Between turns: pre-fill `messages` and the opening of the next user turn, if the backend
+        keeps a pre-filled state and is idle (optional). Returns the tokens evaluated."""
+        return 0
+
     def forget(self, session: str) -> None:  # noqa: B027 - optional
         """The conversation `session` has ended: drop whatever is kept for it."""
