@@ -148,7 +148,7 @@ async def _sent_by_transport(frames, mode: str) -> list[str]:
     return [m for m in out if isinstance(m, str)]
 
 
-def test_the_transport_sends_the_bytes_it_always_sent():
+def test_the_transport_sends_exactly_these_bytes():
     plan = PlanChunk(turn_id=4, index=1, text="Ça va — bien?", emotion=Emotion("happy", 0.7), gesture=None, pts=1.000049)
     frames = [
         UserText(text="Bonjour \U0001f600", pts=0.5),
@@ -170,9 +170,8 @@ def test_the_transport_sends_the_bytes_it_always_sent():
         {"type": "turn_start", "turn": 4, "pts": _r(0.60004)},
         {"type": "plan", "turn": 4, "index": 1, "text": "Ça va — bien?", "emotion": "happy", "intensity": 0.7,
          "gesture": None, "pts": _r(1.000049)},
-        {"type": "face", "pts": _r(1.04), "layout": "arkit52", "values": np.round(FACE, 5).tolist()},
-        {"type": "body", "pts": _r(1.04), "joints": np.round(JOINTS, 5).tolist(),
-         "features": np.round(FEATURES, 5).tolist()},
+        {"type": "face", "pts": _r(1.04), "layout": "arkit52", "values": _p(FACE)},
+        {"type": "body", "pts": _r(1.04), "joints": _p(JOINTS), "features": _p(FEATURES)},
         {"type": "turn_end", "turn": 4, "text": "Ça va — bien?", "pts": 0.6},
         {"type": "vad", "state": "speech"},
         {"type": "user_partial", "text": "wai"},
@@ -186,9 +185,35 @@ def test_the_transport_sends_the_bytes_it_always_sent():
     sent.remove(interrupt)
     assert sent[:-1] == [_old(m) for m in expected]
     assert json.loads(sent[-1])["code"] == "unknown_type"
-    # the float32 value rounded to 1e-05, in Python's float repr as always (pydantic's own JSON
-    # serializer would write 0.000009999999747378752)
-    assert "[9.999999747378752e-06,-0.0," in sent[3]
+    # float32 values rounded in float64 go out as their shortest repr (1e-05, not float32's widened
+    # 9.999999747378752e-06), and a value that rounds to -0 as 0.0
+    assert '"values":[1e-05,0.0,0.12346,-1.0,' in sent[3]
+
+
+def _p(a: np.ndarray) -> list:
+    return (np.round(a.astype(np.float64), 5) + 0.0).tolist()
+
+
+def test_parameters_go_out_short_and_always_as_json_a_browser_parses():
+    """Parameters are sent as short decimals (a face message is under 60 % of the float32 repr's
+    size), and a non-finite value (a bug upstream) is sent as 0 instead of a NaN that JSON.parse
+    rejects; a non-finite time is refused where the message is made."""
+    face = FACE.copy()
+    face[[5, 6, 7]] = [np.nan, np.inf, -np.inf]
+    sent = asyncio.run(_sent_by_transport([FaceFrame(values=face, pts=0.0)], "params"))
+    msg = next(m for m in sent if m.startswith('{"type":"face"'))
+
+    def no_constants(name: str):
+        raise AssertionError(f"{name} on the wire")
+
+    values = json.loads(msg, parse_constant=no_constants)["values"]
+    assert values[5:8] == [0.0, 0.0, 0.0]
+    assert values[8:] == _p(FACE[8:])
+    old = json.dumps({"values": np.round(FACE, 5).tolist()}, separators=(",", ":"))
+    new = json.dumps({"values": _p(FACE)}, separators=(",", ":"))
+    assert len(new) < 0.6 * len(old)
+    with pytest.raises(ValidationError):
+        FaceOut(pts=float("nan"), layout="arkit52", values=[0.0])
 
 
 def test_browser_mode_sends_no_parameters():

@@ -12,7 +12,7 @@ Server -> client, binary (media): a 24-byte little-endian header `HEADER` then t
 Server -> client, text: one JSON object per message, told apart by `type`; one pydantic model
     per type below (`...Out`, the union `ServerMessage`). Times (`pts`, `end`, `speech_end`,
     `session_time`) are seconds on the session clock rounded to 0.1 ms; face / body parameters
-    are rounded to 5 decimals. A field that a message leaves out is absent, not null (`vad`
+    are rounded to 5 decimals (always finite). A field that a message leaves out is absent, not null (`vad`
     during speech, `ready` in browser mode, `error` other than idle_warning); a field that may
     be null says so (`plan.gesture`, `pong.t`). Clients should ignore fields they do not know.
 Client -> server, text: JSON `{"type": ...}`, one model per type (`...Msg`, the union
@@ -32,12 +32,13 @@ bad_mode, busy.
 
 Server messages are built from these models only, so a misspelt field or type is a
 ValidationError where the message is made, not a silent change on the wire. `encode` writes the
-compact JSON the server has always sent (`json.dumps`: Python's float repr, non-ASCII escaped).
+compact JSON by `json.dumps` (Python's shortest float repr, non-ASCII escaped, never NaN).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from typing import Annotated, Literal, get_args
 
@@ -55,6 +56,8 @@ from pydantic import (
 )
 
 from mio.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("<BxxxIIxxxxd")  # kind, aux1, aux2, (pad), pts -> 24 bytes, keeps float32 aligned
 AUDIO, VIDEO = 1, 2
@@ -74,9 +77,18 @@ def round_time(x: float) -> float:
 
 
 def _params(v: object) -> object:
-    """An array of parameters as lists rounded to 5 decimals in the array's own dtype (float32
-    values go out with their full float64 repr, as they always have)."""
-    return np.round(v, 5).tolist() if isinstance(v, np.ndarray) else v
+    """An array of parameters as lists of floats rounded to 5 decimals in float64, so each goes out
+    as its shortest repr ("0.12346", not float32's widened "0.12346000224351883": a params-mode face
+    message is ~2x smaller). A non-finite value (an upstream bug) would be written as NaN, which a
+    browser's JSON.parse rejects, losing the whole message: it is sent as 0 and logged instead."""
+    if not isinstance(v, np.ndarray):
+        return v
+    a = np.asarray(v, dtype=np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        log.warning("%d non-finite parameter value(s) sent as 0", int(bad.sum()))
+        a = np.where(bad, 0.0, a)
+    return (np.round(a, 5) + 0.0).tolist()  # + 0.0: no "-0.0" on the wire
 
 
 Seconds = Annotated[float, AfterValidator(round_time)]  # session-clock time, rounded to 0.1 ms
@@ -90,7 +102,7 @@ def _omitted():  # a field left out of the JSON when it is None
 
 # -- server -> client ----------------------------------------------------------------------------
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # JSON has no NaN
 
 
 class CharacterInfo(_Out):
@@ -258,9 +270,10 @@ SERVER_TYPES = tuple(get_args(m.model_fields["type"].annotation)[0] for m in SER
 
 def encode(msg: ServerMessage) -> str:
     """The message as sent: compact JSON by `json.dumps`, so every byte is what clients have always
-    received (pydantic's own serializer would write floats such as 9.99e-06 without the exponent,
-    NaN as null and non-ASCII text unescaped: the same values, other bytes)."""
-    return json.dumps(msg.model_dump(), separators=(",", ":"))
+    received (pydantic's own serializer would write floats such as 9.99e-06 without the exponent
+    and non-ASCII text unescaped: the same values, other bytes). No NaN or infinity can reach it:
+    the models refuse them, so every message is JSON a browser parses."""
+    return json.dumps(msg.model_dump(), separators=(",", ":"), allow_nan=False)
 
 
 def parse_server_message(text: str | bytes) -> ServerMessage:
