@@ -248,6 +248,8 @@ async def bench_pipeline(config: MioConfig, turns: int = 6, progress: Callable[[
         "thinker_warm_s": first["warm_s"],
         # thinker.n_threads=0: the threads each reply got (the cores other processes left free)
         "thinker_threads": {str(n): threads.count(n) for n in sorted(set(threads))},
+        # thinker.yield_to_voice_s: how long each reply's LLM stopped while its first clause was voiced
+        "thinker_paused_for_voice_ms_p50": med("thinker_paused_for_voice"),
         "talker_rtf": rtf("talker"),
         "talker_ms_per_clause_p50": med("talker"),
         "talker_first_piece_ms_p50": med("talker_first_piece"),

@@ -154,7 +154,7 @@ async def _barge(c: BenchClient, how: str, prompt: str, spoken: list[np.ndarray]
     return {"latency_s": round(got.t - t_cut, 4), "audio_after": len(late), "heard_text": got.msg.get("heard_text", "")}
 
 
-STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause",
+STAGES = ("asr", "asr_after_endpoint", "asr_pause_to_transcript", "thinker_head_start", "thinker_first_clause", "thinker_paused_for_voice",
           "talker", "talker_wait_presynthesised", "talker_first_piece", "talker_piece_gap", "talker_clause_gap", "render", "face", "body")
 
 

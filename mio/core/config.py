@@ -34,6 +34,9 @@ class ThinkerConfig:
     temperature: float = 0.4
     n_threads: int = 0  # LLM threads; 0 = as many as the cores other processes leave free (mio.core.cpu), re-checked while it writes
     n_threads_batch: int = 0  # prompt pre-fill threads; 0 = as n_threads
+    # between tokens, the LLM waits up to this long while a reply's first clause is synthesised, so
+    # the voice that the user waits for gets the cores (mio.core.cpu.Urgent); 0 = never waits
+    yield_to_voice_s: float = 0.25
     n_ctx: int = 2048
     seed: int = 0
     max_input_chars: int = 2000  # longer user messages are refused, not truncated

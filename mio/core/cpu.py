@@ -18,9 +18,11 @@ microseconds each). Off Linux, or where /proc/stat cannot be read, `free_cores` 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 STAT = "/proc/stat"
 
@@ -96,3 +98,63 @@ def threads_for(free: float | None, most: int, spare: float = 0.4) -> int:
     if free is None:
         return 1
     return max(1, min(most, int(free + spare)))
+
+
+class Urgent:
+    """Work a listener is waiting for right now (a reply's first clause being voiced: the user hears
+    nothing until it is), which work that is ahead of its listener makes room for: the reply's LLM,
+    already writing the clauses after it, seconds ahead of the speech, stops between tokens until
+    the clause is voiced, so on 2 cores the voice gets a core to itself instead of sharing both with
+    two LLM threads and the renderer.
+
+        urgent = Urgent.shared()
+        n = urgent.begun                   # the LLM, before handing out its first clause
+        with urgent.running(): ...         # the Talker voicing it
+        urgent.wait_done(n, timeout=0.25)  # the LLM: until work begun after `n` is done (or timeout)
+
+    Counted, so overlapping urgent work (two sessions) is done only when all of it is.
+    """
+
+    _shared: Urgent | None = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._begun = 0  # urgent runs begun so far
+        self._cond = threading.Condition()
+
+    @classmethod
+    def shared(cls) -> Urgent:
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    @property
+    def begun(self) -> int:
+        return self._begun
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with self._cond:
+            self._running += 1
+            self._begun += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def wait_done(self, after: int, timeout: float) -> float:
+        """Wait until urgent work begun after the `after`-th run has begun and all urgent work is
+        done, at most `timeout` seconds; the seconds waited."""
+        t0 = time.perf_counter()
+        with self._cond:
+            self._cond.wait_for(lambda: self._begun > after and self._running == 0, timeout)
+        return time.perf_counter() - t0

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
 from mio.core.clock import SessionClock
+from mio.core.cpu import Urgent
 from mio.core.frames import (
     AudioChunk,
     EndOfTurn,
@@ -111,15 +113,26 @@ class ThinkerProcessor(Processor):
         reply = _Reply(text, time.perf_counter())
         prior = list(self._discarded)
 
+        hold = self.thinker.config.yield_to_voice_s
+        urgent = Urgent.shared()
+
         def produce() -> None:
             for fut in prior:  # a discarded reply lets go of the conversation and the LLM first
                 with contextlib.suppress(BaseException):
                     fut.result()
             try:
+                first = True
                 for clause in self.thinker.reply(self.conv, text, stop=reply.stop):  # checked per token
                     if reply.stop.is_set():
                         break
+                    voiced = urgent.begun
                     loop.call_soon_threadsafe(reply.put, clause)
+                    if first and hold > 0:
+                        # The user hears nothing until this clause is voiced, and the rest of the
+                        # reply is seconds ahead of the speech: the LLM stops here (between tokens)
+                        # while the Talker voices it, instead of taking the cores it needs.
+                        self.stats.add("thinker_paused_for_voice", urgent.wait_done(voiced, hold))
+                    first = False
             except BaseException as e:  # noqa: BLE001 - handed to the event loop
                 loop.call_soon_threadsafe(reply.put, e)
             loop.call_soon_threadsafe(reply.put, None)
@@ -323,13 +336,18 @@ class TalkerProcessor(Processor):
         spoken = chunk.text if chunk.text.rstrip().endswith(SPOKEN_ENDS) else chunk.text.rstrip() + ","
 
         def work() -> None:
+            # A reply's first sound waits for this clause (its first piece): the LLM, writing the
+            # clauses after it, pauses between tokens meanwhile (mio.core.cpu.Urgent).
+            urgent = Urgent.shared().running() if chunk.index == 0 else contextlib.nullcontext()
             try:
                 t = time.perf_counter()
-                if pieced:
-                    pieces = self.voice.synthesize_pieces(spoken, chunk.emotion)
-                else:
-                    pieces = iter([(self.voice.synthesize(spoken, chunk.emotion), spoken, True)])
-                for speech, said, last in pieces:
+                with urgent:
+                    if pieced:
+                        pieces = self.voice.synthesize_pieces(spoken, chunk.emotion)
+                    else:
+                        pieces = iter([(self.voice.synthesize(spoken, chunk.emotion), spoken, True)])
+                    first = next(pieces, None)
+                for speech, said, last in itertools.chain([first] if first is not None else [], pieces):
                     now = time.perf_counter()
                     loop.call_soon_threadsafe(syn.put, (speech, said, last, now - t))
                     t = now

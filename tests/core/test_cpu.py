@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mio.core.cpu import CpuMeter, threads_for
+from mio.core.cpu import CpuMeter, Urgent, threads_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
 
@@ -60,3 +60,21 @@ def test_threads_follow_the_free_cores():
 def test_unreadable_stat_means_unknown(tmp_path):
     meter = CpuMeter(path=str(tmp_path / "missing"))
     assert not meter.available and meter.free_cores() is None
+
+
+def test_urgent_work_holds_the_waiters_until_it_is_done():
+    """Urgent: a waiter waits for urgent work begun after it looked (all of it, when two runs
+    overlap), passes at once when that work is already done, and never waits past its timeout."""
+    urgent = Urgent()
+    n = urgent.begun
+
+    def hold(seconds: float) -> None:
+        with urgent.running():
+            time.sleep(seconds)
+
+    threading.Thread(target=hold, args=(0.3,)).start()
+    threading.Thread(target=hold, args=(0.15,)).start()
+    waited = urgent.wait_done(n, 5.0)
+    assert 0.25 < waited < 2.0 and not urgent.busy  # done when the longer of the two ended
+    assert urgent.wait_done(n, 5.0) < 0.05  # already done
+    assert 0.04 < urgent.wait_done(urgent.begun, 0.05) < 1.0  # nothing begins: the timeout bounds the wait
