@@ -1,6 +1,7 @@
 """The whole session pipeline on fake backends: timing, A/V placement, barge-in, isolation."""
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -196,3 +197,19 @@ def test_voice_turn_goes_through_asr_and_silence_ends_the_turn():
     silent = asyncio.run(go(_SilentASR()))
     assert silent.user == "" and silent.reply == ""
     models.close()
+
+
+def test_the_reply_waits_while_its_first_clause_is_voiced():
+    """thinker.yield_to_voice_s: after handing out its first clause the reply's LLM stops until the
+    Talker has voiced it (the user waits on that clause; the rest is ahead of the speech), at most
+    that long; the whole reply is still said. With 0 it never stops."""
+    for hold in (0.25, 0.0):
+        models = fake_models(llm_delay=0.01, voice_delay=0.12)
+        models.thinker.config = dataclasses.replace(models.thinker.config, yield_to_voice_s=hold)
+        conv, [res] = run_offline(models, "Hi!")
+        assert res.reply == "Hello there, friend. I am Mio! How are you today?"
+        paused = conv.session.stats.stages.get("thinker_paused_for_voice")
+        if hold:
+            assert paused is not None and len(paused.seconds) == 1 and 0.08 < paused.seconds[0] <= 0.6
+        else:
+            assert paused is None
