@@ -45,3 +45,24 @@ def test_chat_in_the_terminal_records_video(tmp_path):
     assert len(lines) >= 2  # the greeting and at least one clause of the reply
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames > 25 and c.streams.audio
+
+
+def test_story_memory_lists_whose_memories_are_kept_and_forgets_one_user(tmp_path, monkeypatch, capsys):
+    from mio.thinker.memory.embed import HashEmbedder
+    from mio.thinker.memory.episodic import EpisodicStore
+
+    monkeypatch.setenv("MIO_MEMORY_DIR", str(tmp_path))
+    assert main(["story", "memory"]) == 0
+    assert "no episodic memories" in capsys.readouterr().out
+    store = EpisodicStore(tmp_path / "episodic-hash.sqlite", HashEmbedder())
+    for user, line in (("guest", "I like boats."), ("guest", "My name is Ada."), ("bob", "Hello.")):
+        store.add(user, "nemo", f"s-{user}", "user", line)
+    store.close()
+    assert main(["story", "memory"]) == 0
+    out = capsys.readouterr().out
+    assert "guest" in out and "2 lines in   1 sessions" in out and "bob" in out
+    assert main(["story", "memory", "--forget", "guest"]) == 0
+    assert "forgot 2 memories of 'guest'" in capsys.readouterr().out
+    assert main(["story", "memory"]) == 0
+    out = capsys.readouterr().out
+    assert "guest" not in out and "bob" in out

@@ -80,6 +80,37 @@ def _story_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _story_memory(args: argparse.Namespace) -> int:
+    """Whose episodic memories are kept (per user and character), and forgetting one user's."""
+    import time
+    from pathlib import Path
+
+    from mio.core.paths import memory_folder
+    from mio.thinker.memory.episodic import EpisodicStore
+
+    cfg = config_from_args(args)
+    folder = memory_folder(cfg.thinker.memory_dir)
+    files = sorted(Path(folder).glob("episodic-*.sqlite")) if folder != ":memory:" else []
+    if not files:
+        print(f"no episodic memories are kept in {folder}")
+        return 0
+    for path in files:
+        store = EpisodicStore(path, None)
+        try:
+            if args.forget is not None:
+                n = store.forget_user(args.forget)
+                print(f"{path.name}: forgot {n} memories of {args.forget!r}")
+                continue
+            visitors = store.visitors()
+            print(f"{path} ({len(visitors)} user/character pairs)")
+            for v in visitors:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.last))
+                print(f"  {v.user_id:24s} {v.character:12s} {v.memories:5d} lines in {v.sessions:3d} sessions, last {when}")
+        finally:
+            store.close()
+    return 0
+
+
 def _bench_thinker(args: argparse.Namespace) -> int:
     from mio.bench.thinker import bench_thinker
 
@@ -133,6 +164,12 @@ def register(sub, bench_sub, common) -> None:
     a.add_argument("--time", type=float, default=None, help="story time (chapter) to start at")
     a.add_argument("--user", default="guest", help="user id for episodic memory")
     a.set_defaults(func=_story_ask)
+
+    m = ssub.add_parser("memory", parents=[common],
+                        help="whose episodic memories are kept (what users told a character); --forget USER deletes one user's")
+    m.add_argument("--forget", metavar="USER", default=None,
+                   help="delete every memory of this user id (e.g. guest: the terminal and `mio say` user)")
+    m.set_defaults(func=_story_memory)
 
     b = bench_sub.add_parser("thinker", parents=[common],
                              help="retrieval at 10k/50k, TT / RT / CharacterBox for Baseline vs Diegetic memory")

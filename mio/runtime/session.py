@@ -175,13 +175,16 @@ class Session:
 
     def __init__(self, models: Models, *, realtime: bool = False, user_id: str = "guest",
                  on_frame: Callable[[Frame], Awaitable[None]] | None = None, seed: int | None = None,
-                 trajectory=None) -> None:
+                 trajectory=None, remember: bool = True) -> None:
+        """`remember` False: the user's lines are not kept in episodic memory (mio.server: an
+        anonymous visitor, whom no later session can be)."""
         self.models = models
         self.id = f"s{next(self._ids)}-{uuid.uuid4().hex[:6]}"
         self.user_id = user_id
         self.clock: SessionClock = WallClock() if realtime else MediaClock()
         self.stats = Stats()
-        self.conversation = models.thinker.new_conversation(models.character, user_id=user_id, session_id=self.id)
+        self.conversation = models.thinker.new_conversation(models.character, user_id=user_id, session_id=self.id,
+                                                            remember=remember)
         # Self-evolution (§6.2.1): a mio.thinker.evolve.trajectory.TrajectoryLog records turns and reactions.
         self.trajectory = trajectory.begin(self.id, user_id, models.config.character) if trajectory is not None else None
         seed = models.config.seed if seed is None else seed

@@ -101,6 +101,7 @@ class Ticket:
     client: str = "unknown"
     session_id: str | None = None
     closed: float | None = None
+    anonymous: bool = True  # no user_id given: a fresh visitor, whose lines episodic memory does not keep
 
 
 @dataclass
@@ -245,7 +246,7 @@ class Hub:
             raise Refused(400, "bad_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         # The Thinker remembers a user across sessions (episodic memory), so a user id is a key to
         # memories: only trusted clients (holding the access key) may name one; everybody else is
-        # a fresh anonymous visitor whose memories no other session can reach.
+        # a fresh anonymous visitor, whose lines are not kept (no later session could recall them).
         if body.user_id is not None and key is None:
             raise Refused(403, "bad_user", "naming a user_id needs the server's access key (--access-key)")
         user_id = body.user_id or f"web-{secrets.token_hex(6)}"
@@ -260,7 +261,8 @@ class Hub:
         for old in self._pending()[: max(0, len(self._pending()) - self.settings.max_pending_tokens + 1)]:
             del self.tickets[old.token]
         token = secrets.token_urlsafe(24)
-        ticket = Ticket(token, character_id, self.characters[character_id], mode, user_id, time.monotonic(), client)
+        ticket = Ticket(token, character_id, self.characters[character_id], mode, user_id, time.monotonic(), client,
+                        anonymous=body.user_id is None)
         self.tickets[token] = ticket
         return ticket
 
@@ -325,7 +327,8 @@ class Hub:
         view.character = ticket.character
         if mode == "params":
             view.renderer = _NoRender()
-        session = Session(view, realtime=True, user_id=ticket.user_id, on_frame=transport.on_frame)
+        session = Session(view, realtime=True, user_id=ticket.user_id, on_frame=transport.on_frame,
+                          remember=not ticket.anonymous)
         transport.attach(session)
         ticket.session_id = session.id
         self.live[session.id] = Live(ticket, session, transport)

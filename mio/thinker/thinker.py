@@ -216,14 +216,16 @@ class Thinker:
 
     # -- conversations ------------------------------------------------------------------------
     def new_conversation(self, character: Character, *, user_id: str = "guest", session_id: str | None = None,
-                         story_time: float | None = None) -> Conversation:
+                         story_time: float | None = None, remember: bool = True) -> Conversation:
+        """`remember` False: nothing of this conversation goes into episodic memory (an anonymous
+        visitor, whose id no later session will have: the lines could never be recalled)."""
         conv = Conversation(character, max_history_tokens=self.config.max_history_tokens, user_id=user_id)
         if session_id:
             conv.session_id = session_id
         if character.story is not None:
             t = story_time if story_time is not None else self.config.story_time
             conv.set_story_time(character.story.clock.start if t is None else t)
-        if self.config.episodic:
+        if self.config.episodic and remember:
             conv._listeners.append(self._remember)
         return conv
 

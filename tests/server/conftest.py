@@ -34,8 +34,8 @@ class FakeASR:
 class Client:
     """A synchronous WebSocket client that keeps every message it received."""
 
-    def __init__(self, srv: BackgroundServer, mode: str = "browser", **body) -> None:
-        r = httpx.post(srv.url + "/api/session", json={"mode": mode, **body})
+    def __init__(self, srv: BackgroundServer, mode: str = "browser", headers: dict | None = None, **body) -> None:
+        r = httpx.post(srv.url + "/api/session", json={"mode": mode, **body}, headers=headers)
         assert r.status_code == 200, r.text
         self.token = r.json()["token"]
         self.ws = connect(srv.ws_url + r.json()["ws"], max_size=1 << 24).__enter__()

@@ -199,6 +199,25 @@ def test_access_key(tmp_path):
         stop_server(srv)
 
 
+def test_episodic_memory_keeps_named_users_and_not_anonymous_visitors(tmp_path):
+    """A user named by a trusted client is remembered in their later sessions; an anonymous visitor
+    gets a fresh id each time, so their lines (which no later session could recall) are not kept."""
+    srv = start_server(tmp_path, access_key="sesame")
+    try:
+        store = srv.models.thinker.episodic
+        auth = {"Authorization": "Bearer sesame"}
+        for body in ({"user_id": "ada"}, {}):
+            c = Client(srv, headers=auth, **body)
+            c.send({"type": "text", "text": "My cat is called Pepper."})
+            c.wait("turn_end")
+            c.close()
+        assert wait_until(lambda: not srv.hub.live, 5.0)
+        kept = {v.user_id: v.memories for v in store.visitors()}
+        assert kept == {"ada": 1}
+    finally:
+        stop_server(srv)
+
+
 def test_busy_refusal_beyond_max_sessions(server):
     a, b = Client(server), Client(server)
     r = httpx.post(server.url + "/api/session", json={})

@@ -34,8 +34,18 @@ class Episode:
     score: float = 0.0
 
 
+@dataclass(frozen=True)
+class Visitor:
+    user_id: str
+    character: str
+    memories: int
+    sessions: int
+    last: float  # time of the latest memory (seconds since the epoch)
+
+
 class EpisodicStore:
-    def __init__(self, path: str | Path, embedder: Embedder) -> None:
+    def __init__(self, path: str | Path, embedder: Embedder | None) -> None:
+        """`embedder` None: a store opened only to list or forget memories."""
         self.db = Database(path, SCHEMA)
         self.embedder = embedder
 
@@ -65,6 +75,12 @@ class EpisodicStore:
         if character is None:
             return self.db.read("SELECT COUNT(*) FROM episodes WHERE user_id = ?", (user_id,))[0][0]
         return self.db.read("SELECT COUNT(*) FROM episodes WHERE user_id = ? AND character = ?", (user_id, character))[0][0]
+
+    def visitors(self) -> list[Visitor]:
+        """Whose memories the store holds, per user and character, most recent first."""
+        rows = self.db.read("SELECT user_id, character, COUNT(*), COUNT(DISTINCT session_id), MAX(ts) FROM episodes "
+                            "GROUP BY user_id, character ORDER BY MAX(ts) DESC")
+        return [Visitor(*r) for r in rows]
 
     def forget_user(self, user_id: str) -> int:
         """Delete every memory of `user_id` (a benchmark's visitor, or a user who asks to be
