@@ -46,27 +46,34 @@ def test_prompt_keeps_a_stable_persona_prefix_and_facts_come_after_it():
     assert first[: len(NEMO.few_shot()) + 1] == second[: len(NEMO.few_shot()) + 1]
     assert second[: len(first) - 1] == first[:-1]  # turn 2 extends turn 1's prompt: only new tokens
     assert "Part 2, Chapter 6" in third[0]["content"]  # the clock moved: the present changed
-    note = first[-2]
-    assert note["role"] == "system" and "Nautilus" in note["content"]
+    turn = first[-1]  # the memory note in parentheses, then the user's words
+    assert turn["role"] == "user" and turn["content"].startswith("(Your notes:") and "Nautilus" in turn["content"]
+    assert turn["content"].endswith(")\nTell me about the Nautilus and its electricity.")
     assert not any("Nautilus and its" in m["content"] for m in first[1 : len(NEMO.few_shot()) + 1])
+
+
+def note_of(messages: list[dict[str, str]]) -> str:
+    """The memory note of a prompt: in parentheses before the user's words in the last message."""
+    content = messages[-1]["content"]
+    return content.rsplit("\n", 1)[0] if content.startswith("(") else ""
 
 
 def test_future_facts_never_reach_the_prompt_until_the_clock_advances():
     th, llm = make("The sea keeps its secrets, sir.")
     conv = th.new_conversation(NEMO)
     say(th, conv, "Have you reached the South Pole and planted a black flag there?")
-    assert "black flag" not in llm.calls[-1][-2]["content"].lower()
+    assert "black flag" not in note_of(llm.calls[-1]).lower()
     assert say(th, conv, "/time 2:14") == "Story time is now Part 2, Chapter 14: The South Pole."
     assert conv.story_time == 38 and [t.text for t in conv.turns if t.text.startswith("/time")] == []
     say(th, conv, "Have you reached the South Pole and planted a black flag there?")
-    assert "black flag" in llm.calls[-1][-2]["content"].lower()
+    assert "black flag" in note_of(llm.calls[-1]).lower()
 
 
 def test_baseline_flat_rag_does_put_future_facts_in_the_prompt():
     th, llm = make(memory="flat", guards=False)
     conv = th.new_conversation(NEMO)
     say(th, conv, "Have you reached the South Pole and planted a black flag there?")
-    assert "black flag" in llm.calls[-1][-2]["content"].lower()
+    assert "black flag" in note_of(llm.calls[-1]).lower()
 
 
 def test_spoiler_in_the_draft_is_regenerated_then_refused():

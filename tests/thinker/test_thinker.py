@@ -63,10 +63,10 @@ def test_history_is_bounded_and_older_turns_are_condensed():
         conv.add("assistant", "ok")
     msgs = conv.messages("now")
     assert sum(len(m["content"]) for m in msgs[1:]) < 4 * 600 + 800
-    assert msgs[-1]["content"] == "now" and "199" in msgs[-4]["content"]
-    note = msgs[-2]
-    assert note["role"] == "system" and "Earlier the visitor said" in note["content"]
-    assert "message number" in note["content"] and len(note["content"].split()) < 90
+    turn = msgs[-1]
+    assert turn["role"] == "user" and turn["content"].endswith(")\nnow") and "199" in msgs[-3]["content"]
+    note = turn["content"][: -len("\nnow")]
+    assert note.startswith("(Earlier the visitor said") and "message number" in note and len(note.split()) < 90
 
 
 def test_character_pack_errors_name_file_and_field(tmp_path):
