@@ -168,14 +168,12 @@ def _server_stats(hub, c: BenchClient) -> dict:
     stages = {k: {"median_ms": v["median_ms"], "p90_ms": v["p90_ms"], "calls": v["calls"]}
               for k, v in summary["stages"].items() if k in STAGES}
     events = {k: len(v) for k, v in summary["events"].items() if k.startswith("speculation")}
-    render = next((p for p in live.session.pipeline.processors if p.name == "render"), None)
-    extra = {"render_scale_changes": getattr(render, "scale_changes", None)} if render is not None else {}
     # where a missing frame was lost: never made (the frame clock skipped its tick, the stages being
     # behind) or made and dropped by the transport (the client read too slowly; newest frames kept)
     clock = next((p for p in live.session.pipeline.processors if p.name == "frame_clock"), None)
     lost = {"ticks_skipped": getattr(clock, "skipped", None),
             "video_dropped_by_transport": int(live.transport.stats.get("video_dropped", 0))}
-    return {"stages": stages, "speculation": events, **extra, **lost}
+    return {"stages": stages, "speculation": events, **lost}
 
 
 def _per_index(rows_by_session: list[list[dict]], key: str) -> list[dict]:
