@@ -24,6 +24,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from mio.core.shared import Shared
+
 STAT = "/proc/stat"
 
 
@@ -41,11 +43,8 @@ def _busy_seconds(path: str = STAT) -> float | None:
     return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuMeter:
+class CpuMeter(Shared):
     """Free cores for this process over the last `window` seconds (see the module docstring)."""
-
-    _shared: CpuMeter | None = None
-    _shared_lock = threading.Lock()
 
     def __init__(self, period: float = 0.2, window: float = 1.0, path: str = STAT) -> None:
         self.period, self.window, self.path = period, window, path
@@ -57,13 +56,6 @@ class CpuMeter:
         if self.available:
             self._sample()
             threading.Thread(target=self._loop, name="mio-cpu-meter", daemon=True).start()
-
-    @classmethod
-    def shared(cls) -> CpuMeter:
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
 
     def _sample(self) -> None:
         busy = _busy_seconds(self.path)
@@ -100,7 +92,7 @@ def threads_for(free: float | None, most: int, spare: float = 0.4) -> int:
     return max(1, min(most, int(free + spare)))
 
 
-class Urgent:
+class Urgent(Shared):
     """Work a listener is waiting for right now (a reply's first clause being voiced: the user hears
     nothing until it is), which work that is ahead of its listener makes room for: the reply's LLM,
     already writing the clauses after it, seconds ahead of the speech, stops between tokens until
@@ -115,20 +107,10 @@ class Urgent:
     Counted, so overlapping urgent work (two sessions) is done only when all of it is.
     """
 
-    _shared: Urgent | None = None
-    _shared_lock = threading.Lock()
-
     def __init__(self) -> None:
         self._running = 0
         self._begun = 0  # urgent runs begun so far
         self._cond = threading.Condition()
-
-    @classmethod
-    def shared(cls) -> Urgent:
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
 
     @property
     def begun(self) -> int:

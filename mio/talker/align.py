@@ -25,6 +25,7 @@ import numpy as np
 
 from mio.audio import resample
 from mio.core.frames import Segment
+from mio.core.shared import Shared
 from mio.talker.text import ARPABET, Lexicon, word_tokens
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def _pcm16(x: np.ndarray) -> bytes:
     return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-class Aligner:
+class Aligner(Shared):
     """pocketsphinx forced aligner; the decoder (acoustic model + dictionary) loads once per process.
 
     The text is aligned as a sequence of *phones*, each entered in the decoder's dictionary as a
@@ -57,9 +58,6 @@ class Aligner:
     agrees with pocketsphinx's two-pass word-then-phone alignment to within a frame or two (10-20 ms)
     at about a third of its cost.
     """
-
-    _shared: Aligner | None = None
-    _shared_lock = threading.Lock()
 
     def __init__(self) -> None:
         from pocketsphinx import Decoder, get_model_path
@@ -80,13 +78,6 @@ class Aligner:
             self._decoder.add_word(_phone_word(phone), phone, True)
         self._lexicon = Lexicon.shared()
         self._lock = threading.Lock()
-
-    @classmethod
-    def shared(cls) -> Aligner:
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
 
     def pronunciations(self, tokens: list[str], pronounce: Pronouncer | None) -> list[list[str]]:
         """ARPABET phones per token: CMUdict when it knows the word, else the voice's own reading."""

@@ -17,11 +17,11 @@ import importlib.util
 import re
 import shutil
 import subprocess
-import threading
 import unicodedata
 from pathlib import Path
 
 from mio.core.errors import InputError
+from mio.core.shared import Shared
 
 MAX_CLAUSE_CHARS = 1000  # one synthesize() call; the Thinker streams short clauses, so this is generous
 
@@ -219,11 +219,8 @@ def cmudict_path() -> Path | None:
     return path if path.is_file() else None
 
 
-class Lexicon:
+class Lexicon(Shared):
     """word -> ARPABET phones. CMUdict first (135k words), then espeak-ng IPA, then letter rules."""
-
-    _shared: Lexicon | None = None
-    _lock = threading.Lock()
 
     def __init__(self, dict_path: Path | None = None) -> None:
         self.entries: dict[str, tuple[str, ...]] = {}
@@ -235,13 +232,6 @@ class Lexicon:
                     if "(" in word:  # alternative pronunciations: keep the first
                         continue
                     self.entries[word] = tuple(p.rstrip("012") for p in phones.split())
-
-    @classmethod
-    def shared(cls) -> Lexicon:
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
 
     def __contains__(self, word: str) -> bool:
         return word.lower() in self.entries
