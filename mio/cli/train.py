@@ -11,11 +11,27 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from mio.core.errors import CheckpointError
 
 RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _then_leave_the_group(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A training command that leaves the torch.distributed process group when it ends (under
+    torchrun): a process that exits with the gloo group still up can abort in gloo's teardown
+    ("terminate called without an active exception"), failing a run whose training finished."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        finally:
+            from mio.train import shutdown_distributed
+
+            shutdown_distributed()
+
+    return run
 
 
 def _codec(tsub: argparse._SubParsersAction) -> None:
@@ -57,7 +73,7 @@ def _codec(tsub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--export", metavar="DIR", help="copy the final checkpoint here (e.g. mio/talker/codec/embedded)")
-    p.set_defaults(func=t.train_command)
+    p.set_defaults(func=_then_leave_the_group(t.train_command))
 
 
 def _tts(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -90,7 +106,7 @@ def _tts(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> N
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--prepare-only", action="store_true", help="stop after data preparation")
     p.add_argument("--export", metavar="DIR", help="then write a float16 copy for shipping (with its codec) to DIR")
-    p.set_defaults(func=t.train_command)
+    p.set_defaults(func=_then_leave_the_group(t.train_command))
 
 
 def _face(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -114,7 +130,7 @@ def _face(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> 
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--generate", type=int, default=0, metavar="N",
                    help="first write N synthetic dyadic conversations into --data (kept ones are reused)")
-    p.set_defaults(func=t.train_command)
+    p.set_defaults(func=_then_leave_the_group(t.train_command))
 
 
 def _body_command(args: argparse.Namespace) -> int:
@@ -164,7 +180,7 @@ def _body(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> 
     p.add_argument("--limit", type=int, default=None, help="use at most this many training clips")
     p.add_argument("--n-train", type=int, default=400, help="stage data: training sequences")
     p.add_argument("--n-test", type=int, default=60, help="stage data: held-out sequences")
-    p.set_defaults(func=_body_command)
+    p.set_defaults(func=_then_leave_the_group(_body_command))
 
 
 def _render(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -191,7 +207,7 @@ def _render(tsub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the output folder")
     p.add_argument("-o", "--output", default="out/avatardit/run")
-    p.set_defaults(func=t.train_command)
+    p.set_defaults(func=_then_leave_the_group(t.train_command))
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction,

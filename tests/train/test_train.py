@@ -150,6 +150,8 @@ import json, pathlib
 # one file per rank: prints from two processes interleave on the shared stdout
 pathlib.Path(sys.argv[1], f"rank{info.rank}.txt").write_text(
     json.dumps({"world": info.world_size, "weight": model.weight.detach().tolist()}))
+from mio.train import shutdown_distributed
+shutdown_distributed()  # exiting with the gloo group up can abort in its teardown
 """
 
 
@@ -169,3 +171,28 @@ def test_lora_adapters_are_read_only_from_safetensors(tmp_path):
         safe_adapter(tmp_path)
     (tmp_path / "adapter_model.safetensors").write_bytes(b"")
     assert safe_adapter(tmp_path) == tmp_path
+
+
+def test_mio_train_commands_leave_the_process_group_even_when_they_fail(monkeypatch):
+    """Every `mio train` command leaves the torch.distributed group when it ends, failed or not (a
+    process exiting with the gloo group up can abort in gloo's teardown)."""
+    import argparse
+
+    import mio.train
+    from mio.cli import train as cli_train
+
+    left = []
+    monkeypatch.setattr(mio.train, "shutdown_distributed", lambda: left.append(True))
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli_train.register(sub, argparse.ArgumentParser().add_subparsers(), argparse.ArgumentParser(add_help=False))
+    args = parser.parse_args(["train", "face", "--stage", "vq"])
+
+    def boom(_args):
+        raise RuntimeError("training failed")
+
+    wrapped = cli_train._then_leave_the_group(boom)
+    with pytest.raises(RuntimeError):
+        wrapped(args)
+    assert left == [True]
+    assert args.func.__name__ == "run"  # the registered command is wrapped too

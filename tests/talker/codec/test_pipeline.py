@@ -97,6 +97,8 @@ from mio.talker.codec import KodamaCodec
 m = KodamaCodec.from_pretrained(sys.argv[1] + "/ck")
 with open(f"{sys.argv[1]}/rank{info.rank}.txt", "w") as f:
     print(info.world_size, float(sum(p.double().sum() for p in m.parameters())), file=f)
+from mio.train import shutdown_distributed
+shutdown_distributed()  # exiting with the gloo group up can abort in its teardown
 """
 
 

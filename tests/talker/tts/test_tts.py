@@ -421,6 +421,7 @@ train(m, data, Path(sys.argv[1]) / "ck", steps=2, cfg=TrainConfig(batch_size=2, 
 # One file per rank: two ranks printing to one stdout can interleave their lines.
 total = float(sum(p.sum() for p in m.parameters()))
 (Path(sys.argv[1]) / f"rank{dist.get_rank()}.txt").write_text(repr(total))
+dist.destroy_process_group()  # exiting with the gloo group up can abort in its teardown
 """
 
 
