@@ -102,11 +102,12 @@ async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Call
             if interrupts and frame.turn_id == barge_turn[0]:
                 late_audio.append(now - interrupts[-1])
 
-    # A visitor of its own: as "guest" every run recalled the questions of the runs before it
-    # ("This visitor told you in an earlier meeting: ..."), ~20 more tokens to pre-fill per turn
-    # (+0.15 s), and wrote its questions into a real guest's memories. Forgotten afterwards.
-    visitor = f"bench-{uuid.uuid4().hex[:12]}"
-    session = Session(models, realtime=True, on_frame=on_frame, user_id=visitor)
+    # A visitor of its own, remembered by nobody (as the web app's anonymous visitors): as "guest"
+    # every run recalled the questions of the runs before it ("This visitor told you in an earlier
+    # meeting: ..."), ~20 more tokens to pre-fill per turn (+0.15 s), and wrote its questions into
+    # a real guest's memories.
+    session = Session(models, realtime=True, on_frame=on_frame, user_id=f"bench-{uuid.uuid4().hex[:12]}",
+                      remember=False)
     talker = next(p for p in session.pipeline.processors if p.name == "talker")
     talker.trim = trim
     talker.stream_pieces = pieces
@@ -141,8 +142,6 @@ async def _one_session(models, turns: int, *, trim: bool, barge: bool, say: Call
     finally:
         wall = time.perf_counter() - t_start
         await session.close()
-        if models.thinker.episodic is not None:
-            models.thinker.episodic.forget_user(visitor)
 
     st = session.stats.stages
     first_clause = st["thinker_first_clause"].seconds if "thinker_first_clause" in st else []

@@ -254,11 +254,8 @@ class LlamaCppLLM(ChatLLM):
         try:
             self._switch(session)
             tokens = self.llm.tokenize(opening.encode("utf-8"), special=True)  # as create_completion does
-            n = self.llm.n_tokens
-            held = self.llm.input_ids[:n]
-            m = min(n, len(tokens))
-            differ = np.flatnonzero(held[:m] != np.asarray(tokens[:m]))
-            same = int(differ[0]) if len(differ) else m
+            # the prefix the context already holds, matched as llama-cpp-python's generate() matches it
+            same = self.llm.longest_token_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
             new = tokens[same:]
             if not new or len(new) > MAX_PRIMED_TOKENS:
                 return 0

@@ -83,8 +83,8 @@ class EpisodicStore:
         return [Visitor(*r) for r in rows]
 
     def forget_user(self, user_id: str) -> int:
-        """Delete every memory of `user_id` (a benchmark's visitor, or a user who asks to be
-        forgotten); returns how many there were."""
+        """Delete every memory of `user_id` (a user who asks to be forgotten: `mio story memory
+        --forget`); returns how many there were."""
         with self.db.write() as c:
             return c.execute("DELETE FROM episodes WHERE user_id = ?", (user_id,)).rowcount
 
